@@ -1,0 +1,156 @@
+//! Auth service: authenticate, auth_enable/disable/status, users and roles.
+
+use crate::perl::{Builder, Hv, ToPerl};
+use crate::proto::authpb::permission::Type as PermType;
+use crate::proto::etcdserverpb::*;
+use crate::queue::Reply;
+use crate::runtime::{Route, Shared};
+use bytes::Bytes;
+use prost::Message;
+
+pub fn route(method: &str) -> Option<Route> {
+    macro_rules! r {
+        ($t:ty, $rpc:literal) => {
+            Route::new::<$t>(concat!("/etcdserverpb.Auth/", $rpc), method_name(method)?)
+        };
+    }
+    Some(match method {
+        "authenticate" => Route {
+            decode: store_token,
+            with_token: false,
+            ..r!(AuthenticateResponse, "Authenticate")
+        },
+        "auth_enable" => r!(AuthEnableResponse, "AuthEnable"),
+        "auth_disable" => r!(AuthDisableResponse, "AuthDisable"),
+        "auth_status" => r!(AuthStatusResponse, "AuthStatus"),
+        "user_add" => r!(AuthUserAddResponse, "UserAdd"),
+        "user_get" => r!(AuthUserGetResponse, "UserGet"),
+        "user_list" => r!(AuthUserListResponse, "UserList"),
+        "user_delete" => r!(AuthUserDeleteResponse, "UserDelete"),
+        "user_change_password" => r!(AuthUserChangePasswordResponse, "UserChangePassword"),
+        "user_grant_role" => r!(AuthUserGrantRoleResponse, "UserGrantRole"),
+        "user_revoke_role" => r!(AuthUserRevokeRoleResponse, "UserRevokeRole"),
+        "role_add" => r!(AuthRoleAddResponse, "RoleAdd"),
+        "role_get" => r!(AuthRoleGetResponse, "RoleGet"),
+        "role_list" => r!(AuthRoleListResponse, "RoleList"),
+        "role_delete" => r!(AuthRoleDeleteResponse, "RoleDelete"),
+        "role_grant_permission" => r!(AuthRoleGrantPermissionResponse, "RoleGrantPermission"),
+        "role_revoke_permission" => r!(AuthRoleRevokePermissionResponse, "RoleRevokePermission"),
+        _ => return None,
+    })
+}
+
+/// The 'static spelling of an auth method name (error `source`).
+fn method_name(method: &str) -> Option<&'static str> {
+    const NAMES: &[&str] = &[
+        "authenticate",
+        "auth_enable",
+        "auth_disable",
+        "auth_status",
+        "user_add",
+        "user_get",
+        "user_list",
+        "user_delete",
+        "user_change_password",
+        "user_grant_role",
+        "user_revoke_role",
+        "role_add",
+        "role_get",
+        "role_list",
+        "role_delete",
+        "role_grant_permission",
+        "role_revoke_permission",
+    ];
+    NAMES.iter().copied().find(|n| *n == method)
+}
+
+/// A successful login replaces the token every later call sends.
+fn store_token(shared: &Shared, body: Bytes) -> Result<Reply, String> {
+    let resp = AuthenticateResponse::decode(body).map_err(|e| e.to_string())?;
+    shared.set_token(&resp.token)?;
+    Ok(Box::new(resp))
+}
+
+impl ToPerl for AuthenticateResponse {
+    fn to_perl(&self, b: &Builder) -> Hv {
+        let h = b.hv();
+        b.header(h, &self.header);
+        b.bytes(h, "token", self.token.as_bytes());
+        h
+    }
+}
+
+impl ToPerl for AuthStatusResponse {
+    fn to_perl(&self, b: &Builder) -> Hv {
+        let h = b.hv();
+        b.header(h, &self.header);
+        b.flag(h, "enabled", self.enabled);
+        b.uint(h, "auth_revision", self.auth_revision);
+        h
+    }
+}
+
+impl ToPerl for AuthUserGetResponse {
+    fn to_perl(&self, b: &Builder) -> Hv {
+        let h = b.hv();
+        b.header(h, &self.header);
+        b.strings(h, "roles", &self.roles);
+        h
+    }
+}
+
+impl ToPerl for AuthUserListResponse {
+    fn to_perl(&self, b: &Builder) -> Hv {
+        let h = b.hv();
+        b.header(h, &self.header);
+        b.strings(h, "users", &self.users);
+        h
+    }
+}
+
+impl ToPerl for AuthRoleListResponse {
+    fn to_perl(&self, b: &Builder) -> Hv {
+        let h = b.hv();
+        b.header(h, &self.header);
+        b.strings(h, "roles", &self.roles);
+        h
+    }
+}
+
+pub fn perm_type_name(t: i32) -> &'static str {
+    match PermType::try_from(t) {
+        Ok(PermType::Read) => "READ",
+        Ok(PermType::Write) => "WRITE",
+        Ok(PermType::Readwrite) => "READWRITE",
+        Err(_) => "UNKNOWN",
+    }
+}
+
+impl ToPerl for AuthRoleGetResponse {
+    fn to_perl(&self, b: &Builder) -> Hv {
+        let h = b.hv();
+        b.header(h, &self.header);
+        b.list(h, "perm", &self.perm, |b, p| {
+            let ph = b.hv();
+            b.bytes(ph, "perm_type", perm_type_name(p.perm_type).as_bytes());
+            b.bytes(ph, "key", &p.key);
+            b.bytes(ph, "range_end", &p.range_end);
+            ph
+        });
+        h
+    }
+}
+
+crate::perl::header_only_reply!(
+    AuthEnableResponse,
+    AuthDisableResponse,
+    AuthUserAddResponse,
+    AuthUserDeleteResponse,
+    AuthUserChangePasswordResponse,
+    AuthUserGrantRoleResponse,
+    AuthUserRevokeRoleResponse,
+    AuthRoleAddResponse,
+    AuthRoleDeleteResponse,
+    AuthRoleGrantPermissionResponse,
+    AuthRoleRevokePermissionResponse,
+);

@@ -1,0 +1,182 @@
+//! Election service: campaign, proclaim, leader, resign, and observe (one
+//! server stream per observer, resumed after failures without repeating
+//! the leader already reported).
+
+use crate::error::{is_transport_failure, EtcdError};
+use crate::perl::{Builder, Hv, ToPerl};
+use crate::proto::v3electionpb::{
+    election_client::ElectionClient, CampaignResponse, LeaderRequest, LeaderResponse,
+    ProclaimResponse, ResignResponse,
+};
+use crate::queue::Disposition;
+use crate::runtime::{Route, Shared};
+use crate::streams::{finish_cancel, Backoff};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
+use tonic::Status;
+
+const SOURCE: &str = "observe";
+
+pub fn route(method: &str) -> Option<Route> {
+    Some(match method {
+        // Waiting to be elected can take any time: no deadline.
+        "election_campaign" => {
+            Route::new::<CampaignResponse>("/v3electionpb.Election/Campaign", "election_campaign")
+                .without_deadline()
+        }
+        "election_proclaim" => {
+            Route::new::<ProclaimResponse>("/v3electionpb.Election/Proclaim", "election_proclaim")
+        }
+        "election_leader" => {
+            Route::new::<LeaderResponse>("/v3electionpb.Election/Leader", "election_leader")
+        }
+        "election_resign" => {
+            Route::new::<ResignResponse>("/v3electionpb.Election/Resign", "election_resign")
+        }
+        _ => return None,
+    })
+}
+
+impl ToPerl for CampaignResponse {
+    fn to_perl(&self, b: &Builder) -> Hv {
+        let h = b.hv();
+        b.header(h, &self.header);
+        if let Some(l) = &self.leader {
+            let lh = b.hv();
+            b.bytes(lh, "name", &l.name);
+            b.bytes(lh, "key", &l.key);
+            b.int(lh, "rev", l.rev);
+            b.int(lh, "lease", l.lease);
+            b.hash(h, "leader", lh);
+        }
+        h
+    }
+}
+
+impl ToPerl for LeaderResponse {
+    fn to_perl(&self, b: &Builder) -> Hv {
+        let h = b.hv();
+        b.header(h, &self.header);
+        if let Some(kv) = &self.kv {
+            b.hash(h, "kv", b.kv(kv));
+        }
+        h
+    }
+}
+
+crate::perl::header_only_reply!(ProclaimResponse, ResignResponse);
+
+pub struct ObserveTask {
+    pub shared: Arc<Shared>,
+    pub id: u64,
+    pub name: Vec<u8>,
+    pub auto_reconnect: bool,
+    pub registry: Arc<Mutex<HashMap<u64, oneshot::Sender<u64>>>>,
+}
+
+enum Ended {
+    Cancelled(u64),
+    ClientGone,
+    Failed(Status),
+}
+
+impl ObserveTask {
+    pub async fn run(self, mut cancel: oneshot::Receiver<u64>) {
+        let mut backoff = Backoff::new(self.shared.cfg.max_retries);
+        // Leader already reported, as (key, mod_revision).
+        let mut last: Option<(Vec<u8>, i64)> = None;
+        loop {
+            let (channel, generation) = self.shared.channel();
+            let ended = tokio::select! {
+                c = &mut cancel => match c {
+                    Ok(cancel_id) => Ended::Cancelled(cancel_id),
+                    Err(_) => Ended::ClientGone,
+                },
+                status = self.observe_once(channel, &mut last, &mut backoff) => Ended::Failed(status),
+            };
+            let status = match ended {
+                Ended::Cancelled(cancel_id) => {
+                    return finish_cancel(&self.shared, Some(self.id), cancel_id)
+                }
+                Ended::ClientGone => return,
+                Ended::Failed(status) => status,
+            };
+            if is_transport_failure(&status) {
+                self.shared.connection_failed(generation);
+            }
+            let err = EtcdError::from_status(&status, SOURCE);
+            let delay = if err.retryable() && self.auto_reconnect {
+                backoff.next_delay()
+            } else {
+                None
+            };
+            let Some(delay) = delay else {
+                let err = if err.retryable() && self.auto_reconnect {
+                    let msg = format!(
+                        "observe stream lost, gave up after {} reconnect attempts: {}",
+                        backoff.attempts(),
+                        err.message
+                    );
+                    EtcdError::new(err.code, msg, SOURCE)
+                } else {
+                    err
+                };
+                return self.fail(err, cancel);
+            };
+            tokio::select! {
+                c = &mut cancel => return match c {
+                    Ok(cancel_id) => finish_cancel(&self.shared, Some(self.id), cancel_id),
+                    Err(_) => {}
+                },
+                _ = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+
+    /// Runs one stream until it fails; returns why.
+    async fn observe_once(
+        &self,
+        channel: tonic::transport::Channel,
+        last: &mut Option<(Vec<u8>, i64)>,
+        backoff: &mut Backoff,
+    ) -> Status {
+        let mut client = ElectionClient::new(channel).max_decoding_message_size(usize::MAX);
+        let req = self.shared.request(
+            LeaderRequest {
+                name: self.name.clone(),
+            },
+            true,
+            false,
+        );
+        let mut stream = match client.observe(req).await {
+            Ok(resp) => resp.into_inner(),
+            Err(status) => return status,
+        };
+        loop {
+            match stream.message().await {
+                Ok(Some(resp)) => {
+                    backoff.reset();
+                    let seen = resp.kv.as_ref().map(|kv| (kv.key.clone(), kv.mod_revision));
+                    if seen.is_some() && seen == *last {
+                        continue; // the current leader, resent on reconnect
+                    }
+                    *last = seen;
+                    self.shared
+                        .send(self.id, Disposition::Keep, Ok(Box::new(resp)));
+                }
+                Ok(None) => return Status::unavailable("observe stream closed by the server"),
+                Err(status) => return status,
+            }
+        }
+    }
+
+    fn fail(&self, err: EtcdError, cancel: oneshot::Receiver<u64>) {
+        drop(cancel);
+        self.registry
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.id);
+        self.shared.send(self.id, Disposition::Last, Err(err));
+    }
+}

@@ -1,0 +1,124 @@
+//! The error every failed call reports: `{code, status, message, source, retryable}`.
+
+use std::error::Error as _;
+use tonic::Code;
+
+#[derive(Debug, Clone)]
+pub struct EtcdError {
+    pub code: Code,
+    pub message: String,
+    /// Name of the user-facing method (`get`, `watch`, ...).
+    pub source: &'static str,
+}
+
+impl EtcdError {
+    pub fn new(code: Code, message: impl Into<String>, source: &'static str) -> Self {
+        EtcdError {
+            code,
+            message: message.into(),
+            source,
+        }
+    }
+
+    /// Maps a tonic status. A status that tonic made up from a transport
+    /// failure carries an error source; one the server sent does not. Transport
+    /// failures are UNAVAILABLE whatever tonic called them (a reset mid-call
+    /// comes out as Unknown), so callers and the stream reconnect logic retry.
+    pub fn from_status(status: &tonic::Status, source: &'static str) -> Self {
+        let code = if is_transport_failure(status) {
+            Code::Unavailable
+        } else {
+            status.code()
+        };
+        let mut message = status.message().to_string();
+        if message.is_empty() {
+            message = match status.source() {
+                Some(e) => e.to_string(),
+                None => code.description().to_string(),
+            };
+        }
+        EtcdError::new(code, message, source)
+    }
+
+    pub fn deadline(source: &'static str, secs: f64) -> Self {
+        EtcdError::new(
+            Code::DeadlineExceeded,
+            format!("deadline of {secs}s exceeded"),
+            source,
+        )
+    }
+
+    pub fn internal(message: impl Into<String>, source: &'static str) -> Self {
+        EtcdError::new(Code::Internal, message, source)
+    }
+
+    pub fn retryable(&self) -> bool {
+        is_retryable(self.code)
+    }
+
+    /// The upper-case gRPC name of the code, as users match on it.
+    pub fn status_name(&self) -> &'static str {
+        status_name(self.code)
+    }
+}
+
+pub fn is_retryable(code: Code) -> bool {
+    matches!(
+        code,
+        Code::Unavailable | Code::ResourceExhausted | Code::Aborted | Code::DeadlineExceeded
+    )
+}
+
+pub fn is_transport_failure(status: &tonic::Status) -> bool {
+    match status.code() {
+        Code::Unavailable => true,
+        Code::Unknown | Code::Internal | Code::Cancelled => status.source().is_some(),
+        _ => false,
+    }
+}
+
+pub fn status_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_unknown_stays_unknown() {
+        let s = tonic::Status::unknown("etcdserver: something");
+        let e = EtcdError::from_status(&s, "get");
+        assert_eq!(e.status_name(), "UNKNOWN");
+        assert!(!e.retryable());
+        assert_eq!(e.message, "etcdserver: something");
+    }
+
+    #[test]
+    fn transport_unknown_becomes_unavailable() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        let s = tonic::Status::from_error(Box::new(io));
+        let e = EtcdError::from_status(&s, "put");
+        assert_eq!(e.status_name(), "UNAVAILABLE");
+        assert!(e.retryable());
+        assert_eq!(e.source, "put");
+    }
+}

@@ -1,0 +1,299 @@
+//! The C ABI the XS glue calls. Every entry point catches panics so none
+//! unwinds into C or Perl; raw pointers are turned into Rust values here and
+//! nowhere else.
+
+use crate::perl::{BuilderVtable, Builder, ToPerl};
+use crate::queue::Disposition;
+use crate::runtime::{Client, Config};
+use crate::streams::StreamKind;
+use bytes::Bytes;
+use prost::Message;
+use std::ffi::{c_char, c_int};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Duration;
+
+/// Options of `new`, as the XS side passes them.
+#[repr(C)]
+pub struct EvetcdConfig {
+    pub endpoints: *const *const u8,
+    pub endpoint_lens: *const usize,
+    pub n_endpoints: usize,
+    pub timeout: f64,
+    pub max_retries: i64,
+    pub health_interval: f64,
+    pub token: *const u8,
+    pub token_len: usize,
+}
+
+/// Returned for a call the library rejected (unknown method, bad bytes).
+const REJECTED: c_int = -1;
+/// Returned when Rust code panicked; nothing was started.
+const PANICKED: c_int = -2;
+
+/// # Safety
+/// `ptr` must point at `len` readable bytes (or be null with `len` 0).
+unsafe fn slice<'a>(ptr: *const u8, len: usize) -> &'a [u8] {
+    if ptr.is_null() || len == 0 {
+        &[]
+    } else {
+        // SAFETY: guaranteed by the caller.
+        unsafe { std::slice::from_raw_parts(ptr, len) }
+    }
+}
+
+fn write_error(buf: *mut c_char, cap: usize, msg: &str) {
+    if buf.is_null() || cap == 0 {
+        return;
+    }
+    let n = msg.len().min(cap - 1);
+    // SAFETY: the caller gave `cap` writable bytes at `buf`; we write n+1 <= cap.
+    unsafe {
+        std::ptr::copy_nonoverlapping(msg.as_ptr(), buf.cast::<u8>(), n);
+        *buf.add(n) = 0;
+    }
+}
+
+/// Creates a client; on failure returns null and writes why into `err`.
+///
+/// # Safety
+/// `cfg` must be valid; `err` must have `err_cap` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn evetcd_new(
+    cfg: *const EvetcdConfig,
+    err: *mut c_char,
+    err_cap: usize,
+) -> *mut Client {
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: the XS side passes a filled, live config.
+        let cfg = unsafe { &*cfg };
+        let mut endpoints = Vec::with_capacity(cfg.n_endpoints);
+        for i in 0..cfg.n_endpoints {
+            // SAFETY: n_endpoints entries in both arrays, each pointing at its length of bytes.
+            let bytes = unsafe { slice(*cfg.endpoints.add(i), *cfg.endpoint_lens.add(i)) };
+            endpoints.push(String::from_utf8_lossy(bytes).into_owned());
+        }
+        // SAFETY: token_len bytes at token, or null.
+        let token = unsafe { slice(cfg.token, cfg.token_len) };
+        let config = Config {
+            endpoints,
+            timeout: Duration::from_secs_f64(cfg.timeout.max(1.0)),
+            max_retries: cfg.max_retries,
+            health_interval: (cfg.health_interval > 0.0)
+                .then(|| Duration::from_secs_f64(cfg.health_interval)),
+            auth_token: (!token.is_empty()).then(|| String::from_utf8_lossy(token).into_owned()),
+        };
+        Client::new(config)
+    }));
+    match result {
+        Ok(Ok(client)) => Box::into_raw(Box::new(client)),
+        Ok(Err(msg)) => {
+            write_error(err, err_cap, &msg);
+            std::ptr::null_mut()
+        }
+        Err(_) => {
+            write_error(err, err_cap, "internal error while creating the client");
+            std::ptr::null_mut()
+        }
+    }
+}
+
+/// Stops the runtime (pending calls are dropped) and frees the client.
+///
+/// # Safety
+/// `client` comes from `evetcd_new` and is not used afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn evetcd_free(client: *mut Client) {
+    if client.is_null() {
+        return;
+    }
+    // SAFETY: ownership returns to Rust exactly once.
+    let client = unsafe { Box::from_raw(client) };
+    let _ = catch_unwind(AssertUnwindSafe(move || drop(client)));
+}
+
+/// The fd the EV io watcher waits on.
+///
+/// # Safety
+/// `client` is a live client.
+#[no_mangle]
+pub unsafe extern "C" fn evetcd_fd(client: *const Client) -> c_int {
+    // SAFETY: live client per contract.
+    unsafe { &*client }.queue.fd()
+}
+
+/// Starts unary `method` with its protobuf request body.
+///
+/// # Safety
+/// `client` is live; `method`/`body` point at their lengths of bytes.
+#[no_mangle]
+pub unsafe extern "C" fn evetcd_call(
+    client: *const Client,
+    id: u64,
+    method: *const u8,
+    method_len: usize,
+    body: *const u8,
+    body_len: usize,
+) -> c_int {
+    // SAFETY: live client and readable buffers per contract.
+    let (client, method, body) =
+        unsafe { (&*client, slice(method, method_len), slice(body, body_len)) };
+    guard(|| {
+        let Ok(method) = std::str::from_utf8(method) else {
+            return REJECTED;
+        };
+        if client.call(id, method, Bytes::copy_from_slice(body)) {
+            0
+        } else {
+            REJECTED
+        }
+    })
+}
+
+/// Starts a watch from an encoded WatchCreateRequest.
+///
+/// # Safety
+/// `client` is live; `body` points at `body_len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn evetcd_watch(
+    client: *const Client,
+    id: u64,
+    body: *const u8,
+    body_len: usize,
+    auto_reconnect: c_int,
+) -> c_int {
+    // SAFETY: live client and readable buffer per contract.
+    let (client, body) = unsafe { (&*client, slice(body, body_len)) };
+    guard(|| {
+        match crate::proto::etcdserverpb::WatchCreateRequest::decode(body) {
+            Ok(req) => {
+                client.streams.watch(id, req, auto_reconnect != 0);
+                0
+            }
+            Err(_) => REJECTED,
+        }
+    })
+}
+
+/// Starts keeping `lease` alive.
+///
+/// # Safety
+/// `client` is live.
+#[no_mangle]
+pub unsafe extern "C" fn evetcd_keepalive(
+    client: *const Client,
+    id: u64,
+    lease: i64,
+    auto_reconnect: c_int,
+) -> c_int {
+    // SAFETY: live client per contract.
+    let client = unsafe { &*client };
+    guard(|| {
+        client.streams.keepalive(id, lease, auto_reconnect != 0);
+        0
+    })
+}
+
+/// Starts observing the leader of election `name`.
+///
+/// # Safety
+/// `client` is live; `name` points at `name_len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn evetcd_observe(
+    client: *const Client,
+    id: u64,
+    name: *const u8,
+    name_len: usize,
+    auto_reconnect: c_int,
+) -> c_int {
+    // SAFETY: live client and readable buffer per contract.
+    let (client, name) = unsafe { (&*client, slice(name, name_len)) };
+    guard(|| {
+        client.streams.observe(id, name.to_vec(), auto_reconnect != 0);
+        0
+    })
+}
+
+/// Cancels stream `id` of `kind` (1 watch, 2 keepalive, 3 observe).
+///
+/// # Safety
+/// `client` is live.
+#[no_mangle]
+pub unsafe extern "C" fn evetcd_cancel(
+    client: *const Client,
+    kind: c_int,
+    id: u64,
+    cancel_id: u64,
+) -> c_int {
+    // SAFETY: live client per contract.
+    let client = unsafe { &*client };
+    guard(|| match StreamKind::from_code(kind as u32) {
+        Some(kind) => {
+            client.streams.cancel(kind, id, cancel_id);
+            0
+        }
+        None => REJECTED,
+    })
+}
+
+/// Re-arms the wake-up; call once per wake-up, before `evetcd_next`.
+///
+/// # Safety
+/// `client` is live.
+#[no_mangle]
+pub unsafe extern "C" fn evetcd_ack(client: *const Client) {
+    // SAFETY: live client per contract.
+    let client = unsafe { &*client };
+    let _ = catch_unwind(AssertUnwindSafe(|| client.queue.acknowledge()));
+}
+
+/// Takes the next completion, if any, and builds its Perl data.
+/// Returns 1 with `*id`, `*disposition` (0 keep, 1 last, 2 drop) and either
+/// `*resp` or `*err` set to a new HV (the other null), or 0 when empty.
+///
+/// # Safety
+/// `client` is live; `vt` holds working XS builder functions; out-pointers are writable.
+#[no_mangle]
+pub unsafe extern "C" fn evetcd_next(
+    client: *const Client,
+    vt: *const BuilderVtable,
+    id: *mut u64,
+    disposition: *mut c_int,
+    resp: *mut *mut std::ffi::c_void,
+    err: *mut *mut std::ffi::c_void,
+) -> c_int {
+    // SAFETY: live client and builder per contract.
+    let (client, vt) = unsafe { (&*client, &*vt) };
+    let Ok(Some(c)) = catch_unwind(AssertUnwindSafe(|| client.queue.try_next())) else {
+        return 0;
+    };
+    // SAFETY: the XS builder is valid for this call on the Perl thread.
+    let b = unsafe { Builder::new(vt) };
+    let built = catch_unwind(AssertUnwindSafe(|| match (&c.result, c.disposition) {
+        (_, Disposition::Drop) => (std::ptr::null_mut(), std::ptr::null_mut()),
+        (Ok(reply), _) => (reply.to_perl(&b).into_raw(), std::ptr::null_mut()),
+        (Err(e), _) => (std::ptr::null_mut(), e.to_perl(&b).into_raw()),
+    }));
+    // A reply that failed to convert still reaches its callback, as an error.
+    let (ok, bad) = built.unwrap_or_else(|_| {
+        let e = crate::error::EtcdError::internal("failed to convert the reply", "internal");
+        let hv = catch_unwind(AssertUnwindSafe(|| e.to_perl(&b).into_raw()));
+        (std::ptr::null_mut(), hv.unwrap_or(std::ptr::null_mut()))
+    });
+    let code = match c.disposition {
+        Disposition::Keep => 0,
+        Disposition::Last => 1,
+        Disposition::Drop => 2,
+    };
+    // SAFETY: out-pointers are writable per contract.
+    unsafe {
+        *id = c.id;
+        *disposition = code;
+        *resp = ok;
+        *err = bad;
+    }
+    1
+}
+
+fn guard(f: impl FnOnce() -> c_int) -> c_int {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or(PANICKED)
+}

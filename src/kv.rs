@@ -1,0 +1,81 @@
+//! KV service: get, put, delete, txn, compact.
+
+use crate::perl::{Builder, Hv, ToPerl};
+use crate::proto::etcdserverpb::{
+    response_op, CompactionResponse, DeleteRangeResponse, PutResponse, RangeResponse,
+    TxnResponse,
+};
+use crate::runtime::Route;
+
+pub fn route(method: &str) -> Option<Route> {
+    Some(match method {
+        "get" => Route::new::<RangeResponse>("/etcdserverpb.KV/Range", "get"),
+        "put" => Route::new::<PutResponse>("/etcdserverpb.KV/Put", "put"),
+        "delete" => Route::new::<DeleteRangeResponse>("/etcdserverpb.KV/DeleteRange", "delete"),
+        "txn" => Route::new::<TxnResponse>("/etcdserverpb.KV/Txn", "txn"),
+        "compact" => Route::new::<CompactionResponse>("/etcdserverpb.KV/Compact", "compact"),
+        _ => return None,
+    })
+}
+
+impl ToPerl for RangeResponse {
+    fn to_perl(&self, b: &Builder) -> Hv {
+        let h = b.hv();
+        b.header(h, &self.header);
+        b.list(h, "kvs", &self.kvs, Builder::kv);
+        b.int(h, "count", self.count);
+        b.flag(h, "more", self.more);
+        h
+    }
+}
+
+impl ToPerl for PutResponse {
+    fn to_perl(&self, b: &Builder) -> Hv {
+        let h = b.hv();
+        b.header(h, &self.header);
+        if let Some(prev) = &self.prev_kv {
+            b.hash(h, "prev_kv", b.kv(prev));
+        }
+        h
+    }
+}
+
+impl ToPerl for DeleteRangeResponse {
+    fn to_perl(&self, b: &Builder) -> Hv {
+        let h = b.hv();
+        b.header(h, &self.header);
+        b.int(h, "deleted", self.deleted);
+        b.list(h, "prev_kvs", &self.prev_kvs, Builder::kv);
+        h
+    }
+}
+
+impl ToPerl for TxnResponse {
+    fn to_perl(&self, b: &Builder) -> Hv {
+        let h = b.hv();
+        b.header(h, &self.header);
+        b.flag(h, "succeeded", self.succeeded);
+        b.list(h, "responses", &self.responses, |b, op| {
+            let item = b.hv();
+            match &op.response {
+                Some(response_op::Response::ResponseRange(r)) => {
+                    b.hash(item, "response_range", r.to_perl(b))
+                }
+                Some(response_op::Response::ResponsePut(r)) => {
+                    b.hash(item, "response_put", r.to_perl(b))
+                }
+                Some(response_op::Response::ResponseDeleteRange(r)) => {
+                    b.hash(item, "response_delete_range", r.to_perl(b))
+                }
+                Some(response_op::Response::ResponseTxn(r)) => {
+                    b.hash(item, "response_txn", r.to_perl(b))
+                }
+                None => {}
+            }
+            item
+        });
+        h
+    }
+}
+
+crate::perl::header_only_reply!(CompactionResponse);

@@ -1,0 +1,373 @@
+//! Lease service: grant, revoke, time_to_live, leases, and keepalive. All
+//! kept-alive leases of a client share one bidirectional stream, refreshed
+//! at a third of their TTL.
+
+use crate::error::{is_transport_failure, EtcdError};
+use crate::perl::{Builder, Hv, ToPerl};
+use crate::proto::etcdserverpb::{
+    lease_client::LeaseClient, LeaseGrantResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse,
+    LeaseLeasesResponse, LeaseRevokeResponse, LeaseTimeToLiveResponse,
+};
+use crate::queue::Disposition;
+use crate::runtime::{Route, Shared};
+use crate::streams::{finish_cancel, Backoff};
+use crate::watch::{next_message, wait_until};
+use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_stream::wrappers::UnboundedReceiverStream;
+use tonic::{Code, Status, Streaming};
+
+const SOURCE: &str = "keepalive";
+
+pub fn route(method: &str) -> Option<Route> {
+    Some(match method {
+        "lease_grant" => Route::new::<LeaseGrantResponse>("/etcdserverpb.Lease/LeaseGrant", "lease_grant"),
+        "lease_revoke" => Route::new::<LeaseRevokeResponse>("/etcdserverpb.Lease/LeaseRevoke", "lease_revoke"),
+        "lease_time_to_live" => Route::new::<LeaseTimeToLiveResponse>(
+            "/etcdserverpb.Lease/LeaseTimeToLive",
+            "lease_time_to_live",
+        ),
+        "lease_leases" => Route::new::<LeaseLeasesResponse>("/etcdserverpb.Lease/LeaseLeases", "lease_leases"),
+        _ => return None,
+    })
+}
+
+impl ToPerl for LeaseGrantResponse {
+    fn to_perl(&self, b: &Builder) -> Hv {
+        let h = b.hv();
+        b.header(h, &self.header);
+        b.int(h, "id", self.id);
+        b.int(h, "ttl", self.ttl);
+        if !self.error.is_empty() {
+            b.bytes(h, "error", self.error.as_bytes());
+        }
+        h
+    }
+}
+
+impl ToPerl for LeaseTimeToLiveResponse {
+    fn to_perl(&self, b: &Builder) -> Hv {
+        let h = b.hv();
+        b.header(h, &self.header);
+        b.int(h, "id", self.id);
+        b.int(h, "ttl", self.ttl);
+        b.int(h, "granted_ttl", self.granted_ttl);
+        if !self.keys.is_empty() {
+            b.strings(h, "keys", &self.keys);
+        }
+        h
+    }
+}
+
+impl ToPerl for LeaseLeasesResponse {
+    fn to_perl(&self, b: &Builder) -> Hv {
+        let h = b.hv();
+        b.header(h, &self.header);
+        b.list(h, "leases", &self.leases, |b, l| {
+            let e = b.hv();
+            b.int(e, "id", l.id);
+            e
+        });
+        h
+    }
+}
+
+impl ToPerl for LeaseKeepAliveResponse {
+    fn to_perl(&self, b: &Builder) -> Hv {
+        let h = b.hv();
+        b.header(h, &self.header);
+        b.int(h, "id", self.id);
+        b.int(h, "ttl", self.ttl);
+        h
+    }
+}
+
+crate::perl::header_only_reply!(LeaseRevokeResponse);
+
+pub enum KeepaliveCmd {
+    Start {
+        id: u64,
+        lease: i64,
+        auto_reconnect: bool,
+    },
+    Cancel {
+        id: u64,
+        cancel_id: u64,
+    },
+}
+
+struct Keeper {
+    lease: i64,
+    auto_reconnect: bool,
+}
+
+/// Refresh cadence of one lease.
+struct Schedule {
+    due: Instant,
+    /// Last TTL the server granted, in seconds (0 until the first reply).
+    ttl: i64,
+    /// Completion ids of the keepalives holding this lease.
+    keepers: Vec<u64>,
+}
+
+type Opening =
+    Pin<Box<dyn Future<Output = Result<tonic::Response<Streaming<LeaseKeepAliveResponse>>, Status>> + Send>>;
+
+pub struct KeepaliveHub {
+    shared: Arc<Shared>,
+    rx: mpsc::UnboundedReceiver<KeepaliveCmd>,
+    keepers: HashMap<u64, Keeper>,
+    leases: HashMap<i64, Schedule>,
+    queue: BTreeSet<(Instant, i64)>,
+    backoff: Backoff,
+    tx: Option<mpsc::UnboundedSender<LeaseKeepAliveRequest>>,
+    opening: Option<Opening>,
+    stream: Option<Streaming<LeaseKeepAliveResponse>>,
+    generation: u64,
+    retry_at: Option<Instant>,
+}
+
+/// A third of the TTL, so two refreshes may be lost before the lease lapses.
+fn refresh_interval(ttl: i64) -> Duration {
+    if ttl <= 0 {
+        return Duration::from_secs(1);
+    }
+    Duration::from_millis((ttl as u64).saturating_mul(1000) / 3).max(Duration::from_millis(200))
+}
+
+impl KeepaliveHub {
+    pub fn new(shared: Arc<Shared>, rx: mpsc::UnboundedReceiver<KeepaliveCmd>) -> Self {
+        let max = shared.cfg.max_retries;
+        KeepaliveHub {
+            shared,
+            rx,
+            keepers: HashMap::new(),
+            leases: HashMap::new(),
+            queue: BTreeSet::new(),
+            backoff: Backoff::new(max),
+            tx: None,
+            opening: None,
+            stream: None,
+            generation: 0,
+            retry_at: None,
+        }
+    }
+
+    pub async fn run(mut self) {
+        loop {
+            if self.keepers.is_empty() && self.tx.is_some() {
+                self.close_stream();
+            }
+            if !self.keepers.is_empty() && self.tx.is_none() && self.retry_at.is_none() {
+                self.open_stream();
+            }
+            let next_due = if self.tx.is_some() {
+                self.queue.first().map(|(at, _)| *at)
+            } else {
+                None
+            };
+            tokio::select! {
+                cmd = self.rx.recv() => match cmd {
+                    Some(cmd) => self.command(cmd),
+                    None => return,
+                },
+                opened = poll_opening(&mut self.opening) => {
+                    self.opening = None;
+                    match opened {
+                        Ok(resp) => self.stream = Some(resp.into_inner()),
+                        Err(status) => self.stream_failed(&status),
+                    }
+                }
+                msg = next_message(&mut self.stream) => match msg {
+                    Ok(Some(resp)) => self.response(resp),
+                    Ok(None) => self.stream_failed(&Status::unavailable("keepalive stream closed by the server")),
+                    Err(status) => self.stream_failed(&status),
+                },
+                _ = wait_until(next_due) => self.refresh_due(),
+                _ = wait_until(self.retry_at) => self.retry_at = None,
+            }
+        }
+    }
+
+    fn open_stream(&mut self) {
+        let (channel, generation) = self.shared.channel();
+        self.generation = generation;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let req = self
+            .shared
+            .request(UnboundedReceiverStream::new(rx), true, false);
+        let mut client = LeaseClient::new(channel).max_decoding_message_size(usize::MAX);
+        self.opening = Some(Box::pin(async move { client.lease_keep_alive(req).await }));
+        self.tx = Some(tx);
+        // Refresh everything at once on a new stream.
+        let now = Instant::now();
+        let leases: Vec<i64> = self.leases.keys().copied().collect();
+        for lease in leases {
+            self.reschedule(lease, now);
+        }
+    }
+
+    fn close_stream(&mut self) {
+        self.tx = None;
+        self.opening = None;
+        self.stream = None;
+    }
+
+    fn reschedule(&mut self, lease: i64, due: Instant) {
+        if let Some(s) = self.leases.get_mut(&lease) {
+            self.queue.remove(&(s.due, lease));
+            s.due = due;
+            self.queue.insert((due, lease));
+        }
+    }
+
+    /// Sends a keepalive for every lease that is due, and pencils in a
+    /// fallback refresh in case no reply comes.
+    fn refresh_due(&mut self) {
+        let now = Instant::now();
+        while let Some(&(at, lease)) = self.queue.first() {
+            if at > now {
+                break;
+            }
+            if let Some(tx) = &self.tx {
+                let _ = tx.send(LeaseKeepAliveRequest { id: lease });
+            }
+            let ttl = self.leases.get(&lease).map_or(0, |s| s.ttl);
+            self.reschedule(lease, now + refresh_interval(ttl));
+        }
+    }
+
+    fn command(&mut self, cmd: KeepaliveCmd) {
+        match cmd {
+            KeepaliveCmd::Start {
+                id,
+                lease,
+                auto_reconnect,
+            } => {
+                self.keepers.insert(
+                    id,
+                    Keeper {
+                        lease,
+                        auto_reconnect,
+                    },
+                );
+                let now = Instant::now();
+                let s = self.leases.entry(lease).or_insert_with(|| Schedule {
+                    due: now,
+                    ttl: 0,
+                    keepers: Vec::new(),
+                });
+                s.keepers.push(id);
+                self.reschedule(lease, now);
+            }
+            KeepaliveCmd::Cancel { id, cancel_id } => match self.remove_keeper(id) {
+                true => finish_cancel(&self.shared, Some(id), cancel_id),
+                false => finish_cancel(&self.shared, None, cancel_id),
+            },
+        }
+    }
+
+    fn remove_keeper(&mut self, id: u64) -> bool {
+        let Some(k) = self.keepers.remove(&id) else {
+            return false;
+        };
+        if let Some(s) = self.leases.get_mut(&k.lease) {
+            s.keepers.retain(|&x| x != id);
+            if s.keepers.is_empty() {
+                let due = s.due;
+                self.leases.remove(&k.lease);
+                self.queue.remove(&(due, k.lease));
+            }
+        }
+        true
+    }
+
+    fn response(&mut self, resp: LeaseKeepAliveResponse) {
+        self.backoff.reset();
+        let Some(s) = self.leases.get_mut(&resp.id) else {
+            return;
+        };
+        if resp.ttl <= 0 {
+            let keepers = s.keepers.clone();
+            for id in keepers {
+                self.remove_keeper(id);
+                let err = EtcdError::new(Code::NotFound, "etcdserver: requested lease not found", SOURCE);
+                self.shared.send(id, Disposition::Last, Err(err));
+            }
+            return;
+        }
+        s.ttl = resp.ttl;
+        let keepers = s.keepers.clone();
+        for id in keepers {
+            self.shared
+                .send(id, Disposition::Keep, Ok(Box::new(resp.clone())));
+        }
+        self.reschedule(resp.id, Instant::now() + refresh_interval(resp.ttl));
+    }
+
+    fn stream_failed(&mut self, status: &Status) {
+        self.close_stream();
+        if is_transport_failure(status) {
+            self.shared.connection_failed(self.generation);
+        }
+        let err = EtcdError::from_status(status, SOURCE);
+        let retry = err.retryable();
+        let ending: Vec<u64> = self
+            .keepers
+            .iter()
+            .filter(|(_, k)| !retry || !k.auto_reconnect)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ending {
+            self.remove_keeper(id);
+            self.shared.send(id, Disposition::Last, Err(err.clone()));
+        }
+        if self.keepers.is_empty() {
+            self.backoff.reset();
+            return;
+        }
+        match self.backoff.next_delay() {
+            Some(delay) => self.retry_at = Some(Instant::now() + delay),
+            None => {
+                let msg = format!(
+                    "keepalive stream lost, gave up after {} reconnect attempts: {}",
+                    self.backoff.attempts(),
+                    err.message
+                );
+                let gave_up = EtcdError::new(err.code, msg, SOURCE);
+                let ids: Vec<u64> = self.keepers.keys().copied().collect();
+                for id in ids {
+                    self.remove_keeper(id);
+                    self.shared.send(id, Disposition::Last, Err(gave_up.clone()));
+                }
+                self.backoff.reset();
+            }
+        }
+    }
+}
+
+async fn poll_opening(
+    opening: &mut Option<Opening>,
+) -> Result<tonic::Response<Streaming<LeaseKeepAliveResponse>>, Status> {
+    match opening {
+        Some(f) => f.await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refresh_is_a_third_of_ttl() {
+        assert_eq!(refresh_interval(30), Duration::from_secs(10));
+        assert_eq!(refresh_interval(1), Duration::from_millis(333));
+        assert_eq!(refresh_interval(0), Duration::from_secs(1));
+    }
+}

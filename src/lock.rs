@@ -1,0 +1,25 @@
+//! Lock service: lock, unlock.
+
+use crate::perl::{Builder, Hv, ToPerl};
+use crate::proto::v3lockpb::{LockResponse, UnlockResponse};
+use crate::runtime::Route;
+
+pub fn route(method: &str) -> Option<Route> {
+    Some(match method {
+        // Waiting for a held lock can take any time: no deadline.
+        "lock" => Route::new::<LockResponse>("/v3lockpb.Lock/Lock", "lock").without_deadline(),
+        "unlock" => Route::new::<UnlockResponse>("/v3lockpb.Lock/Unlock", "unlock"),
+        _ => return None,
+    })
+}
+
+impl ToPerl for LockResponse {
+    fn to_perl(&self, b: &Builder) -> Hv {
+        let h = b.hv();
+        b.header(h, &self.header);
+        b.bytes(h, "key", &self.key);
+        h
+    }
+}
+
+crate::perl::header_only_reply!(UnlockResponse);

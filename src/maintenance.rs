@@ -1,0 +1,78 @@
+//! Maintenance service: status, alarm, defragment, hash_kv, move_leader.
+
+use crate::perl::{Builder, Hv, ToPerl};
+use crate::proto::etcdserverpb::{
+    AlarmResponse, AlarmType, DefragmentResponse, HashKvResponse, MoveLeaderResponse,
+    StatusResponse,
+};
+use crate::runtime::Route;
+
+pub fn route(method: &str) -> Option<Route> {
+    Some(match method {
+        "status" => Route::new::<StatusResponse>("/etcdserverpb.Maintenance/Status", "status"),
+        "alarm" => Route::new::<AlarmResponse>("/etcdserverpb.Maintenance/Alarm", "alarm"),
+        "defragment" => {
+            Route::new::<DefragmentResponse>("/etcdserverpb.Maintenance/Defragment", "defragment")
+        }
+        "hash_kv" => Route::new::<HashKvResponse>("/etcdserverpb.Maintenance/HashKV", "hash_kv"),
+        "move_leader" => {
+            Route::new::<MoveLeaderResponse>("/etcdserverpb.Maintenance/MoveLeader", "move_leader")
+        }
+        _ => return None,
+    })
+}
+
+impl ToPerl for StatusResponse {
+    fn to_perl(&self, b: &Builder) -> Hv {
+        let h = b.hv();
+        b.header(h, &self.header);
+        b.bytes(h, "version", self.version.as_bytes());
+        b.int(h, "db_size", self.db_size);
+        b.int(h, "db_size_in_use", self.db_size_in_use);
+        b.uint(h, "leader", self.leader);
+        b.uint(h, "raft_index", self.raft_index);
+        b.uint(h, "raft_term", self.raft_term);
+        b.uint(h, "raft_applied_index", self.raft_applied_index);
+        b.flag(h, "is_learner", self.is_learner);
+        if !self.errors.is_empty() {
+            b.strings(h, "errors", &self.errors);
+        }
+        h
+    }
+}
+
+pub fn alarm_type_name(t: i32) -> &'static str {
+    match AlarmType::try_from(t) {
+        Ok(AlarmType::None) => "NONE",
+        Ok(AlarmType::Nospace) => "NOSPACE",
+        Ok(AlarmType::Corrupt) => "CORRUPT",
+        Err(_) => "UNKNOWN",
+    }
+}
+
+impl ToPerl for AlarmResponse {
+    fn to_perl(&self, b: &Builder) -> Hv {
+        let h = b.hv();
+        b.header(h, &self.header);
+        b.list(h, "alarms", &self.alarms, |b, a| {
+            let ah = b.hv();
+            b.uint(ah, "member_id", a.member_id);
+            b.int(ah, "alarm", a.alarm as i64);
+            b.bytes(ah, "alarm_type", alarm_type_name(a.alarm).as_bytes());
+            ah
+        });
+        h
+    }
+}
+
+impl ToPerl for HashKvResponse {
+    fn to_perl(&self, b: &Builder) -> Hv {
+        let h = b.hv();
+        b.header(h, &self.header);
+        b.uint(h, "hash", self.hash as u64);
+        b.int(h, "compact_revision", self.compact_revision);
+        h
+    }
+}
+
+crate::perl::header_only_reply!(DefragmentResponse, MoveLeaderResponse);

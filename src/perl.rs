@@ -1,0 +1,194 @@
+//! Building Perl data from responses, through functions the XS side lends us.
+//!
+//! Rust never sees a Perl value: it gets opaque handles from the XS builder
+//! and asks it to fill them. Each response is walked once, straight into
+//! hashes and arrays (no intermediate encoding).
+
+use crate::error::EtcdError;
+use crate::proto::etcdserverpb::ResponseHeader;
+use crate::proto::mvccpb::KeyValue;
+use std::ffi::c_void;
+
+type Ctx = *mut c_void;
+type Handle = *mut c_void;
+
+/// Table of XS callbacks; layout shared with `xs-glue/evetcd.h`.
+#[repr(C)]
+pub struct BuilderVtable {
+    pub ctx: Ctx,
+    pub hv_new: unsafe extern "C" fn(Ctx) -> Handle,
+    pub av_new: unsafe extern "C" fn(Ctx, usize) -> Handle,
+    pub hv_bytes: unsafe extern "C" fn(Ctx, Handle, *const u8, usize, *const u8, usize),
+    pub hv_int: unsafe extern "C" fn(Ctx, Handle, *const u8, usize, i64),
+    pub hv_uint: unsafe extern "C" fn(Ctx, Handle, *const u8, usize, u64),
+    pub hv_ref: unsafe extern "C" fn(Ctx, Handle, *const u8, usize, Handle),
+    pub av_bytes: unsafe extern "C" fn(Ctx, Handle, *const u8, usize),
+    pub av_int: unsafe extern "C" fn(Ctx, Handle, i64),
+    pub av_ref: unsafe extern "C" fn(Ctx, Handle, Handle),
+}
+
+/// A Perl hash under construction (owned by the XS side).
+#[derive(Clone, Copy)]
+pub struct Hv(Handle);
+/// A Perl array under construction (owned by the XS side).
+#[derive(Clone, Copy)]
+pub struct Av(Handle);
+
+impl Hv {
+    pub fn into_raw(self) -> Handle {
+        self.0
+    }
+}
+
+pub struct Builder<'a> {
+    vt: &'a BuilderVtable,
+}
+
+impl<'a> Builder<'a> {
+    /// # Safety
+    /// `vt` must hold valid XS builder functions for the current Perl thread.
+    pub unsafe fn new(vt: &'a BuilderVtable) -> Self {
+        Builder { vt }
+    }
+
+    pub fn hv(&self) -> Hv {
+        // SAFETY: valid XS builder per Builder::new's contract.
+        Hv(unsafe { (self.vt.hv_new)(self.vt.ctx) })
+    }
+
+    pub fn av(&self, capacity: usize) -> Av {
+        // SAFETY: as above.
+        Av(unsafe { (self.vt.av_new)(self.vt.ctx, capacity) })
+    }
+
+    pub fn bytes(&self, hv: Hv, key: &str, v: &[u8]) {
+        // SAFETY: handles come from this builder; slices live across the call.
+        unsafe { (self.vt.hv_bytes)(self.vt.ctx, hv.0, key.as_ptr(), key.len(), v.as_ptr(), v.len()) }
+    }
+
+    pub fn int(&self, hv: Hv, key: &str, v: i64) {
+        // SAFETY: as above.
+        unsafe { (self.vt.hv_int)(self.vt.ctx, hv.0, key.as_ptr(), key.len(), v) }
+    }
+
+    pub fn uint(&self, hv: Hv, key: &str, v: u64) {
+        // SAFETY: as above.
+        unsafe { (self.vt.hv_uint)(self.vt.ctx, hv.0, key.as_ptr(), key.len(), v) }
+    }
+
+    pub fn flag(&self, hv: Hv, key: &str, v: bool) {
+        self.int(hv, key, v as i64)
+    }
+
+    pub fn hash(&self, hv: Hv, key: &str, child: Hv) {
+        // SAFETY: as above; the XS side takes ownership of `child`.
+        unsafe { (self.vt.hv_ref)(self.vt.ctx, hv.0, key.as_ptr(), key.len(), child.0) }
+    }
+
+    pub fn array(&self, hv: Hv, key: &str, child: Av) {
+        // SAFETY: as above; the XS side takes ownership of `child`.
+        unsafe { (self.vt.hv_ref)(self.vt.ctx, hv.0, key.as_ptr(), key.len(), child.0) }
+    }
+
+    pub fn push_bytes(&self, av: Av, v: &[u8]) {
+        // SAFETY: as above.
+        unsafe { (self.vt.av_bytes)(self.vt.ctx, av.0, v.as_ptr(), v.len()) }
+    }
+
+    pub fn push_int(&self, av: Av, v: i64) {
+        // SAFETY: as above.
+        unsafe { (self.vt.av_int)(self.vt.ctx, av.0, v) }
+    }
+
+    pub fn push_hash(&self, av: Av, child: Hv) {
+        // SAFETY: as above; the XS side takes ownership of `child`.
+        unsafe { (self.vt.av_ref)(self.vt.ctx, av.0, child.0) }
+    }
+
+    /// `key => [ ... ]` built from a slice with `f` for each element.
+    pub fn list<T>(&self, hv: Hv, key: &str, items: &[T], f: impl Fn(&Self, &T) -> Hv) {
+        let av = self.av(items.len());
+        for item in items {
+            self.push_hash(av, f(self, item));
+        }
+        self.array(hv, key, av);
+    }
+
+    /// `key => [ byte strings ]`.
+    pub fn strings<S: AsRef<[u8]>>(&self, hv: Hv, key: &str, items: &[S]) {
+        let av = self.av(items.len());
+        for item in items {
+            self.push_bytes(av, item.as_ref());
+        }
+        self.array(hv, key, av);
+    }
+
+    /// Every response carries `header`; etcd omits it on a few maintenance
+    /// replies, which then get a header of zeros.
+    pub fn header(&self, hv: Hv, header: &Option<ResponseHeader>) {
+        let h = self.hv();
+        let d = ResponseHeader::default();
+        let src = header.as_ref().unwrap_or(&d);
+        self.uint(h, "cluster_id", src.cluster_id);
+        self.uint(h, "member_id", src.member_id);
+        self.int(h, "revision", src.revision);
+        self.uint(h, "raft_term", src.raft_term);
+        self.hash(hv, "header", h);
+    }
+
+    pub fn kv(&self, kv: &KeyValue) -> Hv {
+        let h = self.hv();
+        self.bytes(h, "key", &kv.key);
+        self.bytes(h, "value", &kv.value);
+        self.int(h, "create_revision", kv.create_revision);
+        self.int(h, "mod_revision", kv.mod_revision);
+        self.int(h, "version", kv.version);
+        self.int(h, "lease", kv.lease);
+        h
+    }
+
+    /// `{}` plus a header: the reply of calls that return nothing else.
+    pub fn header_only(&self, header: &Option<ResponseHeader>) -> Hv {
+        let h = self.hv();
+        self.header(h, header);
+        h
+    }
+}
+
+/// A response that knows how to become a Perl hash.
+pub trait ToPerl {
+    fn to_perl(&self, b: &Builder) -> Hv;
+}
+
+impl ToPerl for EtcdError {
+    fn to_perl(&self, b: &Builder) -> Hv {
+        let h = b.hv();
+        b.int(h, "code", self.code as i64);
+        b.bytes(h, "status", self.status_name().as_bytes());
+        b.bytes(h, "message", self.message.as_bytes());
+        b.bytes(h, "source", self.source.as_bytes());
+        b.flag(h, "retryable", self.retryable());
+        h
+    }
+}
+
+/// The empty success reply of a cancel.
+pub struct Empty;
+
+impl ToPerl for Empty {
+    fn to_perl(&self, b: &Builder) -> Hv {
+        b.hv()
+    }
+}
+
+/// Implements ToPerl for replies made of a header alone.
+macro_rules! header_only_reply {
+    ($($t:ty),* $(,)?) => {
+        $(impl $crate::perl::ToPerl for $t {
+            fn to_perl(&self, b: &$crate::perl::Builder) -> $crate::perl::Hv {
+                b.header_only(&self.header)
+            }
+        })*
+    };
+}
+pub(crate) use header_only_reply;

@@ -1,0 +1,465 @@
+//! One client: its background thread running a tokio runtime, the channel to
+//! the current endpoint, the auth token, and the unary call path.
+
+use crate::error::EtcdError;
+use crate::perl::{Builder, Hv, ToPerl};
+use crate::queue::{completion_queue, Completion, CompletionQueue, CompletionSender, Disposition, Reply};
+use bytes::{Buf, BufMut, Bytes};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codegen::http::uri::PathAndQuery;
+use tonic::metadata::{AsciiMetadataValue, MetadataValue};
+use tonic::transport::{Channel, Endpoint};
+use tonic::Status;
+
+/// Options of `EV::Etcd->new`, already checked by the XS side.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub endpoints: Vec<String>,
+    pub timeout: Duration,
+    /// Stream reconnect attempts; negative means unlimited.
+    pub max_retries: i64,
+    pub health_interval: Option<Duration>,
+    pub auth_token: Option<String>,
+}
+
+impl Config {
+    /// Normalises endpoints to URIs; the error names the bad one.
+    pub fn endpoint_uris(&self) -> Result<Vec<String>, String> {
+        if self.endpoints.is_empty() {
+            return Err("endpoints must not be empty".into());
+        }
+        self.endpoints
+            .iter()
+            .map(|e| {
+                let rest = e.strip_prefix("http://").unwrap_or(e);
+                if rest.starts_with("https://") || e.starts_with("https://") {
+                    return Err(format!("endpoint '{e}': TLS (https) is not supported"));
+                }
+                if rest.is_empty() || rest.contains('/') && !rest.ends_with('/') {
+                    return Err(format!("endpoint '{e}' is not host:port"));
+                }
+                let uri = format!("http://{}", rest.trim_end_matches('/'));
+                Endpoint::from_shared(uri.clone())
+                    .map_err(|_| format!("endpoint '{e}' is not host:port"))?;
+                Ok(uri)
+            })
+            .collect()
+    }
+}
+
+struct Connection {
+    index: usize,
+    generation: u64,
+    channel: Channel,
+}
+
+/// State shared by every task of one client.
+pub struct Shared {
+    pub cfg: Config,
+    pub out: CompletionSender,
+    uris: Vec<String>,
+    conn: Mutex<Connection>,
+    token: RwLock<Option<AsciiMetadataValue>>,
+}
+
+impl Shared {
+    /// The channel in use and its generation (for `connection_failed`).
+    pub fn channel(&self) -> (Channel, u64) {
+        let c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        (c.channel.clone(), c.generation)
+    }
+
+    pub fn current_endpoint(&self) -> String {
+        let c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        self.cfg.endpoints[c.index].clone()
+    }
+
+    /// Moves to the next endpoint after a transport failure on `generation`;
+    /// a no-op when another task already moved on or there is one endpoint.
+    pub fn connection_failed(&self, generation: u64) {
+        if self.uris.len() < 2 {
+            return;
+        }
+        let mut c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        if c.generation != generation {
+            return;
+        }
+        c.index = (c.index + 1) % self.uris.len();
+        c.generation += 1;
+        c.channel = make_channel(&self.uris[c.index], self.cfg.timeout);
+    }
+
+    pub fn set_token(&self, token: &str) -> Result<(), String> {
+        let v = if token.is_empty() {
+            None
+        } else {
+            Some(MetadataValue::try_from(token).map_err(|_| "auth token is not printable ASCII")?)
+        };
+        *self.token.write().unwrap_or_else(|p| p.into_inner()) = v;
+        Ok(())
+    }
+
+    /// Wraps a message with the auth token (when `with_token`) and, for
+    /// calls with a deadline, the grpc-timeout the server should honour too.
+    pub fn request<T>(&self, msg: T, with_token: bool, deadline: bool) -> tonic::Request<T> {
+        let mut req = tonic::Request::new(msg);
+        if with_token {
+            if let Some(t) = self.token.read().unwrap_or_else(|p| p.into_inner()).as_ref() {
+                req.metadata_mut().insert("token", t.clone());
+            }
+        }
+        if deadline {
+            req.set_timeout(self.cfg.timeout);
+        }
+        req
+    }
+
+    pub fn send(&self, id: u64, disposition: Disposition, result: Result<Reply, EtcdError>) {
+        self.out.send(Completion {
+            id,
+            disposition,
+            result,
+        });
+    }
+}
+
+fn make_channel(uri: &str, timeout: Duration) -> Channel {
+    Endpoint::from_shared(uri.to_string())
+        .expect("endpoint validated at construction")
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(10))
+        .keep_alive_timeout(Duration::from_secs(5))
+        .keep_alive_while_idle(true)
+        .http2_adaptive_window(true)
+        .connect_lazy()
+}
+
+/// Sends an error for its call if dropped without replying: a panicking or
+/// aborted task still completes its call exactly once.
+pub struct ReplyGuard {
+    shared: Arc<Shared>,
+    id: u64,
+    source: &'static str,
+    done: bool,
+}
+
+impl ReplyGuard {
+    pub fn new(shared: Arc<Shared>, id: u64, source: &'static str) -> Self {
+        ReplyGuard {
+            shared,
+            id,
+            source,
+            done: false,
+        }
+    }
+
+    pub fn reply(mut self, result: Result<Reply, EtcdError>) {
+        self.done = true;
+        self.shared.send(self.id, Disposition::Last, result);
+    }
+}
+
+impl Drop for ReplyGuard {
+    fn drop(&mut self) {
+        if !self.done {
+            let err = EtcdError::internal("request task ended without a reply", self.source);
+            self.shared.send(self.id, Disposition::Last, Err(err));
+        }
+    }
+}
+
+/// How one unary method travels: its gRPC path and how its reply decodes.
+pub struct Route {
+    pub path: &'static str,
+    pub source: &'static str,
+    pub decode: fn(&Shared, Bytes) -> Result<Reply, String>,
+    /// False for calls that wait on other clients (lock, campaign).
+    pub deadline: bool,
+    /// False for authenticate: etcd 3.4 rejects a login carrying a stale token.
+    pub with_token: bool,
+}
+
+impl Route {
+    pub fn new<T>(path: &'static str, source: &'static str) -> Route
+    where
+        T: prost::Message + Default + ToPerl + Send + 'static,
+    {
+        Route {
+            path,
+            source,
+            decode: decode_as::<T>,
+            deadline: true,
+            with_token: true,
+        }
+    }
+
+    pub fn without_deadline(mut self) -> Route {
+        self.deadline = false;
+        self
+    }
+}
+
+fn decode_as<T>(_: &Shared, body: Bytes) -> Result<Reply, String>
+where
+    T: prost::Message + Default + ToPerl + Send + 'static,
+{
+    Ok(Box::new(T::decode(body).map_err(|e| e.to_string())?))
+}
+
+fn route(method: &str) -> Option<Route> {
+    crate::kv::route(method)
+        .or_else(|| crate::lease::route(method))
+        .or_else(|| crate::lock::route(method))
+        .or_else(|| crate::election::route(method))
+        .or_else(|| crate::auth::route(method))
+        .or_else(|| crate::maintenance::route(method))
+        .or_else(|| crate::cluster::route(method))
+}
+
+/// Passes request bytes (already protobuf, encoded by the XS side) through
+/// unchanged and hands the reply bytes back undecoded.
+#[derive(Clone, Copy, Default)]
+pub struct RawCodec;
+
+impl Codec for RawCodec {
+    type Encode = Bytes;
+    type Decode = Bytes;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+    fn encoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+    fn decoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+}
+
+impl Encoder for RawCodec {
+    type Item = Bytes;
+    type Error = Status;
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.put(item);
+        Ok(())
+    }
+}
+
+impl Decoder for RawCodec {
+    type Item = Bytes;
+    type Error = Status;
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
+        Ok(Some(src.copy_to_bytes(src.remaining())))
+    }
+}
+
+/// A tonic client for `channel` with no message size limit: etcd serves
+/// ranges far beyond gRPC's 4 MiB default.
+pub fn grpc(channel: Channel) -> tonic::client::Grpc<Channel> {
+    tonic::client::Grpc::new(channel)
+        .max_decoding_message_size(usize::MAX)
+        .max_encoding_message_size(usize::MAX)
+}
+
+async fn unary_call(shared: &Shared, route: &Route, body: Bytes) -> Result<Reply, EtcdError> {
+    let (channel, generation) = shared.channel();
+    let mut client = grpc(channel);
+    let req = shared.request(body, route.with_token, route.deadline);
+    let call = async {
+        client
+            .ready()
+            .await
+            .map_err(|e| Status::from_error(Box::new(e)))?;
+        client
+            .unary(req, PathAndQuery::from_static(route.path), RawCodec)
+            .await
+    };
+    let outcome = if route.deadline {
+        match tokio::time::timeout(shared.cfg.timeout, call).await {
+            Ok(r) => r,
+            Err(_) => {
+                return Err(EtcdError::deadline(
+                    route.source,
+                    shared.cfg.timeout.as_secs_f64(),
+                ))
+            }
+        }
+    } else {
+        call.await
+    };
+    match outcome {
+        Ok(resp) => (route.decode)(shared, resp.into_inner()).map_err(|e| {
+            EtcdError::internal(format!("malformed reply: {e}"), route.source)
+        }),
+        Err(status) => {
+            let err = EtcdError::from_status(&status, route.source);
+            if crate::error::is_transport_failure(&status) {
+                shared.connection_failed(generation);
+            }
+            Err(err)
+        }
+    }
+}
+
+/// Health as reported to `on_health_change`.
+pub struct Health {
+    pub healthy: bool,
+    pub endpoint: String,
+}
+
+impl ToPerl for Health {
+    fn to_perl(&self, b: &Builder) -> Hv {
+        let h = b.hv();
+        b.flag(h, "healthy", self.healthy);
+        b.bytes(h, "endpoint", self.endpoint.as_bytes());
+        h
+    }
+}
+
+/// Completion id reserved for health reports.
+pub const HEALTH_ID: u64 = 0;
+
+async fn health_loop(shared: Arc<Shared>, every: Duration) {
+    let mut last: Option<bool> = None;
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let (channel, generation) = shared.channel();
+        let endpoint = shared.current_endpoint();
+        let mut client = grpc(channel);
+        let req = shared.request(Bytes::new(), true, true);
+        let probe = async {
+            client
+                .ready()
+                .await
+                .map_err(|e| Status::from_error(Box::new(e)))?;
+            client
+                .unary(
+                    req,
+                    PathAndQuery::from_static("/etcdserverpb.Maintenance/Status"),
+                    RawCodec,
+                )
+                .await
+        };
+        let limit = every.min(shared.cfg.timeout).max(Duration::from_secs(1));
+        // Any answer from the server, even a refusal, means it is reachable.
+        let healthy = match tokio::time::timeout(limit, probe).await {
+            Ok(Ok(_)) => true,
+            Ok(Err(status)) => !crate::error::is_transport_failure(&status),
+            Err(_) => false,
+        };
+        if !healthy {
+            shared.connection_failed(generation);
+        }
+        if last != Some(healthy) {
+            last = Some(healthy);
+            shared.send(
+                HEALTH_ID,
+                Disposition::Keep,
+                Ok(Box::new(Health { healthy, endpoint })),
+            );
+        }
+    }
+}
+
+/// A client: owned by the Perl object through the C ABI.
+pub struct Client {
+    pub shared: Arc<Shared>,
+    pub handle: tokio::runtime::Handle,
+    pub queue: CompletionQueue,
+    pub streams: crate::streams::Streams,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Client {
+    pub fn new(cfg: Config) -> Result<Client, String> {
+        let uris = cfg.endpoint_uris()?;
+        let (out, queue) = completion_queue().map_err(|e| format!("cannot create wake-up socket: {e}"))?;
+        let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
+        let (handle_tx, handle_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("ev-etcd".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = handle_tx.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                let _ = handle_tx.send(Ok(rt.handle().clone()));
+                rt.block_on(async {
+                    let _ = shutdown_rx.await;
+                });
+                // Dropping the runtime here cancels every task still running.
+            })
+            .map_err(|e| format!("cannot start the client thread: {e}"))?;
+        let handle = handle_rx
+            .recv()
+            .map_err(|_| "client thread failed to start".to_string())??;
+        let channel = {
+            let _ctx = handle.enter();
+            make_channel(&uris[0], cfg.timeout)
+        };
+        let token = match &cfg.auth_token {
+            Some(t) if !t.is_empty() => Some(
+                MetadataValue::try_from(t.as_str())
+                    .map_err(|_| "auth_token is not printable ASCII".to_string())?,
+            ),
+            _ => None,
+        };
+        let shared = Arc::new(Shared {
+            cfg,
+            out,
+            uris,
+            conn: Mutex::new(Connection {
+                index: 0,
+                generation: 0,
+                channel,
+            }),
+            token: RwLock::new(token),
+        });
+        if let Some(every) = shared.cfg.health_interval {
+            handle.spawn(health_loop(shared.clone(), every));
+        }
+        Ok(Client {
+            streams: crate::streams::Streams::new(shared.clone(), handle.clone()),
+            shared,
+            handle,
+            queue,
+            shutdown: Some(shutdown_tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// Starts a unary call; false when `method` is unknown.
+    pub fn call(&self, id: u64, method: &str, body: Bytes) -> bool {
+        let Some(route) = route(method) else {
+            return false;
+        };
+        let shared = self.shared.clone();
+        self.handle.spawn(async move {
+            let guard = ReplyGuard::new(shared.clone(), id, route.source);
+            let result = unary_call(&shared, &route, body).await;
+            guard.reply(result);
+        });
+        true
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

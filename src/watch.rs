@@ -1,0 +1,435 @@
+//! Watch service. Every watch of a client rides one bidirectional gRPC
+//! stream owned by a hub task; after a connection failure the hub opens a new
+//! stream and re-creates each watch from the revision after the last one it
+//! delivered, keeping the watch_id the user saw.
+
+use crate::error::{is_transport_failure, EtcdError};
+use crate::perl::{Builder, Hv, ToPerl};
+use crate::proto::etcdserverpb::{
+    watch_client::WatchClient, watch_request::RequestUnion, WatchCancelRequest,
+    WatchCreateRequest, WatchRequest, WatchResponse,
+};
+use crate::proto::mvccpb::event::EventType;
+use crate::queue::Disposition;
+use crate::runtime::Shared;
+use crate::streams::{finish_cancel, Backoff};
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_stream::wrappers::UnboundedReceiverStream;
+use tonic::{Code, Status, Streaming};
+
+const SOURCE: &str = "watch";
+
+pub enum WatchCmd {
+    Create {
+        id: u64,
+        req: WatchCreateRequest,
+        auto_reconnect: bool,
+    },
+    Cancel {
+        id: u64,
+        cancel_id: u64,
+    },
+}
+
+struct Watch {
+    /// Completion id of the Perl callback.
+    id: u64,
+    req: WatchCreateRequest,
+    /// Revision to resume from; 0 until known.
+    next_rev: i64,
+    auto_reconnect: bool,
+    /// Acknowledged by the server on the current stream.
+    created: bool,
+    /// The user has seen its `created` message.
+    announced: bool,
+    /// Completion id of a pending cancel.
+    cancel: Option<u64>,
+    /// A fragmented response being put back together.
+    partial: Option<WatchResponse>,
+}
+
+type Opening = Pin<Box<dyn Future<Output = Result<tonic::Response<Streaming<WatchResponse>>, Status>> + Send>>;
+
+pub struct WatchHub {
+    shared: Arc<Shared>,
+    rx: mpsc::UnboundedReceiver<WatchCmd>,
+    watches: HashMap<i64, Watch>,
+    by_id: HashMap<u64, i64>,
+    next_watch_id: i64,
+    backoff: Backoff,
+    // Current stream: requests go to `tx`; replies come from `stream` once
+    // `opening` has resolved.
+    tx: Option<mpsc::UnboundedSender<WatchRequest>>,
+    opening: Option<Opening>,
+    stream: Option<Streaming<WatchResponse>>,
+    generation: u64,
+    retry_at: Option<Instant>,
+}
+
+impl WatchHub {
+    pub fn new(shared: Arc<Shared>, rx: mpsc::UnboundedReceiver<WatchCmd>) -> Self {
+        let max = shared.cfg.max_retries;
+        WatchHub {
+            shared,
+            rx,
+            watches: HashMap::new(),
+            by_id: HashMap::new(),
+            next_watch_id: 1,
+            backoff: Backoff::new(max),
+            tx: None,
+            opening: None,
+            stream: None,
+            generation: 0,
+            retry_at: None,
+        }
+    }
+
+    pub async fn run(mut self) {
+        loop {
+            if self.watches.is_empty() && self.tx.is_some() {
+                self.close_stream(); // nothing left to watch: free the server side
+            }
+            if !self.watches.is_empty() && self.tx.is_none() && self.retry_at.is_none() {
+                self.open_stream();
+            }
+            tokio::select! {
+                cmd = self.rx.recv() => match cmd {
+                    Some(cmd) => self.command(cmd),
+                    None => return,
+                },
+                opened = poll_opening(&mut self.opening) => {
+                    self.opening = None;
+                    match opened {
+                        Ok(resp) => self.stream = Some(resp.into_inner()),
+                        Err(status) => self.stream_failed(&status),
+                    }
+                }
+                msg = next_message(&mut self.stream) => match msg {
+                    Ok(Some(resp)) => self.response(resp),
+                    Ok(None) => self.stream_failed(&Status::unavailable("watch stream closed by the server")),
+                    Err(status) => self.stream_failed(&status),
+                },
+                _ = wait_until(self.retry_at) => self.retry_at = None,
+            }
+        }
+    }
+
+    fn open_stream(&mut self) {
+        let (channel, generation) = self.shared.channel();
+        self.generation = generation;
+        let (tx, rx) = mpsc::unbounded_channel();
+        for (wid, w) in self.watches.iter_mut() {
+            w.created = false;
+            w.partial = None;
+            let _ = tx.send(create_request(*wid, w));
+        }
+        let req = self
+            .shared
+            .request(UnboundedReceiverStream::new(rx), true, false);
+        let mut client = WatchClient::new(channel).max_decoding_message_size(usize::MAX);
+        self.opening = Some(Box::pin(async move { client.watch(req).await }));
+        self.tx = Some(tx);
+    }
+
+    fn close_stream(&mut self) {
+        self.tx = None;
+        self.opening = None;
+        self.stream = None;
+    }
+
+    fn send(&self, req: RequestUnion) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(WatchRequest {
+                request_union: Some(req),
+            });
+        }
+    }
+
+    fn command(&mut self, cmd: WatchCmd) {
+        match cmd {
+            WatchCmd::Create {
+                id,
+                req,
+                auto_reconnect,
+            } => {
+                let wid = if req.watch_id != 0 {
+                    if self.watches.contains_key(&req.watch_id) {
+                        let msg = format!("watch_id {} is already in use on this client", req.watch_id);
+                        let err = EtcdError::new(Code::AlreadyExists, msg, SOURCE);
+                        self.shared.send(id, Disposition::Last, Err(err));
+                        return;
+                    }
+                    req.watch_id
+                } else {
+                    while self.watches.contains_key(&self.next_watch_id) {
+                        self.next_watch_id += 1;
+                    }
+                    self.next_watch_id += 1;
+                    self.next_watch_id - 1
+                };
+                let w = Watch {
+                    id,
+                    next_rev: req.start_revision.max(0),
+                    req,
+                    auto_reconnect,
+                    created: false,
+                    announced: false,
+                    cancel: None,
+                    partial: None,
+                };
+                if let Some(tx) = &self.tx {
+                    let _ = tx.send(create_request(wid, &w));
+                }
+                self.watches.insert(wid, w);
+                self.by_id.insert(id, wid);
+            }
+            WatchCmd::Cancel { id, cancel_id } => {
+                let Some(&wid) = self.by_id.get(&id) else {
+                    return finish_cancel(&self.shared, None, cancel_id);
+                };
+                let connected = self.tx.is_some();
+                let w = self.watches.get_mut(&wid).expect("indexed watch");
+                if w.cancel.is_some() {
+                    return finish_cancel(&self.shared, None, cancel_id);
+                }
+                w.cancel = Some(cancel_id);
+                if !connected {
+                    self.remove(wid);
+                    finish_cancel(&self.shared, Some(id), cancel_id);
+                } else if w.created {
+                    self.send(RequestUnion::CancelRequest(WatchCancelRequest { watch_id: wid }));
+                }
+                // Otherwise the cancel goes out when the server acknowledges the create.
+            }
+        }
+    }
+
+    fn remove(&mut self, wid: i64) -> Option<Watch> {
+        let w = self.watches.remove(&wid)?;
+        self.by_id.remove(&w.id);
+        Some(w)
+    }
+
+    fn response(&mut self, resp: WatchResponse) {
+        if resp.watch_id == -1 {
+            return self.progress_for_all(resp);
+        }
+        let wid = resp.watch_id;
+        let Some(w) = self.watches.get_mut(&wid) else {
+            return; // a watch cancelled or failed meanwhile
+        };
+        // Reassemble fragments: only the last piece has fragment = false.
+        let mut resp = match w.partial.take() {
+            Some(mut acc) => {
+                acc.events.extend(resp.events);
+                acc.header = resp.header.or(acc.header);
+                acc.fragment = resp.fragment;
+                acc
+            }
+            None => resp,
+        };
+        if resp.fragment {
+            w.partial = Some(resp);
+            return;
+        }
+        if resp.created {
+            w.created = true;
+            self.backoff.reset();
+            if resp.canceled {
+                return self.server_cancelled(wid, &resp);
+            }
+            if w.cancel.is_some() {
+                self.send(RequestUnion::CancelRequest(WatchCancelRequest { watch_id: wid }));
+                return;
+            }
+            if w.next_rev == 0 {
+                w.next_rev = resp.header.as_ref().map_or(0, |h| h.revision + 1);
+            }
+            if w.announced {
+                return; // a re-creation after reconnect is internal
+            }
+            w.announced = true;
+            self.shared.send(w.id, Disposition::Keep, Ok(Box::new(resp)));
+            return;
+        }
+        if resp.canceled {
+            return self.server_cancelled(wid, &resp);
+        }
+        if w.cancel.is_some() {
+            return; // the user asked for no more
+        }
+        // Never hand over a revision twice, whatever the server resends.
+        if resp.events.first().and_then(|e| e.kv.as_ref()).map_or(false, |kv| kv.mod_revision < w.next_rev) {
+            let floor = w.next_rev;
+            resp.events
+                .retain(|e| e.kv.as_ref().map_or(true, |kv| kv.mod_revision >= floor));
+            if resp.events.is_empty() {
+                return;
+            }
+        }
+        match resp.events.last().and_then(|e| e.kv.as_ref()) {
+            Some(kv) => w.next_rev = kv.mod_revision + 1,
+            None => {
+                if let Some(h) = &resp.header {
+                    w.next_rev = w.next_rev.max(h.revision + 1);
+                }
+            }
+        }
+        self.shared.send(w.id, Disposition::Keep, Ok(Box::new(resp)));
+    }
+
+    /// A progress notification for the whole stream (watch_id -1).
+    fn progress_for_all(&mut self, resp: WatchResponse) {
+        let rev = resp.header.as_ref().map_or(0, |h| h.revision);
+        for (wid, w) in self.watches.iter_mut() {
+            if !w.created || w.cancel.is_some() || w.partial.is_some() || !w.req.progress_notify {
+                continue;
+            }
+            w.next_rev = w.next_rev.max(rev + 1);
+            let mut each = resp.clone();
+            each.watch_id = *wid;
+            self.shared.send(w.id, Disposition::Keep, Ok(Box::new(each)));
+        }
+    }
+
+    fn server_cancelled(&mut self, wid: i64, resp: &WatchResponse) {
+        let Some(w) = self.remove(wid) else { return };
+        if let Some(cancel_id) = w.cancel {
+            return finish_cancel(&self.shared, Some(w.id), cancel_id);
+        }
+        let err = if resp.compact_revision > 0 {
+            let reason = if resp.cancel_reason.is_empty() {
+                "etcdserver: mvcc: required revision has been compacted"
+            } else {
+                resp.cancel_reason.as_str()
+            };
+            EtcdError::new(
+                Code::OutOfRange,
+                format!("{reason} (compact_revision {})", resp.compact_revision),
+                SOURCE,
+            )
+        } else {
+            let reason = if resp.cancel_reason.is_empty() {
+                "watch cancelled by the server"
+            } else {
+                resp.cancel_reason.as_str()
+            };
+            let code = if reason.contains("permission denied") {
+                Code::PermissionDenied
+            } else {
+                Code::Cancelled
+            };
+            EtcdError::new(code, reason, SOURCE)
+        };
+        self.shared.send(w.id, Disposition::Last, Err(err));
+    }
+
+    fn stream_failed(&mut self, status: &Status) {
+        self.close_stream();
+        let transport = is_transport_failure(status);
+        if transport {
+            self.shared.connection_failed(self.generation);
+        }
+        let err = EtcdError::from_status(status, SOURCE);
+        let retry = err.retryable();
+        let ids: Vec<i64> = self.watches.keys().copied().collect();
+        for wid in ids {
+            let w = &self.watches[&wid];
+            if w.cancel.is_some() || !retry || !w.auto_reconnect {
+                let w = self.remove(wid).expect("listed watch");
+                match w.cancel {
+                    Some(cancel_id) => finish_cancel(&self.shared, Some(w.id), cancel_id),
+                    None => self.shared.send(w.id, Disposition::Last, Err(err.clone())),
+                }
+            }
+        }
+        if self.watches.is_empty() {
+            self.backoff.reset();
+            return;
+        }
+        match self.backoff.next_delay() {
+            Some(delay) => self.retry_at = Some(Instant::now() + delay),
+            None => {
+                let msg = format!(
+                    "watch stream lost, gave up after {} reconnect attempts: {}",
+                    self.backoff.attempts(),
+                    err.message
+                );
+                let gave_up = EtcdError::new(err.code, msg, SOURCE);
+                for (_, w) in self.watches.drain() {
+                    self.shared.send(w.id, Disposition::Last, Err(gave_up.clone()));
+                }
+                self.by_id.clear();
+                self.backoff.reset();
+            }
+        }
+    }
+}
+
+fn create_request(wid: i64, w: &Watch) -> WatchRequest {
+    let mut req = w.req.clone();
+    req.watch_id = wid;
+    req.fragment = true;
+    if w.next_rev > 0 {
+        req.start_revision = w.next_rev;
+    }
+    WatchRequest {
+        request_union: Some(RequestUnion::CreateRequest(req)),
+    }
+}
+
+async fn poll_opening(
+    opening: &mut Option<Opening>,
+) -> Result<tonic::Response<Streaming<WatchResponse>>, Status> {
+    match opening {
+        Some(f) => f.await,
+        None => std::future::pending().await,
+    }
+}
+
+pub(crate) async fn next_message<T>(stream: &mut Option<Streaming<T>>) -> Result<Option<T>, Status> {
+    match stream {
+        Some(s) => s.message().await,
+        None => std::future::pending().await,
+    }
+}
+
+pub(crate) async fn wait_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl ToPerl for WatchResponse {
+    fn to_perl(&self, b: &Builder) -> Hv {
+        let h = b.hv();
+        b.header(h, &self.header);
+        b.int(h, "watch_id", self.watch_id);
+        b.flag(h, "created", self.created);
+        if self.compact_revision != 0 {
+            b.int(h, "compact_revision", self.compact_revision);
+        }
+        b.list(h, "events", &self.events, |b, ev| {
+            let e = b.hv();
+            let kind = match EventType::try_from(ev.r#type) {
+                Ok(EventType::Delete) => "DELETE",
+                _ => "PUT",
+            };
+            b.bytes(e, "type", kind.as_bytes());
+            if let Some(kv) = &ev.kv {
+                b.hash(e, "kv", b.kv(kv));
+            }
+            if let Some(prev) = &ev.prev_kv {
+                b.hash(e, "prev_kv", b.kv(prev));
+            }
+            e
+        });
+        h
+    }
+}

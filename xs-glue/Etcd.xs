@@ -1,0 +1,570 @@
+/* XS glue of EV::Etcd: argument checks, protobuf encoding of requests,
+ * the callback table, and the EV io watcher that drains completions. */
+#define PERL_NO_GET_CONTEXT
+#include "EXTERN.h"
+#include "perl.h"
+#include "XSUB.h"
+#include "EVAPI.h"
+
+#include <pthread.h>
+#include <string.h>
+
+#include "evetcd.h"
+#include "pb.h"
+
+typedef struct etcd_s {
+    evetcd_client *rs;
+    ev_io io;
+    HV *callbacks;      /* completion id (8 raw bytes) -> CODE ref */
+    U64 next_id;
+    IV pending;         /* callbacks that keep EV::run alive */
+    int refd;           /* whether we currently hold a loop reference */
+    unsigned fork_gen;  /* fork_generation when created */
+    SV *self;           /* the blessed referent (not counted) */
+    SV *health_cb;
+} etcd_t;
+
+typedef etcd_t *EV__Etcd;
+
+/* Bumped in every child after fork(): a client from an older generation
+ * belongs to a runtime thread that does not exist here. */
+static volatile unsigned fork_generation;
+static void on_fork_child(void) { fork_generation++; }
+
+static void check_fork(pTHX_ etcd_t *c)
+{
+    if (c->fork_gen != fork_generation)
+        croak("EV::Etcd: this client was created before fork() and cannot be used after fork(); create a new client in the child");
+}
+
+/* ---- building Perl data for the Rust side ---- */
+
+static void *b_hv_new(void *ctx) { dTHXa(ctx); PERL_UNUSED_CONTEXT; return newHV(); }
+
+static void *b_av_new(void *ctx, size_t cap)
+{
+    dTHXa(ctx);
+    AV *av = newAV();
+    if (cap) av_extend(av, (SSize_t)cap - 1);
+    return av;
+}
+
+static void b_hv_bytes(void *ctx, void *hv, const char *k, size_t kl, const char *v, size_t vl)
+{
+    dTHXa(ctx);
+    (void)hv_store((HV *)hv, k, (I32)kl, newSVpvn(v, vl), 0);
+}
+
+static void b_hv_int(void *ctx, void *hv, const char *k, size_t kl, int64_t v)
+{
+    dTHXa(ctx);
+    (void)hv_store((HV *)hv, k, (I32)kl, newSViv((IV)v), 0);
+}
+
+static void b_hv_uint(void *ctx, void *hv, const char *k, size_t kl, uint64_t v)
+{
+    dTHXa(ctx);
+    (void)hv_store((HV *)hv, k, (I32)kl, newSVuv((UV)v), 0);
+}
+
+static void b_hv_ref(void *ctx, void *hv, const char *k, size_t kl, void *child)
+{
+    dTHXa(ctx);
+    (void)hv_store((HV *)hv, k, (I32)kl, newRV_noinc((SV *)child), 0);
+}
+
+static void b_av_bytes(void *ctx, void *av, const char *v, size_t vl)
+{
+    dTHXa(ctx);
+    av_push((AV *)av, newSVpvn(v, vl));
+}
+
+static void b_av_int(void *ctx, void *av, int64_t v)
+{
+    dTHXa(ctx);
+    av_push((AV *)av, newSViv((IV)v));
+}
+
+static void b_av_ref(void *ctx, void *av, void *child)
+{
+    dTHXa(ctx);
+    av_push((AV *)av, newRV_noinc((SV *)child));
+}
+
+/* ---- callbacks and the loop reference ---- */
+
+static void update_loop_ref(etcd_t *c)
+{
+    if (c->pending > 0 && !c->refd) {
+        ev_ref(EV_DEFAULT_UC);
+        c->refd = 1;
+    } else if (c->pending == 0 && c->refd) {
+        ev_unref(EV_DEFAULT_UC);
+        c->refd = 0;
+    }
+}
+
+static SV *need_cb(pTHX_ SV *cb)
+{
+    SvGETMAGIC(cb);
+    if (!SvROK(cb) || SvTYPE(SvRV(cb)) != SVt_PVCV)
+        croak("callback must be a code reference");
+    return cb;
+}
+
+static U64 register_cb(pTHX_ etcd_t *c, SV *cb)
+{
+    U64 id = ++c->next_id;
+    (void)hv_store(c->callbacks, (const char *)&id, sizeof id, newSVsv(cb), 0);
+    c->pending++;
+    update_loop_ref(c);
+    return id;
+}
+
+static void forget_cb(pTHX_ etcd_t *c, U64 id)
+{
+    (void)hv_delete(c->callbacks, (const char *)&id, sizeof id, G_DISCARD);
+    c->pending--;
+    update_loop_ref(c);
+}
+
+/* Calls cb(resp, err); a die goes to $EV::DIED, as for EV's own watchers. */
+static void invoke(pTHX_ SV *cb, SV *a, SV *b)
+{
+    dSP;
+    ENTER;
+    SAVETMPS;
+    PUSHMARK(SP);
+    EXTEND(SP, 2);
+    PUSHs(a);
+    PUSHs(b);
+    PUTBACK;
+    call_sv(cb, G_VOID | G_DISCARD | G_EVAL);
+    if (SvTRUE(ERRSV)) {
+        SPAGAIN;
+        PUSHMARK(SP);
+        PUTBACK;
+        call_sv(get_sv("EV::DIED", GV_ADD), G_VOID | G_DISCARD | G_EVAL | G_KEEPERR);
+    }
+    FREETMPS;
+    LEAVE;
+}
+
+static SV *hv_to_arg(pTHX_ void *hv)
+{
+    return hv ? sv_2mortal(newRV_noinc((SV *)hv)) : &PL_sv_undef;
+}
+
+static void report_health(pTHX_ etcd_t *c, void *hv)
+{
+    HV *h = (HV *)hv;
+    SV **healthy, **endpoint;
+    if (!h) return;
+    if (c->health_cb) {
+        healthy = hv_fetchs(h, "healthy", 0);
+        endpoint = hv_fetchs(h, "endpoint", 0);
+        ENTER;
+        SAVETMPS;
+        sv_2mortal((SV *)h);
+        invoke(aTHX_ c->health_cb, healthy ? *healthy : &PL_sv_undef,
+               endpoint ? *endpoint : &PL_sv_undef);
+        FREETMPS;
+        LEAVE;
+    } else {
+        SvREFCNT_dec((SV *)h);
+    }
+}
+
+/* The io watcher: acknowledge the wake-up, then deliver every completion. */
+static void drain(EV_P_ ev_io *w, int revents)
+{
+    etcd_t *c = (etcd_t *)((char *)w - offsetof(etcd_t, io));
+    dTHX;
+    evetcd_builder b;
+    U64 id;
+    int disp;
+    void *resp, *err;
+    SV *self = c->self;
+    PERL_UNUSED_ARG(revents);
+
+#ifdef MULTIPLICITY
+    b.ctx = (void *)aTHX;
+#else
+    b.ctx = NULL;
+#endif
+    b.hv_new = b_hv_new;
+    b.av_new = b_av_new;
+    b.hv_bytes = b_hv_bytes;
+    b.hv_int = b_hv_int;
+    b.hv_uint = b_hv_uint;
+    b.hv_ref = b_hv_ref;
+    b.av_bytes = b_av_bytes;
+    b.av_int = b_av_int;
+    b.av_ref = b_av_ref;
+
+    /* A callback may drop the last reference to the client: keep it alive
+     * until the drain is over. */
+    SvREFCNT_inc_simple_void_NN(self);
+    evetcd_ack(c->rs);
+    while (evetcd_next(c->rs, &b, &id, &disp, &resp, &err)) {
+        SV **svp, *cb = NULL;
+        if (id == 0) {
+            report_health(aTHX_ c, resp);
+            continue;
+        }
+        svp = hv_fetch(c->callbacks, (const char *)&id, sizeof id, 0);
+        if (svp) {
+            cb = SvREFCNT_inc_simple_NN(*svp);
+            if (disp != EVETCD_KEEP)
+                forget_cb(aTHX_ c, id);
+        }
+        if (cb && disp != EVETCD_DROP) {
+            ENTER;
+            SAVETMPS;
+            invoke(aTHX_ cb, hv_to_arg(aTHX_ resp), hv_to_arg(aTHX_ err));
+            FREETMPS;
+            LEAVE;
+        } else {
+            if (resp) SvREFCNT_dec((SV *)resp);
+            if (err) SvREFCNT_dec((SV *)err);
+        }
+        SvREFCNT_dec(cb);
+    }
+    SvREFCNT_dec(self); /* may run DESTROY: c is not touched after this */
+}
+
+/* ---- argument helpers ---- */
+
+static const char *need_bytes(pTHX_ SV *sv, STRLEN *len, const char *method, const char *what)
+{
+    SvGETMAGIC(sv);
+    if (!SvOK(sv))
+        croak("%s: %s must be defined", method, what);
+    if (SvROK(sv) && !SvAMAGIC(sv))
+        croak("%s: %s must be a string, not a reference", method, what);
+    return SvPV_nomg(sv, *len);
+}
+
+static I64 need_int(pTHX_ SV *sv, const char *method, const char *what)
+{
+    SvGETMAGIC(sv);
+    if (!SvOK(sv) || (SvROK(sv) && !SvAMAGIC(sv)) || !looks_like_number(sv))
+        croak("%s: %s must be an integer, got '%s'", method, what,
+              SvOK(sv) ? SvPV_nolen(sv) : "undef");
+    return (I64)SvIV_nomg(sv);
+}
+
+static U64 need_uint(pTHX_ SV *sv, const char *method, const char *what)
+{
+    SvGETMAGIC(sv);
+    if (!SvOK(sv) || (SvROK(sv) && !SvAMAGIC(sv)) || !looks_like_number(sv))
+        croak("%s: %s must be an integer, got '%s'", method, what,
+              SvOK(sv) ? SvPV_nolen(sv) : "undef");
+    if (!SvIsUV(sv) && SvIV_nomg(sv) < 0)
+        croak("%s: %s must not be negative", method, what);
+    return (U64)SvUV_nomg(sv);
+}
+
+static HV *need_hash(pTHX_ SV *sv, const char *method, const char *what)
+{
+    SvGETMAGIC(sv);
+    if (!SvROK(sv) || SvTYPE(SvRV(sv)) != SVt_PVHV)
+        croak("%s: %s must be a hash reference", method, what);
+    return (HV *)SvRV(sv);
+}
+
+static AV *need_array(pTHX_ SV *sv, const char *method, const char *what)
+{
+    SvGETMAGIC(sv);
+    if (!SvROK(sv) || SvTYPE(SvRV(sv)) != SVt_PVAV)
+        croak("%s: %s must be an array reference", method, what);
+    return (AV *)SvRV(sv);
+}
+
+/* Splits the tail "[\%opts], $cb" of an argument list. */
+static HV *opts_and_cb(pTHX_ const char *method, SV **args, int n, SV **cb)
+{
+    if (n <= 0)
+        croak("callback must be a code reference");
+    if (n == 1) {
+        *cb = need_cb(aTHX_ args[0]);
+        return NULL;
+    }
+    if (n == 2) {
+        *cb = need_cb(aTHX_ args[1]);
+        SvGETMAGIC(args[0]);
+        if (!SvOK(args[0]))
+            return NULL;
+        return need_hash(aTHX_ args[0], method, "options");
+    }
+    croak("%s: wrong number of arguments", method);
+    return NULL;
+}
+
+#define OPT_IS(name) (klen == sizeof(name) - 1 && memEQ(k, name, sizeof(name) - 1))
+
+/* Iterates an options hash with k/klen/v in scope; close with OPT_END. */
+#define OPT_BEGIN(hv)                                                   \
+    if (hv) {                                                           \
+        HE *he_;                                                        \
+        hv_iterinit(hv);                                                \
+        while ((he_ = hv_iternext(hv)) != NULL) {                       \
+            I32 kl_;                                                    \
+            const char *k = hv_iterkey(he_, &kl_);                      \
+            STRLEN klen = (STRLEN)kl_;                                  \
+            SV *v = hv_iterval(hv, he_);
+#define OPT_END } }
+
+static void unknown_option(pTHX_ const char *method, const char *k, STRLEN klen)
+{
+    croak("%s: unknown option '%.*s'", method, (int)klen, k);
+}
+
+/* The range end that selects every key starting with key[0..len). */
+static void prefix_end(const char *key, STRLEN len, char *out, STRLEN *out_len)
+{
+    STRLEN i = len;
+    while (i > 0) {
+        unsigned char ch = (unsigned char)key[i - 1];
+        if (ch < 0xff) {
+            Copy(key, out, i - 1, char);
+            out[i - 1] = (char)(ch + 1);
+            *out_len = i;
+            return;
+        }
+        i--;
+    }
+    out[0] = '\0'; /* all 0xff or empty: to the end of the keyspace */
+    *out_len = 1;
+}
+
+/* Key plus range: prefix wins over range_end; an empty key with prefix
+ * means the whole keyspace. */
+static void put_key_range(pTHX_ pb_buf *b, const char *key, STRLEN klen, int prefix,
+                          SV *range_end, const char *method)
+{
+    if (prefix) {
+        char *end;
+        STRLEN elen;
+        if (klen == 0) {
+            pb_bytes_always(aTHX_ b, 1, "\0", 1);
+            pb_bytes_always(aTHX_ b, 2, "\0", 1);
+            return;
+        }
+        Newx(end, klen + 1, char);
+        prefix_end(key, klen, end, &elen);
+        pb_bytes(aTHX_ b, 1, key, klen);
+        pb_bytes(aTHX_ b, 2, end, elen);
+        Safefree(end);
+        return;
+    }
+    pb_bytes(aTHX_ b, 1, key, klen);
+    if (range_end) {
+        STRLEN rlen;
+        const char *r = need_bytes(aTHX_ range_end, &rlen, method, "range_end");
+        pb_bytes(aTHX_ b, 2, r, rlen);
+    }
+}
+
+static U64 start_call(pTHX_ etcd_t *c, const char *method, pb_buf *body, SV *cb)
+{
+    U64 id = register_cb(aTHX_ c, cb);
+    int rc = evetcd_call(c->rs, id, method, strlen(method), body->p, body->len);
+    if (rc != 0) {
+        forget_cb(aTHX_ c, id);
+        croak("%s: the request could not be started (internal error %d)", method, rc);
+    }
+    return id;
+}
+
+/* A handle for a stream: { client, id, kind } blessed into klass. */
+static SV *stream_handle(pTHX_ SV *client, U64 id, int kind, const char *klass)
+{
+    HV *h = newHV();
+    (void)hv_stores(h, "client", newSVsv(client));
+    (void)hv_stores(h, "id", newSVuv((UV)id));
+    (void)hv_stores(h, "kind", newSViv(kind));
+    return sv_bless(newRV_noinc((SV *)h), gv_stashpv(klass, GV_ADD));
+}
+
+/* Starts `method` whose request is the given fields, all byte strings
+ * numbered 1..n (the shape of most auth, lock and election calls). */
+static void call_with_strings(pTHX_ etcd_t *c, const char *method, SV *cb, int n, SV **args,
+                              const char *const *names)
+{
+    pb_buf b;
+    int i;
+    check_fork(aTHX_ c);
+    need_cb(aTHX_ cb);
+    pb_init(aTHX_ &b);
+    for (i = 0; i < n; i++) {
+        STRLEN len;
+        const char *s = need_bytes(aTHX_ args[i], &len, method, names[i]);
+        pb_bytes(aTHX_ &b, i + 1, s, len);
+    }
+    start_call(aTHX_ c, method, &b, cb);
+}
+
+/* Starts `method` whose request is one unsigned integer in field 1 (ids). */
+static void call_with_id(pTHX_ etcd_t *c, const char *method, SV *cb, SV *id, const char *name)
+{
+    pb_buf b;
+    check_fork(aTHX_ c);
+    need_cb(aTHX_ cb);
+    pb_init(aTHX_ &b);
+    pb_uint(aTHX_ &b, 1, need_uint(aTHX_ id, method, name));
+    start_call(aTHX_ c, method, &b, cb);
+}
+
+/* Encoders shared by the plain methods and txn. */
+#include "encode.h"
+
+MODULE = EV::Etcd    PACKAGE = EV::Etcd
+
+PROTOTYPES: DISABLE
+
+BOOT:
+{
+    I_EV_API("EV::Etcd");
+    pthread_atfork(NULL, NULL, on_fork_child);
+}
+
+SV *
+new(const char *klass, ...)
+  PREINIT:
+    evetcd_config cfg;
+    const char **eps = NULL;
+    STRLEN *lens = NULL;
+    SV *health_cb = NULL;
+    char errbuf[512];
+    etcd_t *c;
+    int i;
+  CODE:
+    if ((items - 1) % 2)
+        croak("EV::Etcd->new: options must be name => value pairs");
+    Zero(&cfg, 1, evetcd_config);
+    cfg.timeout = 30;
+    cfg.max_retries = 3;
+    for (i = 1; i < items; i += 2) {
+        STRLEN klen;
+        const char *k = SvPV(ST(i), klen);
+        SV *v = ST(i + 1);
+        if (OPT_IS("endpoints")) {
+            AV *av = need_array(aTHX_ v, "EV::Etcd->new", "endpoints");
+            SSize_t n = av_len(av) + 1, j;
+            if (n < 1)
+                croak("EV::Etcd->new: endpoints must not be empty");
+            Newx(eps, n, const char *);
+            SAVEFREEPV(eps);
+            Newx(lens, n, STRLEN);
+            SAVEFREEPV(lens);
+            for (j = 0; j < n; j++) {
+                SV **e = av_fetch(av, j, 0);
+                if (!e || !SvOK(*e))
+                    croak("EV::Etcd->new: endpoints[%d] is undefined", (int)j);
+                eps[j] = need_bytes(aTHX_ *e, &lens[j], "EV::Etcd->new", "endpoint");
+                if (!lens[j])
+                    croak("EV::Etcd->new: endpoints[%d] is empty", (int)j);
+            }
+            cfg.endpoints = eps;
+            cfg.endpoint_lens = lens;
+            cfg.n_endpoints = (size_t)n;
+        } else if (OPT_IS("timeout")) {
+            SvGETMAGIC(v);
+            if (!SvOK(v) || !looks_like_number(v) || SvNV(v) != SvNV(v))
+                croak("EV::Etcd->new: timeout must be a number of seconds");
+            cfg.timeout = SvNV(v) < 1 ? 1 : SvNV(v);
+            if (cfg.timeout > 1e9) cfg.timeout = 1e9;
+        } else if (OPT_IS("max_retries")) {
+            cfg.max_retries = need_int(aTHX_ v, "EV::Etcd->new", "max_retries");
+        } else if (OPT_IS("health_interval")) {
+            SvGETMAGIC(v);
+            if (!SvOK(v) || !looks_like_number(v) || SvNV(v) < 0 || SvNV(v) != SvNV(v))
+                croak("EV::Etcd->new: health_interval must be a non-negative number of seconds");
+            cfg.health_interval = SvNV(v);
+            if (cfg.health_interval > 0 && cfg.health_interval < 0.1) cfg.health_interval = 0.1;
+        } else if (OPT_IS("on_health_change")) {
+            SvGETMAGIC(v);
+            if (SvOK(v)) {
+                if (!SvROK(v) || SvTYPE(SvRV(v)) != SVt_PVCV)
+                    croak("EV::Etcd->new: on_health_change must be a code reference");
+                health_cb = v;
+            }
+        } else if (OPT_IS("auth_token")) {
+            SvGETMAGIC(v);
+            if (SvOK(v))
+                cfg.token = need_bytes(aTHX_ v, &cfg.token_len, "EV::Etcd->new", "auth_token");
+        } else {
+            unknown_option(aTHX_ "EV::Etcd->new", k, klen);
+        }
+    }
+    if (!cfg.n_endpoints) {
+        static const char *dflt = "127.0.0.1:2379";
+        static STRLEN dflt_len = 14;
+        cfg.endpoints = &dflt;
+        cfg.endpoint_lens = &dflt_len;
+        cfg.n_endpoints = 1;
+    }
+    Newxz(c, 1, etcd_t);
+    c->rs = evetcd_new(&cfg, errbuf, sizeof errbuf);
+    if (!c->rs) {
+        Safefree(c);
+        croak("EV::Etcd->new: %s", errbuf);
+    }
+    c->callbacks = newHV();
+    c->fork_gen = fork_generation;
+    c->health_cb = health_cb ? newSVsv(health_cb) : NULL;
+    ev_io_init(&c->io, drain, evetcd_fd(c->rs), EV_READ);
+    ev_io_start(EV_DEFAULT_UC, &c->io);
+    ev_unref(EV_DEFAULT_UC); /* an idle client does not hold the loop */
+    RETVAL = sv_setref_pv(newSV(0), klass, (void *)c);
+    c->self = SvRV(RETVAL);
+  OUTPUT:
+    RETVAL
+
+void
+DESTROY(EV::Etcd c)
+  CODE:
+    if (!c->refd)
+        ev_ref(EV_DEFAULT_UC);
+    ev_io_stop(EV_DEFAULT_UC, &c->io);
+    if (c->fork_gen != fork_generation) {
+        /* The runtime thread lives only in the parent: leave it alone. */
+        warn("EV::Etcd: a client inherited across fork() was destroyed in the child; its connection belongs to the parent and is left untouched");
+    } else {
+        evetcd_free(c->rs); /* stops the runtime: pending callbacks are never called */
+    }
+    c->rs = NULL;
+    SvREFCNT_dec((SV *)c->callbacks);
+    if (c->health_cb) SvREFCNT_dec(c->health_cb);
+    Safefree(c);
+    sv_setiv(SvRV(ST(0)), 0);
+
+void
+_cancel_stream(EV::Etcd c, int kind, UV id, SV *cb)
+  CODE:
+    check_fork(aTHX_ c);
+    need_cb(aTHX_ cb);
+    {
+        U64 cancel_id = register_cb(aTHX_ c, cb);
+        if (evetcd_cancel(c->rs, kind, (U64)id, cancel_id) != 0) {
+            forget_cb(aTHX_ c, cancel_id);
+            croak("cancel: the request could not be started");
+        }
+    }
+
+INCLUDE: kv.xsh
+
+INCLUDE: watch.xsh
+
+INCLUDE: lease.xsh
+
+INCLUDE: lock.xsh
+
+INCLUDE: election.xsh
+
+INCLUDE: auth.xsh
+
+INCLUDE: maintenance.xsh
+
+INCLUDE: cluster.xsh

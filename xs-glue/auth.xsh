@@ -1,0 +1,98 @@
+# Auth service: authentication switch, users, roles.
+
+void
+auth_enable(EV::Etcd c, SV *cb)
+  ALIAS:
+    auth_disable = 1
+    auth_status = 2
+    user_list = 3
+    role_list = 4
+  PREINIT:
+    static const char *const methods[] = {
+        "auth_enable", "auth_disable", "auth_status", "user_list", "role_list"
+    };
+  CODE:
+    call_with_strings(aTHX_ c, methods[ix], cb, 0, NULL, NULL);
+
+void
+user_get(EV::Etcd c, SV *name, SV *cb)
+  ALIAS:
+    user_delete = 1
+    role_add = 2
+    role_get = 3
+    role_delete = 4
+  PREINIT:
+    static const char *const methods[] = {
+        "user_get", "user_delete", "role_add", "role_get", "role_delete"
+    };
+    static const char *const user[] = { "username" }, *const role[] = { "role name" };
+  CODE:
+    PERL_UNUSED_VAR(name);
+    call_with_strings(aTHX_ c, methods[ix], cb, 1, &ST(1), ix < 2 ? user : role);
+
+void
+authenticate(EV::Etcd c, SV *first, SV *second, SV *cb)
+  ALIAS:
+    user_add = 1
+    user_change_password = 2
+    user_grant_role = 3
+    user_revoke_role = 4
+  PREINIT:
+    static const char *const methods[] = {
+        "authenticate", "user_add", "user_change_password", "user_grant_role", "user_revoke_role"
+    };
+    static const char *const password[] = { "username", "password" };
+    static const char *const role[] = { "username", "role name" };
+  CODE:
+    PERL_UNUSED_VAR(first);
+    PERL_UNUSED_VAR(second);
+    call_with_strings(aTHX_ c, methods[ix], cb, 2, &ST(1), ix < 3 ? password : role);
+
+void
+role_grant_permission(EV::Etcd c, SV *role, SV *perm_type, SV *key, SV *range_end, SV *cb)
+  PREINIT:
+    pb_buf b, perm;
+    STRLEN rl, tl, kl, el = 0;
+    const char *r, *t, *k, *e = NULL;
+    int type;
+  CODE:
+    check_fork(aTHX_ c);
+    need_cb(aTHX_ cb);
+    r = need_bytes(aTHX_ role, &rl, "role_grant_permission", "role name");
+    t = need_bytes(aTHX_ perm_type, &tl, "role_grant_permission", "perm_type");
+    if (tl == 4 && strncasecmp(t, "READ", 4) == 0) type = 0;
+    else if (tl == 5 && strncasecmp(t, "WRITE", 5) == 0) type = 1;
+    else if (tl == 9 && strncasecmp(t, "READWRITE", 9) == 0) type = 2;
+    else croak("role_grant_permission: unknown perm_type '%s' (expected READ, WRITE or READWRITE)", t);
+    k = need_bytes(aTHX_ key, &kl, "role_grant_permission", "key");
+    SvGETMAGIC(range_end);
+    if (SvOK(range_end))
+        e = need_bytes(aTHX_ range_end, &el, "role_grant_permission", "range_end");
+    pb_init(aTHX_ &perm);
+    pb_int(aTHX_ &perm, 1, type);
+    pb_bytes(aTHX_ &perm, 2, k, kl);
+    pb_bytes(aTHX_ &perm, 3, e, el);
+    pb_init(aTHX_ &b);
+    pb_bytes(aTHX_ &b, 1, r, rl);
+    pb_msg(aTHX_ &b, 2, &perm);
+    start_call(aTHX_ c, "role_grant_permission", &b, cb);
+
+void
+role_revoke_permission(EV::Etcd c, SV *role, SV *key, SV *range_end, SV *cb)
+  PREINIT:
+    pb_buf b;
+    STRLEN rl, kl, el = 0;
+    const char *r, *k, *e = NULL;
+  CODE:
+    check_fork(aTHX_ c);
+    need_cb(aTHX_ cb);
+    r = need_bytes(aTHX_ role, &rl, "role_revoke_permission", "role name");
+    k = need_bytes(aTHX_ key, &kl, "role_revoke_permission", "key");
+    SvGETMAGIC(range_end);
+    if (SvOK(range_end))
+        e = need_bytes(aTHX_ range_end, &el, "role_revoke_permission", "range_end");
+    pb_init(aTHX_ &b);
+    pb_bytes(aTHX_ &b, 1, r, rl);
+    pb_bytes(aTHX_ &b, 2, k, kl);
+    pb_bytes(aTHX_ &b, 3, e, el);
+    start_call(aTHX_ c, "role_revoke_permission", &b, cb);

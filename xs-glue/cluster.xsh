@@ -1,0 +1,57 @@
+# Cluster service: member_list, member_add, member_remove, member_update, member_promote.
+
+void
+member_list(EV::Etcd c, ...)
+  PREINIT:
+    pb_buf b;
+    SV *cb;
+    HV *opts;
+    int linearizable = 0;
+  CODE:
+    check_fork(aTHX_ c);
+    opts = opts_and_cb(aTHX_ "member_list", &ST(1), items - 1, &cb);
+    OPT_BEGIN(opts)
+        if (OPT_IS("linearizable")) linearizable = opt_true(aTHX_ v);
+        else unknown_option(aTHX_ "member_list", k, klen);
+    OPT_END
+    pb_init(aTHX_ &b);
+    pb_int(aTHX_ &b, 1, linearizable);
+    start_call(aTHX_ c, "member_list", &b, cb);
+
+void
+member_add(EV::Etcd c, SV *peer_urls, ...)
+  PREINIT:
+    pb_buf b;
+    SV *cb;
+    HV *opts;
+    int learner = 0;
+  CODE:
+    check_fork(aTHX_ c);
+    opts = opts_and_cb(aTHX_ "member_add", &ST(2), items - 2, &cb);
+    OPT_BEGIN(opts)
+        if (OPT_IS("is_learner")) learner = opt_true(aTHX_ v);
+        else unknown_option(aTHX_ "member_add", k, klen);
+    OPT_END
+    pb_init(aTHX_ &b);
+    encode_urls(aTHX_ &b, 1, peer_urls, "member_add");
+    pb_int(aTHX_ &b, 2, learner);
+    start_call(aTHX_ c, "member_add", &b, cb);
+
+void
+member_remove(EV::Etcd c, SV *id, SV *cb)
+  ALIAS:
+    member_promote = 1
+  CODE:
+    call_with_id(aTHX_ c, ix ? "member_promote" : "member_remove", cb, id, "member id");
+
+void
+member_update(EV::Etcd c, SV *id, SV *peer_urls, SV *cb)
+  PREINIT:
+    pb_buf b;
+  CODE:
+    check_fork(aTHX_ c);
+    need_cb(aTHX_ cb);
+    pb_init(aTHX_ &b);
+    pb_uint(aTHX_ &b, 1, need_uint(aTHX_ id, "member_update", "member id"));
+    encode_urls(aTHX_ &b, 2, peer_urls, "member_update");
+    start_call(aTHX_ c, "member_update", &b, cb);

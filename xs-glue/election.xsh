@@ -1,0 +1,77 @@
+# Election service: campaign, leader, proclaim, resign, observe.
+
+void
+election_campaign(EV::Etcd c, SV *name, SV *lease, SV *value, SV *cb)
+  PREINIT:
+    pb_buf b;
+    STRLEN n, vl;
+    const char *s, *val;
+  CODE:
+    check_fork(aTHX_ c);
+    need_cb(aTHX_ cb);
+    s = need_bytes(aTHX_ name, &n, "election_campaign", "name");
+    val = need_bytes(aTHX_ value, &vl, "election_campaign", "value");
+    pb_init(aTHX_ &b);
+    pb_bytes(aTHX_ &b, 1, s, n);
+    pb_uint(aTHX_ &b, 2, need_uint(aTHX_ lease, "election_campaign", "lease id"));
+    pb_bytes(aTHX_ &b, 3, val, vl);
+    start_call(aTHX_ c, "election_campaign", &b, cb);
+
+void
+election_leader(EV::Etcd c, SV *name, SV *cb)
+  PREINIT:
+    static const char *const names[] = { "name" };
+  CODE:
+    call_with_strings(aTHX_ c, "election_leader", cb, 1, &ST(1), names);
+
+void
+election_proclaim(EV::Etcd c, SV *leader, SV *value, SV *cb)
+  PREINIT:
+    pb_buf b;
+    STRLEN vl;
+    const char *val;
+  CODE:
+    check_fork(aTHX_ c);
+    need_cb(aTHX_ cb);
+    pb_init(aTHX_ &b);
+    encode_leader_key(aTHX_ &b, 1, leader, "election_proclaim");
+    val = need_bytes(aTHX_ value, &vl, "election_proclaim", "value");
+    pb_bytes(aTHX_ &b, 2, val, vl);
+    start_call(aTHX_ c, "election_proclaim", &b, cb);
+
+void
+election_resign(EV::Etcd c, SV *leader, SV *cb)
+  PREINIT:
+    pb_buf b;
+  CODE:
+    check_fork(aTHX_ c);
+    need_cb(aTHX_ cb);
+    pb_init(aTHX_ &b);
+    encode_leader_key(aTHX_ &b, 1, leader, "election_resign");
+    start_call(aTHX_ c, "election_resign", &b, cb);
+
+SV *
+election_observe(EV::Etcd c, SV *name, ...)
+  PREINIT:
+    SV *cb;
+    HV *opts;
+    int reconnect = 1;
+    STRLEN n;
+    const char *s;
+    U64 id;
+  CODE:
+    check_fork(aTHX_ c);
+    opts = opts_and_cb(aTHX_ "election_observe", &ST(2), items - 2, &cb);
+    s = need_bytes(aTHX_ name, &n, "election_observe", "name");
+    OPT_BEGIN(opts)
+        if (OPT_IS("auto_reconnect")) reconnect = opt_true(aTHX_ v);
+        else unknown_option(aTHX_ "election_observe", k, klen);
+    OPT_END
+    id = register_cb(aTHX_ c, cb);
+    if (evetcd_observe(c->rs, id, s, n, reconnect) != 0) {
+        forget_cb(aTHX_ c, id);
+        croak("election_observe: the request could not be started");
+    }
+    RETVAL = stream_handle(aTHX_ ST(0), id, EVETCD_OBSERVE, "EV::Etcd::Observe");
+  OUTPUT:
+    RETVAL

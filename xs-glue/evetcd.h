@@ -1,0 +1,53 @@
+/* C ABI of the Rust core (src/ffi.rs, src/perl.rs). Layouts must match. */
+#ifndef EVETCD_H
+#define EVETCD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct evetcd_client evetcd_client;
+
+typedef struct {
+    const char *const *endpoints;
+    const size_t *endpoint_lens;
+    size_t n_endpoints;
+    double timeout;
+    int64_t max_retries;
+    double health_interval;
+    const char *token;
+    size_t token_len;
+} evetcd_config;
+
+/* Functions the Rust side calls to build Perl data (ctx is the interpreter). */
+typedef struct {
+    void *ctx;
+    void *(*hv_new)(void *ctx);
+    void *(*av_new)(void *ctx, size_t cap);
+    void (*hv_bytes)(void *ctx, void *hv, const char *k, size_t klen, const char *v, size_t vlen);
+    void (*hv_int)(void *ctx, void *hv, const char *k, size_t klen, int64_t v);
+    void (*hv_uint)(void *ctx, void *hv, const char *k, size_t klen, uint64_t v);
+    void (*hv_ref)(void *ctx, void *hv, const char *k, size_t klen, void *child);
+    void (*av_bytes)(void *ctx, void *av, const char *v, size_t vlen);
+    void (*av_int)(void *ctx, void *av, int64_t v);
+    void (*av_ref)(void *ctx, void *av, void *child);
+} evetcd_builder;
+
+enum { EVETCD_KEEP = 0, EVETCD_LAST = 1, EVETCD_DROP = 2 };
+enum { EVETCD_WATCH = 1, EVETCD_KEEPALIVE = 2, EVETCD_OBSERVE = 3 };
+
+evetcd_client *evetcd_new(const evetcd_config *cfg, char *err, size_t err_cap);
+void evetcd_free(evetcd_client *c);
+int evetcd_fd(const evetcd_client *c);
+int evetcd_call(const evetcd_client *c, uint64_t id, const char *method, size_t method_len,
+                const char *body, size_t body_len);
+int evetcd_watch(const evetcd_client *c, uint64_t id, const char *body, size_t body_len,
+                 int auto_reconnect);
+int evetcd_keepalive(const evetcd_client *c, uint64_t id, int64_t lease, int auto_reconnect);
+int evetcd_observe(const evetcd_client *c, uint64_t id, const char *name, size_t name_len,
+                   int auto_reconnect);
+int evetcd_cancel(const evetcd_client *c, int kind, uint64_t id, uint64_t cancel_id);
+void evetcd_ack(const evetcd_client *c);
+int evetcd_next(const evetcd_client *c, const evetcd_builder *b, uint64_t *id, int *disposition,
+                void **resp, void **err);
+
+#endif

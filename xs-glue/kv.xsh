@@ -1,0 +1,90 @@
+# KV service: put, get, delete, txn, compact.
+
+void
+put(EV::Etcd c, SV *key, SV *value, ...)
+  PREINIT:
+    pb_buf b;
+    SV *cb;
+    HV *opts;
+  CODE:
+    check_fork(aTHX_ c);
+    opts = opts_and_cb(aTHX_ "put", &ST(3), items - 3, &cb);
+    pb_init(aTHX_ &b);
+    encode_put(aTHX_ &b, "put", key, value, opts, 0);
+    start_call(aTHX_ c, "put", &b, cb);
+
+void
+get(EV::Etcd c, SV *key, ...)
+  PREINIT:
+    pb_buf b;
+    SV *cb;
+    HV *opts;
+  CODE:
+    check_fork(aTHX_ c);
+    opts = opts_and_cb(aTHX_ "get", &ST(2), items - 2, &cb);
+    pb_init(aTHX_ &b);
+    encode_range(aTHX_ &b, "get", key, opts, 0);
+    start_call(aTHX_ c, "get", &b, cb);
+
+void
+delete(EV::Etcd c, SV *key, ...)
+  PREINIT:
+    pb_buf b;
+    SV *cb;
+    HV *opts;
+  CODE:
+    check_fork(aTHX_ c);
+    opts = opts_and_cb(aTHX_ "delete", &ST(2), items - 2, &cb);
+    pb_init(aTHX_ &b);
+    encode_delete(aTHX_ &b, "delete", key, opts, 0);
+    start_call(aTHX_ c, "delete", &b, cb);
+
+void
+txn(EV::Etcd c, SV *compare, SV *success, SV *failure, SV *cb)
+  PREINIT:
+    pb_buf b;
+    SV *lists[3];
+    static const char *names[3] = { "compare", "success", "failure" };
+    int l;
+    SSize_t i;
+  CODE:
+    check_fork(aTHX_ c);
+    need_cb(aTHX_ cb);
+    lists[0] = compare; lists[1] = success; lists[2] = failure;
+    pb_init(aTHX_ &b);
+    for (l = 0; l < 3; l++) {
+        AV *av = need_array(aTHX_ lists[l], "txn", names[l]);
+        for (i = 0; i <= av_len(av); i++) {
+            SV **e = av_fetch(av, i, 0);
+            pb_buf sub;
+            char what[40];
+            snprintf(what, sizeof what, "%s[%d]", names[l], (int)i);
+            pb_init(aTHX_ &sub);
+            if (!e) croak("txn: %s is undefined", what);
+            if (l == 0)
+                encode_compare(aTHX_ &sub, need_hash(aTHX_ *e, "txn", what), (I32)i);
+            else
+                encode_op(aTHX_ &sub, need_hash(aTHX_ *e, "txn", what), names[l], (I32)i);
+            pb_msg(aTHX_ &b, l + 1, &sub);
+        }
+    }
+    start_call(aTHX_ c, "txn", &b, cb);
+
+void
+compact(EV::Etcd c, SV *revision, ...)
+  PREINIT:
+    pb_buf b;
+    SV *cb;
+    HV *opts;
+    int physical = 0;
+  CODE:
+    check_fork(aTHX_ c);
+    opts = opts_and_cb(aTHX_ "compact", &ST(2), items - 2, &cb);
+    OPT_BEGIN(opts)
+        if (OPT_IS("physical")) physical = opt_true(aTHX_ v);
+        else unknown_option(aTHX_ "compact", k, klen);
+    OPT_END
+    pb_init(aTHX_ &b);
+    pb_int(aTHX_ &b, 1, need_int(aTHX_ revision, "compact", "revision"));
+    pb_int(aTHX_ &b, 2, physical);
+    start_call(aTHX_ c, "compact", &b, cb);

@@ -1,0 +1,70 @@
+# Lease service: grant, revoke, keepalive, time_to_live, leases.
+
+void
+lease_grant(EV::Etcd c, SV *ttl, SV *cb)
+  PREINIT:
+    pb_buf b;
+    I64 t;
+  CODE:
+    check_fork(aTHX_ c);
+    need_cb(aTHX_ cb);
+    t = need_int(aTHX_ ttl, "lease_grant", "ttl");
+    if (t <= 0) croak("lease_grant: ttl must be a positive number of seconds");
+    pb_init(aTHX_ &b);
+    pb_int(aTHX_ &b, 1, t);
+    start_call(aTHX_ c, "lease_grant", &b, cb);
+
+void
+lease_revoke(EV::Etcd c, SV *lease, SV *cb)
+  CODE:
+    call_with_id(aTHX_ c, "lease_revoke", cb, lease, "lease id");
+
+void
+lease_time_to_live(EV::Etcd c, SV *lease, ...)
+  PREINIT:
+    pb_buf b;
+    SV *cb;
+    HV *opts;
+    int keys = 0;
+  CODE:
+    check_fork(aTHX_ c);
+    opts = opts_and_cb(aTHX_ "lease_time_to_live", &ST(2), items - 2, &cb);
+    OPT_BEGIN(opts)
+        if (OPT_IS("keys")) keys = opt_true(aTHX_ v);
+        else unknown_option(aTHX_ "lease_time_to_live", k, klen);
+    OPT_END
+    pb_init(aTHX_ &b);
+    pb_uint(aTHX_ &b, 1, need_uint(aTHX_ lease, "lease_time_to_live", "lease id"));
+    pb_int(aTHX_ &b, 2, keys);
+    start_call(aTHX_ c, "lease_time_to_live", &b, cb);
+
+void
+lease_leases(EV::Etcd c, SV *cb)
+  CODE:
+    call_with_strings(aTHX_ c, "lease_leases", cb, 0, NULL, NULL);
+
+SV *
+lease_keepalive(EV::Etcd c, SV *lease, ...)
+  PREINIT:
+    SV *cb;
+    HV *opts;
+    int reconnect = 1;
+    I64 lid;
+    U64 id;
+  CODE:
+    check_fork(aTHX_ c);
+    opts = opts_and_cb(aTHX_ "lease_keepalive", &ST(2), items - 2, &cb);
+    lid = (I64)need_uint(aTHX_ lease, "lease_keepalive", "lease id");
+    if (lid == 0) croak("lease_keepalive: lease id must not be 0");
+    OPT_BEGIN(opts)
+        if (OPT_IS("auto_reconnect")) reconnect = opt_true(aTHX_ v);
+        else unknown_option(aTHX_ "lease_keepalive", k, klen);
+    OPT_END
+    id = register_cb(aTHX_ c, cb);
+    if (evetcd_keepalive(c->rs, id, lid, reconnect) != 0) {
+        forget_cb(aTHX_ c, id);
+        croak("lease_keepalive: the request could not be started");
+    }
+    RETVAL = stream_handle(aTHX_ ST(0), id, EVETCD_KEEPALIVE, "EV::Etcd::Keepalive");
+  OUTPUT:
+    RETVAL

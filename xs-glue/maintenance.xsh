@@ -1,0 +1,64 @@
+# Maintenance service: status, alarm, defragment, hash_kv, move_leader.
+
+void
+status(EV::Etcd c, SV *cb)
+  ALIAS:
+    defragment = 1
+  CODE:
+    call_with_strings(aTHX_ c, ix ? "defragment" : "status", cb, 0, NULL, NULL);
+
+void
+alarm(EV::Etcd c, SV *action, ...)
+  PREINIT:
+    pb_buf b;
+    SV *cb;
+    HV *opts;
+    STRLEN al;
+    const char *a;
+    int act, kind = 0;
+    U64 member = 0;
+  CODE:
+    check_fork(aTHX_ c);
+    opts = opts_and_cb(aTHX_ "alarm", &ST(2), items - 2, &cb);
+    a = need_bytes(aTHX_ action, &al, "alarm", "action");
+    if (al == 3 && strncasecmp(a, "GET", 3) == 0) act = 0;
+    else if (al == 8 && strncasecmp(a, "ACTIVATE", 8) == 0) act = 1;
+    else if (al == 10 && strncasecmp(a, "DEACTIVATE", 10) == 0) act = 2;
+    else croak("alarm: unknown action '%s' (expected GET, ACTIVATE or DEACTIVATE)", a);
+    OPT_BEGIN(opts)
+        if (OPT_IS("member_id")) member = SvOK(v) ? need_uint(aTHX_ v, "alarm", "member_id") : 0;
+        else if (OPT_IS("alarm")) {
+            STRLEN tl;
+            const char *t = need_bytes(aTHX_ v, &tl, "alarm", "alarm");
+            if (tl == 4 && strncasecmp(t, "NONE", 4) == 0) kind = 0;
+            else if (tl == 7 && strncasecmp(t, "NOSPACE", 7) == 0) kind = 1;
+            else if (tl == 7 && strncasecmp(t, "CORRUPT", 7) == 0) kind = 2;
+            else croak("alarm: unknown alarm '%s' (expected NONE, NOSPACE or CORRUPT)", t);
+        }
+        else unknown_option(aTHX_ "alarm", k, klen);
+    OPT_END
+    pb_init(aTHX_ &b);
+    pb_int(aTHX_ &b, 1, act);
+    pb_uint(aTHX_ &b, 2, member);
+    pb_int(aTHX_ &b, 3, kind);
+    start_call(aTHX_ c, "alarm", &b, cb);
+
+void
+hash_kv(EV::Etcd c, ...)
+  PREINIT:
+    pb_buf b;
+    SV *cb;
+    I64 rev = 0;
+  CODE:
+    check_fork(aTHX_ c);
+    if (items < 2 || items > 3) croak("callback must be a code reference");
+    cb = need_cb(aTHX_ ST(items - 1));
+    if (items == 3) rev = need_int(aTHX_ ST(1), "hash_kv", "revision");
+    pb_init(aTHX_ &b);
+    pb_int(aTHX_ &b, 1, rev);
+    start_call(aTHX_ c, "hash_kv", &b, cb);
+
+void
+move_leader(EV::Etcd c, SV *target, SV *cb)
+  CODE:
+    call_with_id(aTHX_ c, "move_leader", cb, target, "target member id");

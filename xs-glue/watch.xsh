@@ -1,0 +1,44 @@
+# Watch service: watch (cancel lives in EV::Etcd::Watch, lib/EV/Etcd.pm).
+
+SV *
+watch(EV::Etcd c, SV *key, ...)
+  PREINIT:
+    pb_buf b;
+    SV *cb;
+    HV *opts;
+    STRLEN klen;
+    const char *k0;
+    int prefix = 0, prev_kv = 0, progress = 0, reconnect = 1;
+    SV *range_end = NULL;
+    I64 start = 0, watch_id = 0;
+    U64 id;
+  CODE:
+    check_fork(aTHX_ c);
+    opts = opts_and_cb(aTHX_ "watch", &ST(2), items - 2, &cb);
+    k0 = need_bytes(aTHX_ key, &klen, "watch", "key");
+    OPT_BEGIN(opts)
+        if (OPT_IS("prefix")) prefix = opt_true(aTHX_ v);
+        else if (OPT_IS("range_end")) range_end = SvOK(v) ? v : NULL;
+        else if (OPT_IS("start_revision")) start = need_int(aTHX_ v, "watch", "start_revision");
+        else if (OPT_IS("prev_kv")) prev_kv = opt_true(aTHX_ v);
+        else if (OPT_IS("progress_notify")) progress = opt_true(aTHX_ v);
+        else if (OPT_IS("watch_id")) watch_id = SvOK(v) ? need_int(aTHX_ v, "watch", "watch_id") : 0;
+        else if (OPT_IS("auto_reconnect")) reconnect = opt_true(aTHX_ v);
+        else unknown_option(aTHX_ "watch", k, klen);
+    OPT_END
+    if (start < 0) croak("watch: start_revision must not be negative");
+    if (watch_id < 0) croak("watch: watch_id must not be negative");
+    pb_init(aTHX_ &b);
+    put_key_range(aTHX_ &b, k0, klen, prefix, range_end, "watch");
+    pb_int(aTHX_ &b, 3, start);
+    pb_int(aTHX_ &b, 4, progress);
+    pb_int(aTHX_ &b, 6, prev_kv);
+    pb_int(aTHX_ &b, 7, watch_id);
+    id = register_cb(aTHX_ c, cb);
+    if (evetcd_watch(c->rs, id, b.p, b.len, reconnect) != 0) {
+        forget_cb(aTHX_ c, id);
+        croak("watch: the request could not be started");
+    }
+    RETVAL = stream_handle(aTHX_ ST(0), id, EVETCD_WATCH, "EV::Etcd::Watch");
+  OUTPUT:
+    RETVAL
