@@ -9,14 +9,20 @@ use crate::runtime::Route;
 
 pub fn route(method: &str) -> Option<Route> {
     Some(match method {
-        "member_list" => Route::new::<MemberListResponse>("/etcdserverpb.Cluster/MemberList", "member_list"),
-        "member_add" => Route::new::<MemberAddResponse>("/etcdserverpb.Cluster/MemberAdd", "member_add"),
-        "member_remove" => {
-            Route::new::<MemberRemoveResponse>("/etcdserverpb.Cluster/MemberRemove", "member_remove")
+        "member_list" => {
+            Route::new::<MemberListResponse>("/etcdserverpb.Cluster/MemberList", "member_list")
         }
-        "member_update" => {
-            Route::new::<MemberUpdateResponse>("/etcdserverpb.Cluster/MemberUpdate", "member_update")
+        "member_add" => {
+            Route::new::<MemberAddResponse>("/etcdserverpb.Cluster/MemberAdd", "member_add")
         }
+        "member_remove" => Route::new::<MemberRemoveResponse>(
+            "/etcdserverpb.Cluster/MemberRemove",
+            "member_remove",
+        ),
+        "member_update" => Route::new::<MemberUpdateResponse>(
+            "/etcdserverpb.Cluster/MemberUpdate",
+            "member_update",
+        ),
         "member_promote" => Route::new::<MemberPromoteResponse>(
             "/etcdserverpb.Cluster/MemberPromote",
             "member_promote",
@@ -48,7 +54,12 @@ macro_rules! members_reply {
         }
     )*};
 }
-members_reply!(MemberListResponse, MemberRemoveResponse, MemberUpdateResponse, MemberPromoteResponse);
+members_reply!(
+    MemberListResponse,
+    MemberRemoveResponse,
+    MemberUpdateResponse,
+    MemberPromoteResponse
+);
 
 impl ToPerl for MemberAddResponse {
     fn to_perl(&self, b: &Builder) -> Hv {

@@ -125,10 +125,12 @@ impl ObserveTask {
                 return self.fail(err, cancel);
             };
             tokio::select! {
-                c = &mut cancel => return match c {
-                    Ok(cancel_id) => finish_cancel(&self.shared, Some(self.id), cancel_id),
-                    Err(_) => {}
-                },
+                c = &mut cancel => {
+                    if let Ok(cancel_id) = c {
+                        finish_cancel(&self.shared, Some(self.id), cancel_id);
+                    }
+                    return;
+                }
                 _ = tokio::time::sleep(delay) => {}
             }
         }

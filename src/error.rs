@@ -31,11 +31,21 @@ impl EtcdError {
             status.code()
         };
         let mut message = status.message().to_string();
+        // Transport errors say little at the top ("tcp connect error"): add
+        // the causes beneath, e.g. "Connection refused (os error 111)".
+        let mut cause = status.source();
+        while let Some(e) = cause {
+            let text = e.to_string();
+            if !text.is_empty() && !message.contains(&text) {
+                if !message.is_empty() {
+                    message.push_str(": ");
+                }
+                message.push_str(&text);
+            }
+            cause = e.source();
+        }
         if message.is_empty() {
-            message = match status.source() {
-                Some(e) => e.to_string(),
-                None => code.description().to_string(),
-            };
+            message = code.description().to_string();
         }
         EtcdError::new(code, message, source)
     }

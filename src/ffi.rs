@@ -2,7 +2,7 @@
 //! unwinds into C or Perl; raw pointers are turned into Rust values here and
 //! nowhere else.
 
-use crate::perl::{BuilderVtable, Builder, ToPerl};
+use crate::perl::{Builder, BuilderVtable, ToPerl};
 use crate::queue::Disposition;
 use crate::runtime::{Client, Config};
 use crate::streams::StreamKind;
@@ -163,15 +163,15 @@ pub unsafe extern "C" fn evetcd_watch(
 ) -> c_int {
     // SAFETY: live client and readable buffer per contract.
     let (client, body) = unsafe { (&*client, slice(body, body_len)) };
-    guard(|| {
-        match crate::proto::etcdserverpb::WatchCreateRequest::decode(body) {
+    guard(
+        || match crate::proto::etcdserverpb::WatchCreateRequest::decode(body) {
             Ok(req) => {
                 client.streams.watch(id, req, auto_reconnect != 0);
                 0
             }
             Err(_) => REJECTED,
-        }
-    })
+        },
+    )
 }
 
 /// Starts keeping `lease` alive.
@@ -208,7 +208,9 @@ pub unsafe extern "C" fn evetcd_observe(
     // SAFETY: live client and readable buffer per contract.
     let (client, name) = unsafe { (&*client, slice(name, name_len)) };
     guard(|| {
-        client.streams.observe(id, name.to_vec(), auto_reconnect != 0);
+        client
+            .streams
+            .observe(id, name.to_vec(), auto_reconnect != 0);
         0
     })
 }

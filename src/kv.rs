@@ -2,8 +2,7 @@
 
 use crate::perl::{Builder, Hv, ToPerl};
 use crate::proto::etcdserverpb::{
-    response_op, CompactionResponse, DeleteRangeResponse, PutResponse, RangeResponse,
-    TxnResponse,
+    response_op, CompactionResponse, DeleteRangeResponse, PutResponse, RangeResponse, TxnResponse,
 };
 use crate::runtime::Route;
 

@@ -26,13 +26,19 @@ const SOURCE: &str = "keepalive";
 
 pub fn route(method: &str) -> Option<Route> {
     Some(match method {
-        "lease_grant" => Route::new::<LeaseGrantResponse>("/etcdserverpb.Lease/LeaseGrant", "lease_grant"),
-        "lease_revoke" => Route::new::<LeaseRevokeResponse>("/etcdserverpb.Lease/LeaseRevoke", "lease_revoke"),
+        "lease_grant" => {
+            Route::new::<LeaseGrantResponse>("/etcdserverpb.Lease/LeaseGrant", "lease_grant")
+        }
+        "lease_revoke" => {
+            Route::new::<LeaseRevokeResponse>("/etcdserverpb.Lease/LeaseRevoke", "lease_revoke")
+        }
         "lease_time_to_live" => Route::new::<LeaseTimeToLiveResponse>(
             "/etcdserverpb.Lease/LeaseTimeToLive",
             "lease_time_to_live",
         ),
-        "lease_leases" => Route::new::<LeaseLeasesResponse>("/etcdserverpb.Lease/LeaseLeases", "lease_leases"),
+        "lease_leases" => {
+            Route::new::<LeaseLeasesResponse>("/etcdserverpb.Lease/LeaseLeases", "lease_leases")
+        }
         _ => return None,
     })
 }
@@ -115,8 +121,12 @@ struct Schedule {
     keepers: Vec<u64>,
 }
 
-type Opening =
-    Pin<Box<dyn Future<Output = Result<tonic::Response<Streaming<LeaseKeepAliveResponse>>, Status>> + Send>>;
+type Opening = Pin<
+    Box<
+        dyn Future<Output = Result<tonic::Response<Streaming<LeaseKeepAliveResponse>>, Status>>
+            + Send,
+    >,
+>;
 
 pub struct KeepaliveHub {
     shared: Arc<Shared>,
@@ -296,7 +306,11 @@ impl KeepaliveHub {
             let keepers = s.keepers.clone();
             for id in keepers {
                 self.remove_keeper(id);
-                let err = EtcdError::new(Code::NotFound, "etcdserver: requested lease not found", SOURCE);
+                let err = EtcdError::new(
+                    Code::NotFound,
+                    "etcdserver: requested lease not found",
+                    SOURCE,
+                );
                 self.shared.send(id, Disposition::Last, Err(err));
             }
             return;
@@ -304,8 +318,7 @@ impl KeepaliveHub {
         s.ttl = resp.ttl;
         let keepers = s.keepers.clone();
         for id in keepers {
-            self.shared
-                .send(id, Disposition::Keep, Ok(Box::new(resp.clone())));
+            self.shared.send(id, Disposition::Keep, Ok(Box::new(resp)));
         }
         self.reschedule(resp.id, Instant::now() + refresh_interval(resp.ttl));
     }
@@ -343,7 +356,8 @@ impl KeepaliveHub {
                 let ids: Vec<u64> = self.keepers.keys().copied().collect();
                 for id in ids {
                     self.remove_keeper(id);
-                    self.shared.send(id, Disposition::Last, Err(gave_up.clone()));
+                    self.shared
+                        .send(id, Disposition::Last, Err(gave_up.clone()));
                 }
                 self.backoff.reset();
             }

@@ -63,7 +63,16 @@ impl<'a> Builder<'a> {
 
     pub fn bytes(&self, hv: Hv, key: &str, v: &[u8]) {
         // SAFETY: handles come from this builder; slices live across the call.
-        unsafe { (self.vt.hv_bytes)(self.vt.ctx, hv.0, key.as_ptr(), key.len(), v.as_ptr(), v.len()) }
+        unsafe {
+            (self.vt.hv_bytes)(
+                self.vt.ctx,
+                hv.0,
+                key.as_ptr(),
+                key.len(),
+                v.as_ptr(),
+                v.len(),
+            )
+        }
     }
 
     pub fn int(&self, hv: Hv, key: &str, v: i64) {

@@ -3,7 +3,9 @@
 
 use crate::error::EtcdError;
 use crate::perl::{Builder, Hv, ToPerl};
-use crate::queue::{completion_queue, Completion, CompletionQueue, CompletionSender, Disposition, Reply};
+use crate::queue::{
+    completion_queue, Completion, CompletionQueue, CompletionSender, Disposition, Reply,
+};
 use bytes::{Buf, BufMut, Bytes};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -106,7 +108,12 @@ impl Shared {
     pub fn request<T>(&self, msg: T, with_token: bool, deadline: bool) -> tonic::Request<T> {
         let mut req = tonic::Request::new(msg);
         if with_token {
-            if let Some(t) = self.token.read().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            if let Some(t) = self
+                .token
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+            {
                 req.metadata_mut().insert("token", t.clone());
             }
         }
@@ -289,9 +296,8 @@ async fn unary_call(shared: &Shared, route: &Route, body: Bytes) -> Result<Reply
         call.await
     };
     match outcome {
-        Ok(resp) => (route.decode)(shared, resp.into_inner()).map_err(|e| {
-            EtcdError::internal(format!("malformed reply: {e}"), route.source)
-        }),
+        Ok(resp) => (route.decode)(shared, resp.into_inner())
+            .map_err(|e| EtcdError::internal(format!("malformed reply: {e}"), route.source)),
         Err(status) => {
             let err = EtcdError::from_status(&status, route.source);
             if crate::error::is_transport_failure(&status) {
@@ -377,7 +383,8 @@ pub struct Client {
 impl Client {
     pub fn new(cfg: Config) -> Result<Client, String> {
         let uris = cfg.endpoint_uris()?;
-        let (out, queue) = completion_queue().map_err(|e| format!("cannot create wake-up socket: {e}"))?;
+        let (out, queue) =
+            completion_queue().map_err(|e| format!("cannot create wake-up socket: {e}"))?;
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
         let (handle_tx, handle_rx) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()

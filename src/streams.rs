@@ -90,7 +90,8 @@ impl Streams {
     fn watch_hub(&self) -> &mpsc::UnboundedSender<WatchCmd> {
         self.watch.get_or_init(|| {
             let (tx, rx) = mpsc::unbounded_channel();
-            self.handle.spawn(WatchHub::new(self.shared.clone(), rx).run());
+            self.handle
+                .spawn(WatchHub::new(self.shared.clone(), rx).run());
             tx
         })
     }

@@ -6,8 +6,8 @@
 use crate::error::{is_transport_failure, EtcdError};
 use crate::perl::{Builder, Hv, ToPerl};
 use crate::proto::etcdserverpb::{
-    watch_client::WatchClient, watch_request::RequestUnion, WatchCancelRequest,
-    WatchCreateRequest, WatchRequest, WatchResponse,
+    watch_client::WatchClient, watch_request::RequestUnion, WatchCancelRequest, WatchCreateRequest,
+    WatchRequest, WatchResponse,
 };
 use crate::proto::mvccpb::event::EventType;
 use crate::queue::Disposition;
@@ -53,7 +53,8 @@ struct Watch {
     partial: Option<WatchResponse>,
 }
 
-type Opening = Pin<Box<dyn Future<Output = Result<tonic::Response<Streaming<WatchResponse>>, Status>> + Send>>;
+type Opening =
+    Pin<Box<dyn Future<Output = Result<tonic::Response<Streaming<WatchResponse>>, Status>> + Send>>;
 
 pub struct WatchHub {
     shared: Arc<Shared>,
@@ -159,7 +160,8 @@ impl WatchHub {
             } => {
                 let wid = if req.watch_id != 0 {
                     if self.watches.contains_key(&req.watch_id) {
-                        let msg = format!("watch_id {} is already in use on this client", req.watch_id);
+                        let msg =
+                            format!("watch_id {} is already in use on this client", req.watch_id);
                         let err = EtcdError::new(Code::AlreadyExists, msg, SOURCE);
                         self.shared.send(id, Disposition::Last, Err(err));
                         return;
@@ -202,7 +204,9 @@ impl WatchHub {
                     self.remove(wid);
                     finish_cancel(&self.shared, Some(id), cancel_id);
                 } else if w.created {
-                    self.send(RequestUnion::CancelRequest(WatchCancelRequest { watch_id: wid }));
+                    self.send(RequestUnion::CancelRequest(WatchCancelRequest {
+                        watch_id: wid,
+                    }));
                 }
                 // Otherwise the cancel goes out when the server acknowledges the create.
             }
@@ -244,7 +248,9 @@ impl WatchHub {
                 return self.server_cancelled(wid, &resp);
             }
             if w.cancel.is_some() {
-                self.send(RequestUnion::CancelRequest(WatchCancelRequest { watch_id: wid }));
+                self.send(RequestUnion::CancelRequest(WatchCancelRequest {
+                    watch_id: wid,
+                }));
                 return;
             }
             if w.next_rev == 0 {
@@ -254,7 +260,8 @@ impl WatchHub {
                 return; // a re-creation after reconnect is internal
             }
             w.announced = true;
-            self.shared.send(w.id, Disposition::Keep, Ok(Box::new(resp)));
+            self.shared
+                .send(w.id, Disposition::Keep, Ok(Box::new(resp)));
             return;
         }
         if resp.canceled {
@@ -264,10 +271,15 @@ impl WatchHub {
             return; // the user asked for no more
         }
         // Never hand over a revision twice, whatever the server resends.
-        if resp.events.first().and_then(|e| e.kv.as_ref()).map_or(false, |kv| kv.mod_revision < w.next_rev) {
+        if resp
+            .events
+            .first()
+            .and_then(|e| e.kv.as_ref())
+            .is_some_and(|kv| kv.mod_revision < w.next_rev)
+        {
             let floor = w.next_rev;
             resp.events
-                .retain(|e| e.kv.as_ref().map_or(true, |kv| kv.mod_revision >= floor));
+                .retain(|e| e.kv.as_ref().is_none_or(|kv| kv.mod_revision >= floor));
             if resp.events.is_empty() {
                 return;
             }
@@ -280,7 +292,8 @@ impl WatchHub {
                 }
             }
         }
-        self.shared.send(w.id, Disposition::Keep, Ok(Box::new(resp)));
+        self.shared
+            .send(w.id, Disposition::Keep, Ok(Box::new(resp)));
     }
 
     /// A progress notification for the whole stream (watch_id -1).
@@ -293,7 +306,8 @@ impl WatchHub {
             w.next_rev = w.next_rev.max(rev + 1);
             let mut each = resp.clone();
             each.watch_id = *wid;
-            self.shared.send(w.id, Disposition::Keep, Ok(Box::new(each)));
+            self.shared
+                .send(w.id, Disposition::Keep, Ok(Box::new(each)));
         }
     }
 
@@ -362,7 +376,8 @@ impl WatchHub {
                 );
                 let gave_up = EtcdError::new(err.code, msg, SOURCE);
                 for (_, w) in self.watches.drain() {
-                    self.shared.send(w.id, Disposition::Last, Err(gave_up.clone()));
+                    self.shared
+                        .send(w.id, Disposition::Last, Err(gave_up.clone()));
                 }
                 self.by_id.clear();
                 self.backoff.reset();
@@ -392,7 +407,9 @@ async fn poll_opening(
     }
 }
 
-pub(crate) async fn next_message<T>(stream: &mut Option<Streaming<T>>) -> Result<Option<T>, Status> {
+pub(crate) async fn next_message<T>(
+    stream: &mut Option<Streaming<T>>,
+) -> Result<Option<T>, Status> {
     match stream {
         Some(s) => s.message().await,
         None => std::future::pending().await,
