@@ -4,9 +4,11 @@ use crate::perl::{Builder, Hv, ToPerl};
 use crate::proto::authpb::permission::Type as PermType;
 use crate::proto::etcdserverpb::*;
 use crate::queue::Reply;
-use crate::runtime::{Route, Shared};
+use crate::runtime::{round_trip, Route, Shared};
 use bytes::Bytes;
 use prost::Message;
+use std::sync::Arc;
+use tonic::Status;
 
 pub fn route(method: &str) -> Option<Route> {
     macro_rules! r {
@@ -64,11 +66,51 @@ fn method_name(method: &str) -> Option<&'static str> {
     NAMES.iter().copied().find(|n| *n == method)
 }
 
-/// A successful login replaces the token every later call sends.
-fn store_token(shared: &Shared, body: Bytes) -> Result<Reply, String> {
+/// A successful login replaces the token every later call sends, and its
+/// credentials are kept for logging in again when the token goes stale.
+fn store_token(shared: &Shared, request: &Bytes, body: Bytes) -> Result<Reply, String> {
     let resp = AuthenticateResponse::decode(body).map_err(|e| e.to_string())?;
     shared.set_token(&resp.token)?;
+    shared.set_credentials(request.clone());
     Ok(Box::new(resp))
+}
+
+/// etcd's ways of saying the token we sent is no longer good: 3.4 and 3.5
+/// word a stale auth revision differently, and an expired simple token is
+/// "invalid auth token".
+pub fn is_stale_token(status: &Status) -> bool {
+    let m = status.message();
+    m.contains("invalid auth token")
+        || m.contains("revision of auth store is old")
+        || m.contains("auth: revision in header is old")
+}
+
+/// For streams: when `status` says the token is stale and we can log in
+/// again, starts that login and returns true (the stream should be retried).
+pub fn renew_token_for_stream(shared: &Arc<Shared>, status: &Status) -> bool {
+    if !is_stale_token(status) || shared.credentials().is_none() {
+        return false;
+    }
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        reauthenticate(&shared).await;
+    });
+    true
+}
+
+/// Logs in again with the remembered credentials; true when a fresh token
+/// is in place. The stale token is not sent (3.4 rejects such a login).
+pub async fn reauthenticate(shared: &Shared) -> bool {
+    let Some(request) = shared.credentials() else {
+        return false;
+    };
+    let Some(route) = route("authenticate") else {
+        return false;
+    };
+    match round_trip(shared, &route, request.clone()).await {
+        Ok(reply) => store_token(shared, &request, reply).is_ok(),
+        Err(_) => false,
+    }
 }
 
 impl ToPerl for AuthenticateResponse {

@@ -106,13 +106,15 @@ impl ObserveTask {
                 self.shared.connection_failed(generation);
             }
             let err = EtcdError::from_status(&status, SOURCE);
-            let delay = if err.retryable() && self.auto_reconnect {
+            let retry =
+                err.retryable() || crate::auth::renew_token_for_stream(&self.shared, &status);
+            let delay = if retry && self.auto_reconnect {
                 backoff.next_delay()
             } else {
                 None
             };
             let Some(delay) = delay else {
-                let err = if err.retryable() && self.auto_reconnect {
+                let err = if retry && self.auto_reconnect {
                     let msg = format!(
                         "observe stream lost, gave up after {} reconnect attempts: {}",
                         backoff.attempts(),

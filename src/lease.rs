@@ -329,7 +329,7 @@ impl KeepaliveHub {
             self.shared.connection_failed(self.generation);
         }
         let err = EtcdError::from_status(status, SOURCE);
-        let retry = err.retryable();
+        let retry = err.retryable() || crate::auth::renew_token_for_stream(&self.shared, status);
         let ending: Vec<u64> = self
             .keepers
             .iter()

@@ -64,6 +64,9 @@ pub struct Shared {
     uris: Vec<String>,
     conn: Mutex<Connection>,
     token: RwLock<Option<AsciiMetadataValue>>,
+    /// The last successful AuthenticateRequest, to log in again when the
+    /// server drops the token.
+    credentials: RwLock<Option<Bytes>>,
 }
 
 impl Shared {
@@ -101,6 +104,17 @@ impl Shared {
         };
         *self.token.write().unwrap_or_else(|p| p.into_inner()) = v;
         Ok(())
+    }
+
+    pub fn set_credentials(&self, request: Bytes) {
+        *self.credentials.write().unwrap_or_else(|p| p.into_inner()) = Some(request);
+    }
+
+    pub fn credentials(&self) -> Option<Bytes> {
+        self.credentials
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Wraps a message with the auth token (when `with_token`) and, for
@@ -182,7 +196,8 @@ impl Drop for ReplyGuard {
 pub struct Route {
     pub path: &'static str,
     pub source: &'static str,
-    pub decode: fn(&Shared, Bytes) -> Result<Reply, String>,
+    /// Turns the reply into Perl-ready form; sees the request too.
+    pub decode: fn(&Shared, &Bytes, Bytes) -> Result<Reply, String>,
     /// False for calls that wait on other clients (lock, campaign).
     pub deadline: bool,
     /// False for authenticate: etcd 3.4 rejects a login carrying a stale token.
@@ -209,7 +224,7 @@ impl Route {
     }
 }
 
-fn decode_as<T>(_: &Shared, body: Bytes) -> Result<Reply, String>
+fn decode_as<T>(_: &Shared, _request: &Bytes, body: Bytes) -> Result<Reply, String>
 where
     T: prost::Message + Default + ToPerl + Send + 'static,
 {
@@ -269,21 +284,43 @@ pub fn grpc(channel: Channel) -> tonic::client::Grpc<Channel> {
         .max_encoding_message_size(usize::MAX)
 }
 
-async fn unary_call(shared: &Shared, route: &Route, body: Bytes) -> Result<Reply, EtcdError> {
+/// One round trip of `route` on the current channel.
+pub async fn round_trip(
+    shared: &Shared,
+    route: &Route,
+    body: Bytes,
+) -> Result<Bytes, (Status, u64)> {
     let (channel, generation) = shared.channel();
     let mut client = grpc(channel);
     let req = shared.request(body, route.with_token, route.deadline);
-    let call = async {
-        client
-            .ready()
-            .await
-            .map_err(|e| Status::from_error(Box::new(e)))?;
-        client
-            .unary(req, PathAndQuery::from_static(route.path), RawCodec)
-            .await
+    client
+        .ready()
+        .await
+        .map_err(|e| (Status::from_error(Box::new(e)), generation))?;
+    client
+        .unary(req, PathAndQuery::from_static(route.path), RawCodec)
+        .await
+        .map(|r| r.into_inner())
+        .map_err(|s| (s, generation))
+}
+
+async fn unary_call(shared: &Shared, route: &Route, body: Bytes) -> Result<Reply, EtcdError> {
+    let attempts = async {
+        let mut outcome = round_trip(shared, route, body.clone()).await;
+        // The server forgot our token (expired, or auth changed): log in
+        // again with the remembered credentials and retry once.
+        if let Err((status, _)) = &outcome {
+            if route.with_token
+                && crate::auth::is_stale_token(status)
+                && crate::auth::reauthenticate(shared).await
+            {
+                outcome = round_trip(shared, route, body.clone()).await;
+            }
+        }
+        outcome
     };
     let outcome = if route.deadline {
-        match tokio::time::timeout(shared.cfg.timeout, call).await {
+        match tokio::time::timeout(shared.cfg.timeout, attempts).await {
             Ok(r) => r,
             Err(_) => {
                 return Err(EtcdError::deadline(
@@ -293,17 +330,16 @@ async fn unary_call(shared: &Shared, route: &Route, body: Bytes) -> Result<Reply
             }
         }
     } else {
-        call.await
+        attempts.await
     };
     match outcome {
-        Ok(resp) => (route.decode)(shared, resp.into_inner())
+        Ok(reply) => (route.decode)(shared, &body, reply)
             .map_err(|e| EtcdError::internal(format!("malformed reply: {e}"), route.source)),
-        Err(status) => {
-            let err = EtcdError::from_status(&status, route.source);
+        Err((status, generation)) => {
             if crate::error::is_transport_failure(&status) {
                 shared.connection_failed(generation);
             }
-            Err(err)
+            Err(EtcdError::from_status(&status, route.source))
         }
     }
 }
@@ -431,6 +467,7 @@ impl Client {
                 channel,
             }),
             token: RwLock::new(token),
+            credentials: RwLock::new(None),
         });
         if let Some(every) = shared.cfg.health_interval {
             handle.spawn(health_loop(shared.clone(), every));

@@ -350,7 +350,7 @@ impl WatchHub {
             self.shared.connection_failed(self.generation);
         }
         let err = EtcdError::from_status(status, SOURCE);
-        let retry = err.retryable();
+        let retry = err.retryable() || crate::auth::renew_token_for_stream(&self.shared, status);
         let ids: Vec<i64> = self.watches.keys().copied().collect();
         for wid in ids {
             let w = &self.watches[&wid];
