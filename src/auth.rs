@@ -23,7 +23,10 @@ pub fn route(method: &str) -> Option<Route> {
             ..r!(AuthenticateResponse, "Authenticate")
         },
         "auth_enable" => r!(AuthEnableResponse, "AuthEnable"),
-        "auth_disable" => r!(AuthDisableResponse, "AuthDisable"),
+        "auth_disable" => Route {
+            decode: forget_token,
+            ..r!(AuthDisableResponse, "AuthDisable")
+        },
         "auth_status" => r!(AuthStatusResponse, "AuthStatus"),
         "user_add" => r!(AuthUserAddResponse, "UserAdd"),
         "user_get" => r!(AuthUserGetResponse, "UserGet"),
@@ -75,6 +78,13 @@ fn store_token(shared: &Shared, request: &Bytes, body: Bytes) -> Result<Reply, S
     Ok(Box::new(resp))
 }
 
+/// With auth off etcd still rejects any token it is sent: stop sending it.
+fn forget_token(shared: &Shared, _request: &Bytes, body: Bytes) -> Result<Reply, String> {
+    let resp = AuthDisableResponse::decode(body).map_err(|e| e.to_string())?;
+    shared.clear_auth();
+    Ok(Box::new(resp))
+}
+
 /// etcd's ways of saying the token we sent is no longer good: 3.4 and 3.5
 /// word a stale auth revision differently, and an expired simple token is
 /// "invalid auth token".
@@ -109,6 +119,11 @@ pub async fn reauthenticate(shared: &Shared) -> bool {
     };
     match round_trip(shared, &route, request.clone()).await {
         Ok(reply) => store_token(shared, &request, reply).is_ok(),
+        // Someone turned auth off: carry on without a token.
+        Err((status, _)) if status.message().contains("authentication is not enabled") => {
+            shared.clear_auth();
+            true
+        }
         Err(_) => false,
     }
 }

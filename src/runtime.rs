@@ -106,6 +106,12 @@ impl Shared {
         Ok(())
     }
 
+    /// Forgets token and credentials (auth was switched off).
+    pub fn clear_auth(&self) {
+        *self.token.write().unwrap_or_else(|p| p.into_inner()) = None;
+        *self.credentials.write().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
     pub fn set_credentials(&self, request: Bytes) {
         *self.credentials.write().unwrap_or_else(|p| p.into_inner()) = Some(request);
     }

@@ -13,7 +13,7 @@ use crate::proto::mvccpb::event::EventType;
 use crate::queue::Disposition;
 use crate::runtime::Shared;
 use crate::streams::{finish_cancel, Backoff};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -61,6 +61,9 @@ pub struct WatchHub {
     rx: mpsc::UnboundedReceiver<WatchCmd>,
     watches: HashMap<i64, Watch>,
     by_id: HashMap<u64, i64>,
+    /// Watches whose create request awaits its answer, in sending order:
+    /// etcd 3.4 answers a refused create with watch_id -1.
+    unanswered: VecDeque<i64>,
     next_watch_id: i64,
     backoff: Backoff,
     // Current stream: requests go to `tx`; replies come from `stream` once
@@ -80,6 +83,7 @@ impl WatchHub {
             rx,
             watches: HashMap::new(),
             by_id: HashMap::new(),
+            unanswered: VecDeque::new(),
             next_watch_id: 1,
             backoff: Backoff::new(max),
             tx: None,
@@ -124,10 +128,12 @@ impl WatchHub {
         let (channel, generation) = self.shared.channel();
         self.generation = generation;
         let (tx, rx) = mpsc::unbounded_channel();
+        self.unanswered.clear();
         for (wid, w) in self.watches.iter_mut() {
             w.created = false;
             w.partial = None;
             let _ = tx.send(create_request(*wid, w));
+            self.unanswered.push_back(*wid);
         }
         let req = self
             .shared
@@ -138,6 +144,7 @@ impl WatchHub {
     }
 
     fn close_stream(&mut self) {
+        self.unanswered.clear();
         self.tx = None;
         self.opening = None;
         self.stream = None;
@@ -186,6 +193,7 @@ impl WatchHub {
                 };
                 if let Some(tx) = &self.tx {
                     let _ = tx.send(create_request(wid, &w));
+                    self.unanswered.push_back(wid);
                 }
                 self.watches.insert(wid, w);
                 self.by_id.insert(id, wid);
@@ -215,11 +223,23 @@ impl WatchHub {
 
     fn remove(&mut self, wid: i64) -> Option<Watch> {
         let w = self.watches.remove(&wid)?;
+        self.unanswered.retain(|&x| x != wid);
         self.by_id.remove(&w.id);
         Some(w)
     }
 
-    fn response(&mut self, resp: WatchResponse) {
+    fn response(&mut self, mut resp: WatchResponse) {
+        if resp.created {
+            // Creates are answered in order; a refusal may carry id -1.
+            let answered = match self.unanswered.iter().position(|&w| w == resp.watch_id) {
+                Some(pos) => self.unanswered.remove(pos),
+                None if resp.watch_id == -1 => self.unanswered.pop_front(),
+                None => None,
+            };
+            if let Some(wid) = answered {
+                resp.watch_id = wid;
+            }
+        }
         if resp.watch_id == -1 {
             return self.progress_for_all(resp);
         }
