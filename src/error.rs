@@ -25,7 +25,9 @@ impl EtcdError {
     /// failures are UNAVAILABLE whatever tonic called them (a reset mid-call
     /// comes out as Unknown), so callers and the stream reconnect logic retry.
     pub fn from_status(status: &tonic::Status, source: &'static str) -> Self {
-        let code = if is_transport_failure(status) {
+        let code = if is_deadline(status) {
+            Code::DeadlineExceeded
+        } else if is_transport_failure(status) {
             Code::Unavailable
         } else {
             status.code()
@@ -79,7 +81,23 @@ pub fn is_retryable(code: Code) -> bool {
     )
 }
 
+/// tonic enforces the grpc-timeout we send with its own timer and reports
+/// it as a transport error; it is the call's deadline all the same.
+fn is_deadline(status: &tonic::Status) -> bool {
+    let mut cause = status.source();
+    while let Some(e) = cause {
+        if e.is::<tonic::TimeoutExpired>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
 pub fn is_transport_failure(status: &tonic::Status) -> bool {
+    if is_deadline(status) {
+        return false;
+    }
     match status.code() {
         Code::Unavailable => true,
         Code::Unknown | Code::Internal | Code::Cancelled => status.source().is_some(),

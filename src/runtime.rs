@@ -152,6 +152,9 @@ impl Shared {
     }
 }
 
+const CONNECTION_WINDOW: u32 = 64 << 20;
+const STREAM_WINDOW: u32 = 16 << 20;
+
 fn make_channel(uri: &str, timeout: Duration) -> Channel {
     Endpoint::from_shared(uri.to_string())
         .expect("endpoint validated at construction")
@@ -160,7 +163,11 @@ fn make_channel(uri: &str, timeout: Duration) -> Channel {
         .http2_keep_alive_interval(Duration::from_secs(10))
         .keep_alive_timeout(Duration::from_secs(5))
         .keep_alive_while_idle(true)
-        .http2_adaptive_window(true)
+        // h2 drops a connection that has more small unread DATA frames than
+        // half its connection window allows; hundreds of replies can arrive
+        // before their tasks run, so give it a large window.
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .initial_stream_window_size(STREAM_WINDOW)
         .connect_lazy()
 }
 

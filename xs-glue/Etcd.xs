@@ -7,6 +7,7 @@
 #include "EVAPI.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <string.h>
 
 #include "evetcd.h"
@@ -95,6 +96,8 @@ static void b_av_ref(void *ctx, void *av, void *child)
 
 static void update_loop_ref(etcd_t *c)
 {
+    if (c->fork_gen != fork_generation)
+        return; /* an inherited client never holds the child's loop */
     if (c->pending > 0 && !c->refd) {
         ev_ref(EV_DEFAULT_UC);
         c->refd = 1;
@@ -106,6 +109,8 @@ static void update_loop_ref(etcd_t *c)
 
 static SV *need_cb(pTHX_ SV *cb)
 {
+    if (!cb)
+        croak("callback must be a code reference");
     SvGETMAGIC(cb);
     if (!SvROK(cb) || SvTYPE(SvRV(cb)) != SVt_PVCV)
         croak("callback must be a code reference");
@@ -202,6 +207,16 @@ static void drain(EV_P_ ev_io *w, int revents)
     b.av_int = b_av_int;
     b.av_ref = b_av_ref;
 
+    /* In a child the wake-ups belong to the parent's client: leave them to
+     * it, and stop watching (a child running EV has done loop_fork). */
+    if (c->fork_gen != fork_generation) {
+        if (!c->refd)
+            ev_ref(EV_A);
+        c->refd = 0;
+        ev_io_stop(EV_A, w);
+        return;
+    }
+
     /* A callback may drop the last reference to the client: keep it alive
      * until the drain is over. */
     SvREFCNT_inc_simple_void_NN(self);
@@ -237,6 +252,8 @@ static void drain(EV_P_ ev_io *w, int revents)
 
 static const char *need_bytes(pTHX_ SV *sv, STRLEN *len, const char *method, const char *what)
 {
+    if (!sv)
+        croak("%s: %s is missing", method, what);
     SvGETMAGIC(sv);
     if (!SvOK(sv))
         croak("%s: %s must be defined", method, what);
@@ -247,6 +264,8 @@ static const char *need_bytes(pTHX_ SV *sv, STRLEN *len, const char *method, con
 
 static I64 need_int(pTHX_ SV *sv, const char *method, const char *what)
 {
+    if (!sv)
+        croak("%s: %s is missing", method, what);
     SvGETMAGIC(sv);
     if (!SvOK(sv) || (SvROK(sv) && !SvAMAGIC(sv)) || !looks_like_number(sv))
         croak("%s: %s must be an integer, got '%s'", method, what,
@@ -256,6 +275,8 @@ static I64 need_int(pTHX_ SV *sv, const char *method, const char *what)
 
 static U64 need_uint(pTHX_ SV *sv, const char *method, const char *what)
 {
+    if (!sv)
+        croak("%s: %s is missing", method, what);
     SvGETMAGIC(sv);
     if (!SvOK(sv) || (SvROK(sv) && !SvAMAGIC(sv)) || !looks_like_number(sv))
         croak("%s: %s must be an integer, got '%s'", method, what,
@@ -267,6 +288,8 @@ static U64 need_uint(pTHX_ SV *sv, const char *method, const char *what)
 
 static HV *need_hash(pTHX_ SV *sv, const char *method, const char *what)
 {
+    if (!sv)
+        croak("%s: %s is missing", method, what);
     SvGETMAGIC(sv);
     if (!SvROK(sv) || SvTYPE(SvRV(sv)) != SVt_PVHV)
         croak("%s: %s must be a hash reference", method, what);
@@ -275,6 +298,8 @@ static HV *need_hash(pTHX_ SV *sv, const char *method, const char *what)
 
 static AV *need_array(pTHX_ SV *sv, const char *method, const char *what)
 {
+    if (!sv)
+        croak("%s: %s is missing", method, what);
     SvGETMAGIC(sv);
     if (!SvROK(sv) || SvTYPE(SvRV(sv)) != SVt_PVAV)
         croak("%s: %s must be an array reference", method, what);
@@ -506,7 +531,16 @@ new(const char *klass, ...)
         cfg.n_endpoints = 1;
     }
     Newxz(c, 1, etcd_t);
-    c->rs = evetcd_new(&cfg, errbuf, sizeof errbuf);
+    {
+        /* The runtime thread inherits this mask: a write to a socket the
+         * server closed must give EPIPE there, not kill the process. */
+        sigset_t pipe_only, saved;
+        sigemptyset(&pipe_only);
+        sigaddset(&pipe_only, SIGPIPE);
+        pthread_sigmask(SIG_BLOCK, &pipe_only, &saved);
+        c->rs = evetcd_new(&cfg, errbuf, sizeof errbuf);
+        pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    }
     if (!c->rs) {
         Safefree(c);
         croak("EV::Etcd->new: %s", errbuf);
@@ -525,20 +559,32 @@ new(const char *klass, ...)
 void
 DESTROY(EV::Etcd c)
   CODE:
-    if (!c->refd)
-        ev_ref(EV_DEFAULT_UC);
-    ev_io_stop(EV_DEFAULT_UC, &c->io);
     if (c->fork_gen != fork_generation) {
-        /* The runtime thread lives only in the parent: leave it alone. */
+        /* Inherited across fork(): the runtime thread and the watcher's
+         * kernel state belong to the parent. Release only the loop
+         * reference and leak the rest, so the parent is not disturbed. */
+        if (c->refd) {
+            ev_unref(EV_DEFAULT_UC);
+            c->refd = 0;
+        }
         warn("EV::Etcd: a client inherited across fork() was destroyed in the child; its connection belongs to the parent and is left untouched");
     } else {
+        if (ev_is_active(&c->io)) {
+            if (!c->refd)
+                ev_ref(EV_DEFAULT_UC);
+            ev_io_stop(EV_DEFAULT_UC, &c->io);
+        }
         evetcd_free(c->rs); /* stops the runtime: pending callbacks are never called */
+        SvREFCNT_dec((SV *)c->callbacks);
+        if (c->health_cb) SvREFCNT_dec(c->health_cb);
+        Safefree(c);
     }
-    c->rs = NULL;
-    SvREFCNT_dec((SV *)c->callbacks);
-    if (c->health_cb) SvREFCNT_dec(c->health_cb);
-    Safefree(c);
     sv_setiv(SvRV(ST(0)), 0);
+
+void
+_assert_usable(EV::Etcd c)
+  CODE:
+    check_fork(aTHX_ c);
 
 void
 _cancel_stream(EV::Etcd c, int kind, UV id, SV *cb)

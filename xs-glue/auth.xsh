@@ -1,7 +1,7 @@
 # Auth service: authentication switch, users, roles.
 
 void
-auth_enable(EV::Etcd c, SV *cb)
+auth_enable(EV::Etcd c, SV *cb = NULL)
   ALIAS:
     auth_disable = 1
     auth_status = 2
@@ -15,7 +15,7 @@ auth_enable(EV::Etcd c, SV *cb)
     call_with_strings(aTHX_ c, methods[ix], cb, 0, NULL, NULL);
 
 void
-user_get(EV::Etcd c, SV *name, SV *cb)
+user_get(EV::Etcd c, SV *name = NULL, SV *cb = NULL)
   ALIAS:
     user_delete = 1
     role_add = 2
@@ -31,7 +31,7 @@ user_get(EV::Etcd c, SV *name, SV *cb)
     call_with_strings(aTHX_ c, methods[ix], cb, 1, &ST(1), ix < 2 ? user : role);
 
 void
-authenticate(EV::Etcd c, SV *first, SV *second, SV *cb)
+authenticate(EV::Etcd c, SV *first = NULL, SV *second = NULL, SV *cb = NULL)
   ALIAS:
     user_add = 1
     user_change_password = 2
@@ -49,7 +49,7 @@ authenticate(EV::Etcd c, SV *first, SV *second, SV *cb)
     call_with_strings(aTHX_ c, methods[ix], cb, 2, &ST(1), ix < 3 ? password : role);
 
 void
-role_grant_permission(EV::Etcd c, SV *role, SV *perm_type, SV *key, SV *range_end, SV *cb)
+role_grant_permission(EV::Etcd c, SV *role = NULL, SV *perm_type = NULL, SV *key = NULL, SV *range_end = NULL, SV *cb = NULL)
   PREINIT:
     pb_buf b, perm;
     STRLEN rl, tl, kl, el = 0;
@@ -78,7 +78,7 @@ role_grant_permission(EV::Etcd c, SV *role, SV *perm_type, SV *key, SV *range_en
     start_call(aTHX_ c, "role_grant_permission", &b, cb);
 
 void
-role_revoke_permission(EV::Etcd c, SV *role, SV *key, SV *range_end, SV *cb)
+role_revoke_permission(EV::Etcd c, SV *role = NULL, SV *key = NULL, SV *range_end = NULL, SV *cb = NULL)
   PREINIT:
     pb_buf b;
     STRLEN rl, kl, el = 0;

@@ -19,7 +19,7 @@ member_list(EV::Etcd c, ...)
     start_call(aTHX_ c, "member_list", &b, cb);
 
 void
-member_add(EV::Etcd c, SV *peer_urls, ...)
+member_add(EV::Etcd c, SV *peer_urls = NULL, ...)
   PREINIT:
     pb_buf b;
     SV *cb;
@@ -38,14 +38,14 @@ member_add(EV::Etcd c, SV *peer_urls, ...)
     start_call(aTHX_ c, "member_add", &b, cb);
 
 void
-member_remove(EV::Etcd c, SV *id, SV *cb)
+member_remove(EV::Etcd c, SV *id = NULL, SV *cb = NULL)
   ALIAS:
     member_promote = 1
   CODE:
     call_with_id(aTHX_ c, ix ? "member_promote" : "member_remove", cb, id, "member id");
 
 void
-member_update(EV::Etcd c, SV *id, SV *peer_urls, SV *cb)
+member_update(EV::Etcd c, SV *id = NULL, SV *peer_urls = NULL, SV *cb = NULL)
   PREINIT:
     pb_buf b;
   CODE:

@@ -1,7 +1,7 @@
 # Election service: campaign, leader, proclaim, resign, observe.
 
 void
-election_campaign(EV::Etcd c, SV *name, SV *lease, SV *value, SV *cb)
+election_campaign(EV::Etcd c, SV *name = NULL, SV *lease = NULL, SV *value = NULL, SV *cb = NULL)
   PREINIT:
     pb_buf b;
     STRLEN n, vl;
@@ -18,14 +18,14 @@ election_campaign(EV::Etcd c, SV *name, SV *lease, SV *value, SV *cb)
     start_call(aTHX_ c, "election_campaign", &b, cb);
 
 void
-election_leader(EV::Etcd c, SV *name, SV *cb)
+election_leader(EV::Etcd c, SV *name = NULL, SV *cb = NULL)
   PREINIT:
     static const char *const names[] = { "name" };
   CODE:
     call_with_strings(aTHX_ c, "election_leader", cb, 1, &ST(1), names);
 
 void
-election_proclaim(EV::Etcd c, SV *leader, SV *value, SV *cb)
+election_proclaim(EV::Etcd c, SV *leader = NULL, SV *value = NULL, SV *cb = NULL)
   PREINIT:
     pb_buf b;
     STRLEN vl;
@@ -40,7 +40,7 @@ election_proclaim(EV::Etcd c, SV *leader, SV *value, SV *cb)
     start_call(aTHX_ c, "election_proclaim", &b, cb);
 
 void
-election_resign(EV::Etcd c, SV *leader, SV *cb)
+election_resign(EV::Etcd c, SV *leader = NULL, SV *cb = NULL)
   PREINIT:
     pb_buf b;
   CODE:
@@ -51,7 +51,7 @@ election_resign(EV::Etcd c, SV *leader, SV *cb)
     start_call(aTHX_ c, "election_resign", &b, cb);
 
 SV *
-election_observe(EV::Etcd c, SV *name, ...)
+election_observe(EV::Etcd c, SV *name = NULL, ...)
   PREINIT:
     SV *cb;
     HV *opts;

@@ -1,7 +1,7 @@
 # KV service: put, get, delete, txn, compact.
 
 void
-put(EV::Etcd c, SV *key, SV *value, ...)
+put(EV::Etcd c, SV *key = NULL, SV *value = NULL, ...)
   PREINIT:
     pb_buf b;
     SV *cb;
@@ -14,7 +14,7 @@ put(EV::Etcd c, SV *key, SV *value, ...)
     start_call(aTHX_ c, "put", &b, cb);
 
 void
-get(EV::Etcd c, SV *key, ...)
+get(EV::Etcd c, SV *key = NULL, ...)
   PREINIT:
     pb_buf b;
     SV *cb;
@@ -27,7 +27,7 @@ get(EV::Etcd c, SV *key, ...)
     start_call(aTHX_ c, "get", &b, cb);
 
 void
-delete(EV::Etcd c, SV *key, ...)
+delete(EV::Etcd c, SV *key = NULL, ...)
   PREINIT:
     pb_buf b;
     SV *cb;
@@ -40,7 +40,7 @@ delete(EV::Etcd c, SV *key, ...)
     start_call(aTHX_ c, "delete", &b, cb);
 
 void
-txn(EV::Etcd c, SV *compare, SV *success, SV *failure, SV *cb)
+txn(EV::Etcd c, SV *compare = NULL, SV *success = NULL, SV *failure = NULL, SV *cb = NULL)
   PREINIT:
     pb_buf b;
     SV *lists[3];
@@ -71,7 +71,7 @@ txn(EV::Etcd c, SV *compare, SV *success, SV *failure, SV *cb)
     start_call(aTHX_ c, "txn", &b, cb);
 
 void
-compact(EV::Etcd c, SV *revision, ...)
+compact(EV::Etcd c, SV *revision = NULL, ...)
   PREINIT:
     pb_buf b;
     SV *cb;

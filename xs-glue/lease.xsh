@@ -1,7 +1,7 @@
 # Lease service: grant, revoke, keepalive, time_to_live, leases.
 
 void
-lease_grant(EV::Etcd c, SV *ttl, SV *cb)
+lease_grant(EV::Etcd c, SV *ttl = NULL, SV *cb = NULL)
   PREINIT:
     pb_buf b;
     I64 t;
@@ -15,12 +15,12 @@ lease_grant(EV::Etcd c, SV *ttl, SV *cb)
     start_call(aTHX_ c, "lease_grant", &b, cb);
 
 void
-lease_revoke(EV::Etcd c, SV *lease, SV *cb)
+lease_revoke(EV::Etcd c, SV *lease = NULL, SV *cb = NULL)
   CODE:
     call_with_id(aTHX_ c, "lease_revoke", cb, lease, "lease id");
 
 void
-lease_time_to_live(EV::Etcd c, SV *lease, ...)
+lease_time_to_live(EV::Etcd c, SV *lease = NULL, ...)
   PREINIT:
     pb_buf b;
     SV *cb;
@@ -39,12 +39,12 @@ lease_time_to_live(EV::Etcd c, SV *lease, ...)
     start_call(aTHX_ c, "lease_time_to_live", &b, cb);
 
 void
-lease_leases(EV::Etcd c, SV *cb)
+lease_leases(EV::Etcd c, SV *cb = NULL)
   CODE:
     call_with_strings(aTHX_ c, "lease_leases", cb, 0, NULL, NULL);
 
 SV *
-lease_keepalive(EV::Etcd c, SV *lease, ...)
+lease_keepalive(EV::Etcd c, SV *lease = NULL, ...)
   PREINIT:
     SV *cb;
     HV *opts;

@@ -1,7 +1,7 @@
 # Lock service: lock, unlock.
 
 void
-lock(EV::Etcd c, SV *name, SV *lease, SV *cb)
+lock(EV::Etcd c, SV *name = NULL, SV *lease = NULL, SV *cb = NULL)
   PREINIT:
     pb_buf b;
     STRLEN n;
@@ -16,7 +16,7 @@ lock(EV::Etcd c, SV *name, SV *lease, SV *cb)
     start_call(aTHX_ c, "lock", &b, cb);
 
 void
-unlock(EV::Etcd c, SV *key, SV *cb)
+unlock(EV::Etcd c, SV *key = NULL, SV *cb = NULL)
   PREINIT:
     static const char *const names[] = { "key" };
   CODE:

@@ -1,14 +1,14 @@
 # Maintenance service: status, alarm, defragment, hash_kv, move_leader.
 
 void
-status(EV::Etcd c, SV *cb)
+status(EV::Etcd c, SV *cb = NULL)
   ALIAS:
     defragment = 1
   CODE:
     call_with_strings(aTHX_ c, ix ? "defragment" : "status", cb, 0, NULL, NULL);
 
 void
-alarm(EV::Etcd c, SV *action, ...)
+alarm(EV::Etcd c, SV *action = NULL, ...)
   PREINIT:
     pb_buf b;
     SV *cb;
@@ -59,6 +59,6 @@ hash_kv(EV::Etcd c, ...)
     start_call(aTHX_ c, "hash_kv", &b, cb);
 
 void
-move_leader(EV::Etcd c, SV *target, SV *cb)
+move_leader(EV::Etcd c, SV *target = NULL, SV *cb = NULL)
   CODE:
     call_with_id(aTHX_ c, "move_leader", cb, target, "target member id");

@@ -1,7 +1,7 @@
 # Watch service: watch (cancel lives in EV::Etcd::Watch, lib/EV/Etcd.pm).
 
 SV *
-watch(EV::Etcd c, SV *key, ...)
+watch(EV::Etcd c, SV *key = NULL, ...)
   PREINIT:
     pb_buf b;
     SV *cb;

@@ -10,30 +10,33 @@ our $VERSION = '0.01';
 require XSLoader;
 XSLoader::load('EV::Etcd', $VERSION);
 
-# txn accepts named arguments as well as the four positional ones.
+# txn accepts named arguments as well as the four positional ones. Named
+# calls start with one of the argument names; anything else goes straight to
+# the XS function, which checks the callback and the lists itself.
 {
     my $positional = \&txn;
+    my %named = map { $_ => 1 } qw(compare success failure callback);
     no warnings 'redefine';
     *txn = sub {
-        my $self = shift;
-        return $self->$positional(@_)
-            if @_ == 4 && ref $_[0] eq 'ARRAY' && ref $_[1] eq 'ARRAY'
-                && ref $_[2] eq 'ARRAY' && ref $_[3] eq 'CODE';
+        my $self = $_[0];
+        goto &$positional
+            unless @_ > 1 && defined $_[1] && !ref $_[1] && $named{ $_[1] };
+        shift;
         my $cb;
         $cb = pop if @_ % 2 && ref $_[-1] eq 'CODE';
-        Carp::croak('txn: arguments must be (\@compare, \@success, \@failure, $cb) or name => value pairs')
-            if @_ % 2;
+        Carp::croak('callback must be a code reference') if @_ % 2;
         my %arg = @_;
-        $cb //= delete $arg{callback};
-        delete $arg{callback};
+        my $named_cb = delete $arg{callback};
+        $cb //= $named_cb;
+        Carp::croak('callback must be a code reference') unless ref $cb eq 'CODE';
         for my $list (qw(compare success failure)) {
             Carp::croak("txn '$list' must be an array reference")
                 if defined $arg{$list} && ref $arg{$list} ne 'ARRAY';
         }
-        my @unknown = grep { !/^(?:compare|success|failure)\z/ } sort keys %arg;
+        my @unknown = grep { !$named{$_} } sort keys %arg;
         Carp::croak("txn: unknown argument '$unknown[0]'") if @unknown;
-        return $self->$positional($arg{compare} // [], $arg{success} // [],
-            $arg{failure} // [], $cb);
+        @_ = ($self, $arg{compare} // [], $arg{success} // [], $arg{failure} // [], $cb);
+        goto &$positional;
     };
 }
 
@@ -42,6 +45,7 @@ package EV::Etcd::Stream;
 
 sub cancel {
     my ($self, $cb) = @_;
+    $self->{client}->_assert_usable;    # croaks in a child after fork()
     Carp::croak('callback must be a code reference') unless ref $cb eq 'CODE';
     if ($self->{cancelled}++) {
         $cb->({}, undef);    # already cancelled: answer at once
@@ -74,20 +78,1281 @@ EV::Etcd - asynchronous etcd v3 client for the EV event loop
 
 =head1 SYNOPSIS
 
+  use strict;
+  use warnings;
   use EV;
   use EV::Etcd;
 
   my $etcd = EV::Etcd->new(endpoints => ['127.0.0.1:2379']);
+
+  # Store a value, then read it back once the write is acknowledged.
   $etcd->put('/config/color', 'blue', sub {
       my ($resp, $err) = @_;
       die "put failed: $err->{message}\n" if $err;
-      print "stored at revision $resp->{header}{revision}\n";
+      printf "stored at revision %d\n", $resp->{header}{revision};
+
+      $etcd->get('/config/', { prefix => 1 }, sub {
+          my ($resp, $err) = @_;
+          die "get failed: $err->{message}\n" if $err;
+          print "$_->{key} = $_->{value}\n" for @{ $resp->{kvs} };
+      });
   });
+
+  # Returns by itself once both calls have completed.
   EV::run;
 
 =head1 DESCRIPTION
 
-Documentation is being written; see the interface description in the
-project repository.
+EV::Etcd talks to an etcd v3 cluster over its native gRPC API and reports
+every result through a callback on the L<EV> loop. It covers the key-value
+store, transactions, watches, leases, locks, elections, authentication,
+maintenance and cluster membership.
+
+Each client object owns one background thread. That thread runs a tokio
+runtime and a tonic gRPC channel written in Rust; the Perl side is a thin XS
+layer. A method call checks its arguments, encodes the request and hands it
+to the thread without waiting, so the call returns at once. When an answer
+(or a stream message) arrives, the thread pushes a completion onto a queue
+and wakes the EV loop through a file descriptor that an EV I/O watcher
+listens on. The watcher drains every ready completion in one go, turns each
+into ordinary Perl hashes and arrays, and calls the matching callback. All
+callbacks therefore run on the Perl thread, from inside the EV loop, and no
+Perl data is ever touched by the background thread.
+
+Requests issued one after the other without waiting are in flight at the
+same time and may complete in any order: a C<get> started right after a
+C<put> may well be answered first. When one step depends on another, start
+it from the earlier step's callback, as the SYNOPSIS does.
+
+=head1 CONSTRUCTOR
+
+=head2 new
+
+  my $etcd = EV::Etcd->new(
+      endpoints        => ['10.0.0.1:2379', 'http://10.0.0.2:2379'],
+      timeout          => 10,
+      max_retries      => -1,
+      health_interval  => 5,
+      on_health_change => sub {
+          my ($healthy, $endpoint) = @_;
+          warn "etcd $endpoint is ", ($healthy ? 'up' : 'down'), "\n";
+      },
+  );
+
+Creates a client. All options are optional and are given as a flat list of
+name/value pairs; an odd-sized list croaks, and so does any name not listed
+below (C<EV::Etcd-E<gt>new: unknown option 'NAME'>). Creating a client does
+not contact the server: the connection is made when the first request needs
+it, so a wrong address shows up as an C<UNAVAILABLE> error on that request.
+
+=over 4
+
+=item endpoints => \@list
+
+Servers to talk to, each either C<host:port> or C<http://host:port>. The
+default is C<['127.0.0.1:2379']>. The list must not be empty and no entry
+may be undefined or empty. An C<https://> address croaks with
+C<TLS (https) is not supported>.
+
+Requests go to the first endpoint. When a request fails because the
+connection itself failed (status C<UNAVAILABLE> from the transport), the
+client switches to the next endpoint in the list (wrapping around) for the
+requests that follow. The request that failed is I<not> resent: it gets its
+error, and retrying it is up to you (see L</Retryable errors>). Streams
+reconnect on their own, to the next endpoint; see L</Reconnection>.
+
+=item timeout => $seconds
+
+Deadline for every unary request, in seconds (fractions allowed). Default
+30. Values below 1 are raised to 1; a value that is not a number croaks. A
+request that runs past its deadline fails with C<DEADLINE_EXCEEDED>.
+L</lock> and L</election_campaign> are exempt: they wait as long as it
+takes, because waiting for someone else to let go is their job. Streams
+(watch, keepalive, observe) have no deadline either.
+
+=item max_retries => $n
+
+How many times a broken stream (watch, keepalive, observe) is reopened
+before giving up. An integer; default 3. With 0, streams never reconnect:
+the first connection loss ends them with an error. A negative value means
+retry forever. This setting does not apply to unary requests, which are
+not retried. See L</Reconnection> for the schedule.
+
+=item health_interval => $seconds
+
+When greater than 0, the client probes the current endpoint every so many
+seconds (values between 0 and 0.1 become 0.1) with a small maintenance
+status request. Any answer from the server counts as healthy, even a
+refusal; no answer within the interval (at least 1 second, at most
+C<timeout>) counts as unhealthy, and an unhealthy probe also moves the
+client to the next endpoint. Default 0, which turns the probe off. A
+negative or non-numeric value croaks.
+
+The probe alone does not keep C<EV::run> running: see
+L</Keeping the loop running>.
+
+=item on_health_change => sub { my ($healthy, $endpoint) = @_; ... }
+
+Called with C<1> or C<0> and the endpoint that was probed: once after the
+first probe, and afterwards only when the result differs from the previous
+one. Only useful together with C<health_interval>. Must be a code reference
+(undef is accepted and means none).
+
+=item auth_token => $token
+
+A token obtained earlier (for example from L</authenticate> in another
+process). It is sent as C<token> metadata with every request and with every
+stream opened later, exactly as if C<authenticate> had just returned it.
+It must be printable ASCII. Undef means none.
+
+=back
+
+=head1 CALLBACKS AND ERRORS
+
+=head2 The ($resp, $err) convention
+
+The last argument of every method is a code reference. Anything else there
+(or nothing) makes the method croak with C<callback must be a code
+reference>, and nothing is sent.
+
+The callback receives two arguments, and exactly one of them is defined:
+
+  sub {
+      my ($resp, $err) = @_;
+      if ($err) {
+          warn "$err->{source} failed: $err->{status}: $err->{message}\n";
+          return;
+      }
+      ...   # use $resp, a hash reference
+  }
+
+For a unary request the callback runs exactly once. For a stream (watch,
+lease keepalive, election observe) it runs once per message, and an error
+always ends that stream: nothing follows an error.
+
+=head2 The error hash
+
+=over 4
+
+=item code
+
+The numeric gRPC status code, e.g. C<14>.
+
+=item status
+
+The name of that code: C<CANCELLED>, C<UNKNOWN>, C<INVALID_ARGUMENT>,
+C<DEADLINE_EXCEEDED>, C<NOT_FOUND>, C<ALREADY_EXISTS>,
+C<PERMISSION_DENIED>, C<RESOURCE_EXHAUSTED>, C<FAILED_PRECONDITION>,
+C<ABORTED>, C<OUT_OF_RANGE>, C<UNIMPLEMENTED>, C<INTERNAL>,
+C<UNAVAILABLE>, C<DATA_LOSS> or C<UNAUTHENTICATED>. Test this rather than
+C<code> or C<message> when deciding what to do.
+
+=item message
+
+Text describing the failure. When the server produced the error, this is
+the server's own text, untouched, e.g.
+C<etcdserver: requested lease not found>. Transport failures carry a
+description of what went wrong on the connection.
+
+=item source
+
+Which method failed: its name (C<get>, C<put>, C<delete>, C<txn>,
+C<compact>, C<lease_grant>, C<user_add>, C<member_list>, ...), or C<watch>,
+C<keepalive> or C<observe> for errors delivered on a stream.
+
+=item retryable
+
+C<1> when the failure is of a transient kind and sending the same request
+again may succeed, C<0> otherwise. See below.
+
+=back
+
+A server that cannot be reached gives C<UNAVAILABLE> with C<retryable> set.
+A transport breakdown in the middle of a request (a reset connection, a
+failed keep-alive ping) is reported as C<UNAVAILABLE> too, not as
+C<UNKNOWN>: C<UNKNOWN> is kept for errors the server itself reported that
+way (for example C<election: no leader>).
+
+=head2 Retryable errors
+
+C<retryable> is 1 for exactly four statuses: C<UNAVAILABLE>,
+C<RESOURCE_EXHAUSTED>, C<ABORTED> and C<DEADLINE_EXCEEDED>. The client
+does not resend a failed unary request by itself (the one exception is the
+transparent re-login described under L</authenticate>); a small helper is
+enough when you want that:
+
+  sub put_with_retry {
+      my ($etcd, $key, $value, $tries, $done) = @_;
+      $etcd->put($key, $value, sub {
+          my ($resp, $err) = @_;
+          if ($err && $err->{retryable} && $tries > 1) {
+              my $t; $t = EV::timer(0.5, 0, sub {
+                  undef $t;
+                  put_with_retry($etcd, $key, $value, $tries - 1, $done);
+              });
+              return;
+          }
+          $done->($resp, $err);
+      });
+  }
+
+Keep in mind that a write which timed out may have been applied anyway.
+
+=head2 When callbacks run
+
+A callback never runs inside the method call that started the request,
+even when the answer is already known (a dead endpoint, say): it always
+runs later, from the EV loop. The one exception is C<cancel> on a stream
+handle that has already been cancelled, which calls back immediately (see
+L</EV::Etcd::Watch-E<gt>cancel>).
+
+=head2 Exceptions in callbacks
+
+If a callback dies, the exception is handed to C<$EV::DIED>, the same hook
+EV uses for its own watchers. EV's default handler prints a warning
+(C<EV: error in callback (ignoring): ...>) and carries on. The client is
+not affected: the remaining completions are still delivered, and a stream
+whose callback died keeps running. To stop the program on such an error,
+install your own handler:
+
+  $EV::DIED = sub { warn "fatal: $@"; EV::break(EV::BREAK_ALL()) };
+
+The short examples in this document simply C<die> on errors; under EV's
+default handler that amounts to a warning.
+
+=head2 Keeping the loop running
+
+A client holds the EV loop only while it has something in flight: unary
+requests waiting for an answer, and streams that are still alive. So
+C<EV::run> returns by itself once all requests have completed and every
+watch, keepalive and observe has been cancelled or has ended. An idle
+client does not hold the loop, even with C<health_interval> set; a live
+stream holds it until it is cancelled or fails. A program that only wants
+health reports must keep the loop busy some other way, e.g. with an
+C<EV::timer>.
+
+=head2 Bad arguments
+
+Arguments are checked before anything is sent, and a bad one croaks with a
+message that names the method and the argument:
+
+  get: key must be defined
+  get: options must be a hash reference
+  get: unknown option 'prefx'
+  get: unknown sort_order 'x' (expected ascend, descend or none)
+  put: lease must be an integer, got 'abc'
+  callback must be a code reference
+
+Where a method takes an options hash, it sits just before the callback and
+may be omitted or passed as C<undef>. Option names are checked: a
+misspelt one croaks instead of being ignored.
+
+=head2 The response header
+
+Every response has a C<header> entry:
+
+  header => {
+      cluster_id => ...,   # id of the cluster
+      member_id  => ...,   # id of the member that answered
+      revision   => ...,   # store revision when the request was served
+      raft_term  => ...,   # raft term at that moment
+  }
+
+etcd sends no header with the answers to L</defragment> and
+L</move_leader>, nor (on etcd 3.4) to L</alarm>; these get a header whose
+four fields are all 0. Inside a transaction, the per-operation responses
+carry a header in which only C<revision> is filled in.
+
+=head1 ENCODING
+
+etcd stores keys and values as opaque bytes, and so does this client: no
+character set is assumed. Any byte string works, including ones containing
+NUL or bytes above 0x7F. Strings you pass that carry Perl's UTF-8 flag are
+sent as their UTF-8 encoding. Keys and values that come back are plain
+byte strings, never flagged as UTF-8, so text with non-ASCII characters
+comes back as UTF-8 bytes and does not compare equal to the original
+character string until decoded. Encode and decode at the edges:
+
+  use utf8;
+  use Encode qw(encode decode);
+
+  my $city = 'Zürich';
+  $etcd->put('/city', encode('UTF-8', $city), sub {
+      my (undef, $err) = @_;
+      die $err->{message} if $err;
+      $etcd->get('/city', sub {
+          my ($resp, $err) = @_;
+          die $err->{message} if $err;
+          my $back = decode('UTF-8', $resp->{kvs}[0]{value});
+          print "round trip ok\n" if $back eq $city;
+      });
+  });
+
+The client imposes no size limit of its own: responses of any size are
+accepted, so a range read returning hundreds of megabytes works. The size
+of a single I<request> is limited by the server (etcd's
+C<--max-request-bytes>, 1.5 MiB by default).
+
+=head1 KEY-VALUE
+
+A key-value record, wherever one appears in a response (C<kvs>,
+C<prev_kv>, C<prev_kvs>, watch events, election leaders), is a hash:
+
+  {
+      key             => '/config/color',
+      value           => 'blue',
+      create_revision => 12,   # revision of the put that created the key
+      mod_revision    => 15,   # revision of the latest change
+      version         => 3,    # number of changes since creation
+      lease           => 0,    # attached lease id, 0 when none
+  }
+
+=head2 put
+
+  $etcd->put($key, $value, $cb);
+  $etcd->put($key, $value, \%opt, $cb);
+
+Sets C<$key> to C<$value>. Options:
+
+=over 4
+
+=item lease => $lease_id
+
+Attach the key to a lease (see L</LEASE>); the key is deleted when the
+lease expires or is revoked. Must be a non-negative integer.
+
+=item prev_kv => 1
+
+Return the record as it was before this write.
+
+=item ignore_value => 1
+
+Keep the stored value and change only the other attributes (typically the
+lease). C<$value> is not sent and may be C<undef>. The key must exist.
+
+=item ignore_lease => 1
+
+Keep the key's current lease while changing its value.
+
+=back
+
+Response: C<header>, plus C<prev_kv> (a record) when the C<prev_kv> option
+was set and the key existed before.
+
+=head2 get
+
+  $etcd->get($key, $cb);
+  $etcd->get($key, \%opt, $cb);
+
+Reads one key, or a range of keys. Options:
+
+=over 4
+
+=item prefix => 1
+
+Every key that starts with C<$key>. With an empty C<$key> this means every
+key in the store. Takes precedence over C<range_end>.
+
+=item range_end => $end
+
+Every key from C<$key> up to, but not including, C<$end>. The special end
+C<"\0"> means "every key from C<$key> onwards".
+
+=item limit => $n
+
+Return at most C<$n> records (0, the default, means no limit).
+
+=item revision => $rev
+
+Read the store as it was at that revision (it must not have been compacted
+away).
+
+=item keys_only => 1
+
+Return records without their values.
+
+=item count_only => 1
+
+Return no records, only C<count>.
+
+=item sort_order => 'ascend' | 'descend' | 'none'
+
+Ordering of the records (case does not matter). Default C<none>, which
+etcd returns in key order.
+
+=item sort_target => 'key' | 'version' | 'create' | 'mod' | 'value'
+
+What to sort by when C<sort_order> is given: the key, the version, the
+create revision, the mod revision or the value.
+
+=item serializable => 1
+
+Let the member that receives the request answer from its local data
+without consulting the leader: faster, but possibly slightly stale.
+
+=item min_mod_revision, max_mod_revision => $rev
+
+Keep only records whose mod revision is at least / at most this.
+
+=item min_create_revision, max_create_revision => $rev
+
+Keep only records whose create revision is at least / at most this.
+
+=back
+
+Response:
+
+  {
+      header => { ... },
+      kvs    => [ { key => ..., value => ..., ... }, ... ],
+      count  => 2,   # number of keys in the range, ignoring limit
+      more   => 0,   # 1 when limit left some of them out
+  }
+
+A key that does not exist is not an error: C<kvs> is simply empty and
+C<count> is 0.
+
+=head2 delete
+
+  $etcd->delete($key, $cb);
+  $etcd->delete($key, \%opt, $cb);
+
+Deletes one key or a range. Options C<prefix> and C<range_end> select a
+range exactly as for L</get>; C<< prev_kv => 1 >> returns the deleted
+records.
+
+Response: C<header>; C<deleted>, the number of keys removed; and
+C<prev_kvs>, an array that is always present and holds the deleted records
+when C<prev_kv> was set (it is empty otherwise).
+
+=head2 compact
+
+  $etcd->compact($revision, $cb);
+  $etcd->compact($revision, { physical => 1 }, $cb);
+
+Discards the history older than C<$revision>: earlier revisions can no
+longer be read, and watches can no longer start from them. With
+C<< physical => 1 >> the answer is delayed until the data has actually been
+removed from the backend. Response: C<header>. Compacting to a revision
+that has already been compacted, or to one in the future, fails with an
+error from the server.
+
+=head1 TRANSACTIONS
+
+=head2 txn
+
+  # named arguments
+  $etcd->txn(
+      compare  => \@compares,
+      success  => \@ops_if_all_compares_hold,
+      failure  => \@ops_otherwise,
+      callback => $cb,
+  );
+
+  # the same, with the callback last instead of named
+  $etcd->txn(compare => \@compares, success => \@ops, $cb);
+
+  # positional
+  $etcd->txn(\@compares, \@success_ops, \@failure_ops, $cb);
+
+Evaluates every compare against the current store; if all of them hold,
+runs the C<success> operations, otherwise the C<failure> operations. The
+whole thing is one atomic step with one revision. Any of the three lists
+may be left out in the named form and then counts as empty. A list that is
+not an array reference croaks (C<txn 'compare' must be an array
+reference>), as does an unknown argument name.
+
+=head3 Compares
+
+Each compare is a hash:
+
+  { key => '/job/owner', target => 'value',   value           => 'worker-7' }
+  { key => '/job/owner', target => 'version', version         => 0          }
+  { key => '/job/owner', target => 'create',  create_revision => 42         }
+  { key => '/job/owner', target => 'mod',     mod_revision    => 57         }
+  { key => '/job/owner', target => 'lease',   lease           => $lease_id  }
+
+=over 4
+
+=item key
+
+The key to look at. Required.
+
+=item target
+
+What to compare: C<value>, C<version>, C<create> (also spelled
+C<create_revision>), C<mod> (also C<mod_revision>) or C<lease>. Required.
+
+=item the expected value
+
+Given under the field that belongs to the target: C<value>, C<version>,
+C<create_revision>, C<mod_revision> or C<lease>. Required; a compare
+without it croaks.
+
+=item result
+
+The relation that must hold between the stored attribute and the expected
+value: C<=> (also C<==> or C<EQUAL>), C<!=> (C<NOT_EQUAL>), C<< < >>
+(C<LESS>) or C<< > >> (C<GREATER>). Default C<=>.
+
+=item range_end
+
+Optional: apply the compare to every key from C<key> up to this end
+instead of to one key.
+
+=back
+
+A key that does not exist has version, create revision and mod revision 0,
+so C<< { target => 'version', version => 0 } >> tests "key is absent" and
+C<< { target => 'create', result => '>', create_revision => 0 } >> tests
+"key exists".
+
+=head3 Operations
+
+Each element of C<success> and C<failure> is a hash holding exactly one
+operation:
+
+=over 4
+
+=item request_put => { key => ..., value => ..., %put_options }
+
+Also written C<put>. Accepts the options of L</put>: C<lease>,
+C<prev_kv>, C<ignore_value>, C<ignore_lease>.
+
+=item request_range => { key => ..., %get_options }
+
+Also written C<range>. Accepts every option of L</get>.
+
+=item request_delete_range => { key => ..., %delete_options }
+
+Also written C<delete>. Accepts C<prefix>, C<range_end> and C<prev_kv>.
+
+=back
+
+=head3 Response
+
+  {
+      header    => { ... },
+      succeeded => 1,     # 1: the success list ran, 0: the failure list ran
+      responses => [      # one entry per operation that ran, in order
+          { response_put          => { header => ..., prev_kv => ... } },
+          { response_range        => { header => ..., kvs => [...], count => ..., more => ... } },
+          { response_delete_range => { header => ..., deleted => ..., prev_kvs => [...] } },
+      ],
+  }
+
+Each inner response has the shape of the matching plain call's response;
+its header carries only the revision.
+
+A compare-and-swap, replacing a value only if nobody changed it since it
+was read:
+
+  $etcd->get('/counter', sub {
+      my ($resp, $err) = @_;
+      die $err->{message} if $err;
+      my $kv  = $resp->{kvs}[0] or die "no counter\n";
+      $etcd->txn(
+          compare  => [ { key => '/counter', target => 'mod',
+                          mod_revision => $kv->{mod_revision} } ],
+          success  => [ { put => { key => '/counter', value => $kv->{value} + 1 } } ],
+          failure  => [ { range => { key => '/counter' } } ],
+          callback => sub {
+              my ($resp, $err) = @_;
+              die $err->{message} if $err;
+              if ($resp->{succeeded}) {
+                  print "incremented\n";
+              } else {
+                  my $now = $resp->{responses}[0]{response_range}{kvs}[0];
+                  print "lost the race, counter is now $now->{value}\n";
+              }
+          },
+      );
+  });
+
+=head1 WATCH
+
+=head2 watch
+
+  my $w = $etcd->watch($key, $cb);
+  my $w = $etcd->watch($key, \%opt, $cb);
+
+Reports changes to a key or a range of keys as they happen, until the
+watch is cancelled or ends with an error. Returns an
+L<EV::Etcd::Watch|/EV::Etcd::Watch-E<gt>cancel> handle. Options:
+
+=over 4
+
+=item prefix => 1, range_end => $end
+
+Select a range, exactly as for L</get>.
+
+=item start_revision => $rev
+
+Begin with the changes made at this revision (and replay everything since
+then). Without it, only changes after the watch is created are reported.
+A revision that has been compacted away ends the watch with an error; see
+below.
+
+=item prev_kv => 1
+
+Include the record as it was before each change.
+
+=item progress_notify => 1
+
+Ask the server to send an empty message now and then while nothing
+changes, so you learn how far the store has advanced.
+
+=item watch_id => $id
+
+Choose the watch's id yourself. Ids otherwise come from the client,
+counting up from 1. Choosing one that is already in use on this client
+makes the watch fail with C<ALREADY_EXISTS>.
+
+=item auto_reconnect => 0 | 1
+
+Whether to survive connection loss; default 1. See L</Reconnection>.
+
+=back
+
+Each message passed to the callback is a hash:
+
+  {
+      header   => { ... },       # revision: how far this message brings you
+      watch_id => 1,
+      created  => 0,             # 1 on the first message only, 0 afterwards
+      events   => [
+          { type    => 'PUT',    # or 'DELETE'
+            kv      => { key => ..., value => ..., ... },
+            prev_kv => { ... },  # only with the prev_kv option
+          },
+          ...
+      ],
+      compact_revision => $rev,  # only present when not 0
+  }
+
+The first message confirms that the watch exists (C<< created => 1 >>,
+normally with no events). A message with an empty C<events> list after
+that is a progress notification. One message may carry several events,
+all in revision order. For a DELETE event, C<kv> holds the key
+and the revision of the deletion; its value is empty.
+
+When the server cancels the watch, the callback gets an error
+(C<source> C<watch>) and the watch is over. The usual reason is
+compaction: the history the watch needed (its C<start_revision>, or the
+point it was resuming from) is gone. That error has status
+C<OUT_OF_RANGE> and a message containing the server's reason and
+C<compact_revision N>, N being the oldest revision still available. It
+may follow the C<< created => 1 >> message, since etcd creates the watch
+before it discovers that the history is missing. To
+continue, read the current state with L</get> and start a new watch from
+the revision in that response's header plus one.
+
+  my $w = $etcd->watch('/jobs/', { prefix => 1 }, sub {
+      my ($msg, $err) = @_;
+      if ($err) {
+          warn "watch ended: $err->{status} $err->{message}\n";
+          return;
+      }
+      for my $ev (@{ $msg->{events} }) {
+          printf "%s %s at %d\n", $ev->{type}, $ev->{kv}{key},
+              $ev->{kv}{mod_revision};
+      }
+  });
+
+=head2 EV::Etcd::Watch->cancel
+
+  $w->cancel(sub {
+      my ($resp, $err) = @_;   # ({}, undef)
+      ...
+  });
+
+Asks the server to drop the watch. The callback is called with an empty
+hash once the server has confirmed; from that moment nothing more is
+delivered to the watch's callback, even events that were already on their
+way. Calling C<cancel> on a watch that has already been cancelled is
+harmless: its callback is then called immediately, inside the C<cancel>
+call, again with C<({}, undef)>. This is the only case in which a callback
+runs synchronously. Cancelling a watch that has already ended with an
+error is harmless as well; it answers C<({}, undef)> from the loop.
+
+=head2 Dropping the handle
+
+The returned handle exists only so that you can cancel the watch. Letting
+it go out of scope does I<not> stop the watch: it keeps running, and
+keeps the loop busy, until it is cancelled, until it fails, or until the
+client is destroyed. Keep the handle for as long as you may want to stop
+the watch. The handle holds a reference to its client, so a client whose
+watch handle you still keep stays alive.
+
+=head2 Reconnection
+
+Watches, lease keepalives and election observers share one policy for
+connection loss, controlled per stream by C<auto_reconnect> (default on)
+and per client by C<max_retries> (default 3).
+
+When the connection breaks, the client waits and reopens the stream, on the
+next endpoint when several are configured. The waits before successive
+attempts are 1, 2, 4, 8 and 16 seconds, then 16 seconds for every further
+attempt; with the default three attempts, those happen 1, 3 and 7 seconds
+after the failure. After a successful reconnect the attempt count starts
+again from zero, so a later failure gets the full number of attempts and
+the schedule starts again at 1 second. C<max_retries> of 0 disables
+reconnection, and a negative C<max_retries> keeps trying forever.
+
+After reconnecting, every watch is recreated on the server starting at the
+revision just after the last event it delivered, under the same
+C<watch_id>. Events are neither lost nor repeated, and no second
+C<< created => 1 >> message is sent: the callback simply continues with
+the next change. (If that history was compacted while the connection was
+down, the watch ends with the compaction error described above.)
+
+When the attempts run out, every affected stream gets exactly one error,
+with status C<UNAVAILABLE>, C<retryable> 1, and the stream's C<source>
+(C<watch>, C<keepalive> or C<observe>), and ends. A stream created with
+C<< auto_reconnect => 0 >> ends with such an error on the first
+connection loss.
+
+=head2 One stream for all watches
+
+However many watches a client has, they all travel over a single gRPC
+Watch stream to the server, so ten thousand watches cost one stream, not
+ten thousand. Create a second client if you want watches isolated from
+each other.
+
+=head1 LEASE
+
+A lease is a server-side timer. Keys attached to it (through the C<lease>
+option of L</put>, or by L</lock> and L</election_campaign>) are deleted
+when it expires or is revoked. Lease ids are 64-bit integers chosen by the
+server.
+
+=head2 lease_grant
+
+  $etcd->lease_grant($ttl, $cb);
+
+Creates a lease that expires C<$ttl> seconds from now unless refreshed.
+C<$ttl> must be a positive integer. Response: C<header>, C<id> (the lease
+id), C<ttl> (the time to live the server actually granted, which may be
+larger than asked for).
+
+=head2 lease_revoke
+
+  $etcd->lease_revoke($lease_id, $cb);
+
+Ends the lease at once and deletes every key attached to it. Response:
+C<header>. Revoking an unknown lease fails with C<NOT_FOUND>
+(C<etcdserver: requested lease not found>).
+
+=head2 lease_time_to_live
+
+  $etcd->lease_time_to_live($lease_id, $cb);
+  $etcd->lease_time_to_live($lease_id, { keys => 1 }, $cb);
+
+Asks how long a lease has left. Response: C<header>; C<id>; C<ttl>, the
+seconds remaining, or -1 when the lease has expired or never existed;
+C<granted_ttl>, the time to live it was granted with; and, with
+C<< keys => 1 >>, C<keys>, an array of the keys attached to it (present
+only when there are some).
+
+=head2 lease_leases
+
+  $etcd->lease_leases($cb);
+
+Lists the leases that currently exist. Response: C<header>, C<leases>, an
+array of hashes each holding an C<id>.
+
+=head2 lease_keepalive
+
+  my $ka = $etcd->lease_keepalive($lease_id, $cb);
+  my $ka = $etcd->lease_keepalive($lease_id, { auto_reconnect => 0 }, $cb);
+
+Keeps a lease alive for as long as the keepalive runs. The first refresh
+is sent immediately, and from then on one every third of the lease's TTL
+(every 10 seconds for a 30-second lease). Every answer from the server is
+passed to the callback as C<{ id =E<gt> ..., ttl =E<gt> ..., header =E<gt>
+... }>, C<ttl> being the refreshed time to live. C<$lease_id> must not be
+0.
+
+If the server reports a TTL of 0, the lease no longer exists (it expired,
+or was revoked): the callback then gets one error, status C<NOT_FOUND>,
+source C<keepalive>, message C<etcdserver: requested lease not found>, and
+the keepalive ends. Refreshing a lease that does not exist ends the same
+way.
+
+The only option is C<auto_reconnect> (default 1), which works as described
+under L</Reconnection>. A lease can expire while the connection is down;
+after reconnecting, that shows up as the C<NOT_FOUND> error above. As with
+watches, all keepalives of one client share a single LeaseKeepAlive
+stream.
+
+=head2 EV::Etcd::Keepalive->cancel
+
+  $ka->cancel(sub { my ($resp, $err) = @_; ... });
+
+Stops refreshing the lease; it does not revoke it (use L</lease_revoke>
+for that). The callback is called with C<({}, undef)> as soon as the
+client has forgotten the lease, and no refresh answer is delivered after
+it. A second C<cancel> calls back immediately. Dropping the handle without
+cancelling does not stop the keepalive, exactly as for watches.
+
+=head1 LOCK
+
+Distributed mutual exclusion built on leases: whoever holds the lock owns
+a key attached to their lease, so a holder that dies releases the lock
+when its lease expires.
+
+=head2 lock
+
+  $etcd->lock($name, $lease_id, $cb);
+
+Waits until the lock called C<$name> is free, takes it, and calls back
+with C<header> and C<key>: a unique key (C<$name> followed by a suffix)
+that represents this ownership. There is no deadline: the call waits as
+long as the holders queued before it keep the lock.
+
+Losing the lease while waiting (it expires, or you revoke it) removes this
+request's place in the queue, but it does not end the request right away:
+etcd answers only once the holders ahead of it are gone. etcd 3.5 then
+reports an error (C<mutex: session is expired>); etcd 3.4 reports the lock
+as acquired although its key has already been deleted with the lease. If
+the lease may have lapsed while you waited, check it (L</lease_time_to_live>)
+before trusting the lock. A waiting request cannot be withdrawn from the
+client side; to give up, revoke the lease (which frees the queue for
+others) and ignore the eventual answer, or drop the client (see
+L</DESTRUCTION>).
+
+=head2 unlock
+
+  $etcd->unlock($key, $cb);
+
+Releases the lock whose ownership key L</lock> returned. Response:
+C<header>. Revoking the lease releases the lock as well.
+
+  $etcd->lease_grant(15, sub {
+      my ($lease, $err) = @_;
+      die $err->{message} if $err;
+      $etcd->lock('nightly-report', $lease->{id}, sub {
+          my ($held, $err) = @_;
+          die $err->{message} if $err;
+          # ... only one process at a time gets here ...
+          $etcd->unlock($held->{key}, sub {
+              $etcd->lease_revoke($lease->{id}, sub {});
+          });
+      });
+  });
+
+For work that takes longer than the lease's TTL, run a
+L</lease_keepalive> on the lease while holding the lock.
+
+=head1 ELECTION
+
+Leader election built on leases: candidates campaign under an election
+name; the first one becomes leader and the others wait in line. Leadership
+ends when the leader resigns or its lease disappears.
+
+=head2 election_campaign
+
+  $etcd->election_campaign($name, $lease_id, $value, $cb);
+
+Enters the election C<$name> with the value C<$value> (typically something
+that identifies the candidate, such as its address) and waits until this
+candidate is leader. Like L</lock> it has no deadline, and losing the
+lease while waiting does not end it either: it is answered only when the
+candidates ahead of it are gone, and then reports success (on etcd 3.4 and
+3.5 alike) even though the candidate key went away with the lease. Give up
+the same way as for a lock: revoke the lease and ignore the answer, or
+drop the client. Response:
+
+  {
+      header => { ... },
+      leader => {
+          name  => $name,     # the election
+          key   => ...,       # the key that represents this leadership
+          rev   => ...,       # its create revision
+          lease => $lease_id,
+      },
+  }
+
+Keep the C<leader> hash: L</election_proclaim> and L</election_resign>
+take it as it is.
+
+=head2 election_leader
+
+  $etcd->election_leader($name, $cb);
+
+Who leads now. Response: C<header> and C<kv>, the leader's record (its
+C<value> is the value it campaigned or last proclaimed with). When nobody
+leads, the callback gets an error instead: status C<UNKNOWN>, message
+C<election: no leader>.
+
+=head2 election_proclaim
+
+  $etcd->election_proclaim($leader, $value, $cb);
+
+Lets the current leader replace its value without giving up leadership.
+C<$leader> is the hash from L</election_campaign>. Response: C<header>.
+
+=head2 election_resign
+
+  $etcd->election_resign($leader, $cb);
+
+Gives up leadership; the next candidate in line takes over. Response:
+C<header>.
+
+=head2 election_observe
+
+  my $obs = $etcd->election_observe($name, $cb);
+  my $obs = $etcd->election_observe($name, { auto_reconnect => 0 }, $cb);
+
+Follows an election. The callback receives one message, C<{ header =E<gt>
+..., kv =E<gt> ... }>, per change of leader (or of the leader's value),
+C<kv> being the leader's record. If the election has a leader when the
+observer starts, that leader is reported first. C<auto_reconnect> (default
+1) works as under L</Reconnection>; after a reconnect, a leader that has
+not changed meanwhile is not reported a second time. Returns an
+EV::Etcd::Observe handle.
+
+=head2 EV::Etcd::Observe->cancel
+
+  $obs->cancel(sub { my ($resp, $err) = @_; ... });
+
+Stops observing, with the same rules as L</EV::Etcd::Watch-E<gt>cancel>:
+C<({}, undef)> once it is done, nothing delivered afterwards, a second
+cancel answers immediately, and dropping the handle alone does not stop
+the observer.
+
+=head1 AUTHENTICATION
+
+With authentication enabled, etcd requires a token with each request. You
+get one by logging in; the client remembers it.
+
+=head2 authenticate
+
+  $etcd->authenticate($user, $password, $cb);
+
+Logs in. Response: C<header> and C<token>. The token is stored in the
+client and sent with every later request and with every stream opened
+afterwards (open streams are not re-checked by etcd). Call
+C<authenticate> again to switch to another user.
+
+The client also remembers the user name and password of the last
+successful login. When etcd rejects the token as no longer valid (a
+simple token expires after some idle time, C<--auth-token-ttl>; and a
+change to users or roles makes tokens stale), the client logs in again
+with those credentials, without sending the rejected token, and repeats
+the request once; a stream that fails this way is reopened with the new
+token. You only see the error if that fails too. A client that was given
+a token through L</new> (C<auth_token>) and never called
+C<authenticate> has no credentials to do this with: it passes etcd's
+error on (e.g. C<etcdserver: invalid auth token>).
+
+=head2 auth_enable, auth_disable
+
+  $etcd->auth_enable($cb);
+  $etcd->auth_disable($cb);
+
+Turn authentication on or off for the whole cluster. Response: C<header>.
+etcd refuses to enable authentication until a user named C<root> with the
+C<root> role exists; disabling requires root's rights. After a successful
+C<auth_disable> the client forgets its token and credentials, since etcd
+without authentication refuses requests that still carry a token.
+
+=head2 auth_status
+
+  $etcd->auth_status($cb);
+
+Response: C<header>, C<enabled> (0 or 1) and C<auth_revision>. etcd 3.4
+does not have this request: there it fails with status C<UNIMPLEMENTED>.
+
+=head2 Users
+
+  $etcd->user_add($user, $password, $cb);
+  $etcd->user_delete($user, $cb);
+  $etcd->user_change_password($user, $password, $cb);
+  $etcd->user_grant_role($user, $role, $cb);
+  $etcd->user_revoke_role($user, $role, $cb);
+  $etcd->user_get($user, $cb);
+  $etcd->user_list($cb);
+
+C<user_add>, C<user_delete>, C<user_change_password>, C<user_grant_role>
+and C<user_revoke_role> answer with C<header> alone. C<user_get> answers
+with C<header> and C<roles>, the names of the user's roles; C<user_list>
+with C<header> and C<users>, the names of all users.
+
+=head2 Roles
+
+  $etcd->role_add($role, $cb);
+  $etcd->role_delete($role, $cb);
+  $etcd->role_get($role, $cb);
+  $etcd->role_list($cb);
+  $etcd->role_grant_permission($role, $perm_type, $key, $range_end, $cb);
+  $etcd->role_revoke_permission($role, $key, $range_end, $cb);
+
+C<role_add> and C<role_delete> answer with C<header>. C<role_list>
+answers with C<header> and C<roles>, the names of all roles. C<role_get>
+answers with C<header> and C<perm>, the role's permissions:
+
+  perm => [
+      { perm_type => 'READWRITE', key => '/app/', range_end => '/app0' },
+      { perm_type => 'READ',      key => '/motd', range_end => ''      },
+  ]
+
+C<role_grant_permission> gives a role access of type C<READ>, C<WRITE> or
+C<READWRITE> (any case) to C<$key> alone when C<$range_end> is C<undef>,
+or to the range from C<$key> up to C<$range_end>. To cover every key with
+a given prefix, pass as C<$range_end> the prefix with its last byte
+increased by one (C</app0> for C</app/>). C<role_revoke_permission>
+removes a permission given with the same C<$key> and C<$range_end>. Both
+answer with C<header>.
+
+Setting up a user that may only touch keys under C</app/>, then enabling
+authentication (run once, against a cluster without authentication):
+
+  my @steps = (
+      sub { $etcd->user_add('root', 'root-secret', shift) },
+      sub { $etcd->user_grant_role('root', 'root', shift) },
+      sub { $etcd->role_add('app', shift) },
+      sub { $etcd->role_grant_permission('app', 'READWRITE', '/app/', '/app0', shift) },
+      sub { $etcd->user_add('svc', 'svc-secret', shift) },
+      sub { $etcd->user_grant_role('svc', 'app', shift) },
+      sub { $etcd->auth_enable(shift) },
+  );
+  my $next; $next = sub {
+      my $step = shift @steps or return;
+      $step->(sub {
+          my (undef, $err) = @_;
+          die "setup failed: $err->{source}: $err->{message}\n" if $err;
+          $next->();
+      });
+  };
+  $next->();
+  EV::run;
+
+  # From now on, log in first:
+  $etcd->authenticate('svc', 'svc-secret', sub {
+      my (undef, $err) = @_;
+      die $err->{message} if $err;
+      $etcd->put('/app/ready', 1, sub {        # sent with the token
+          my (undef, $err) = @_;
+          print $err ? "refused: $err->{message}\n" : "stored\n";
+      });
+  });
+
+=head1 MAINTENANCE
+
+These requests go to the member the client is currently talking to.
+
+=head2 status
+
+  $etcd->status($cb);
+
+Response: C<header>; C<version>, the server's version string;
+C<db_size>, the size of the backend database file in bytes;
+C<db_size_in_use>, how much of it holds live data; C<leader>, the member
+id of the current leader; C<raft_index>, C<raft_term> and
+C<raft_applied_index>, the member's raft state; C<is_learner>, 1 for a
+learner member; and C<errors>, an array of error strings, present only
+when the member reports any.
+
+=head2 alarm
+
+  $etcd->alarm($action, $cb);
+  $etcd->alarm($action, { member_id => $id, alarm => $type }, $cb);
+
+C<$action> is C<GET> (list the raised alarms), C<ACTIVATE> or
+C<DEACTIVATE> (any case). The options pick the member (C<member_id>, 0 =
+all members, the default) and the alarm type (C<alarm>: C<NONE>, the
+default, C<NOSPACE> or C<CORRUPT>). Response: C<header> and C<alarms>:
+
+  alarms => [ { member_id => $id, alarm => 1, alarm_type => 'NOSPACE' } ]
+
+C<alarm> is the numeric type and C<alarm_type> its name. A raised
+C<NOSPACE> alarm (the database reached its quota) makes the cluster refuse
+writes until space is freed (compact, defragment) and the alarm is
+deactivated. On etcd 3.4 this response has a header of zeros.
+
+=head2 defragment
+
+  $etcd->defragment($cb);
+
+Rewrites the member's database file to give back the space freed by
+compaction. The member stalls while it does this. Response: C<header>,
+all zeros (etcd sends none).
+
+=head2 hash_kv
+
+  $etcd->hash_kv($cb);
+  $etcd->hash_kv($revision, $cb);
+
+A checksum of the key-value store up to C<$revision> (0 or omitted: the
+latest), for comparing members. Response: C<header>, C<hash> and
+C<compact_revision>, the revision of the last compaction (etcd reports -1
+when there has been none).
+
+=head2 move_leader
+
+  $etcd->move_leader($member_id, $cb);
+
+Hands leadership to another voting member. Must be sent to the current
+leader. Response: C<header>, all zeros (etcd sends none).
+
+=head1 CLUSTER
+
+Member ids are unsigned 64-bit integers and are often above the largest
+signed one; they arrive as Perl unsigned integers. Pass them back exactly
+as you received them (do not format them with C<%d>).
+
+Every member request answers with C<header> and C<members>, the list of
+members after the request:
+
+  members => [
+      { id          => $id,
+        name        => 'node1',     # empty until the member has started
+        peer_urls   => [ 'http://10.0.0.1:2380' ],
+        client_urls => [ 'http://10.0.0.1:2379' ],
+        is_learner  => 0,
+      },
+      ...
+  ]
+
+=head2 member_list
+
+  $etcd->member_list($cb);
+  $etcd->member_list({ linearizable => 1 }, $cb);
+
+The current members. With C<< linearizable => 1 >> the answer is
+guaranteed to be up to date (it goes through the leader); otherwise the
+member may answer from its local view. etcd 3.4 does not know this flag
+and always answers from its local view.
+
+=head2 member_add
+
+  $etcd->member_add(\@peer_urls, $cb);
+  $etcd->member_add(\@peer_urls, { is_learner => 1 }, $cb);
+
+Announces a new member reachable at C<@peer_urls> (must not be empty).
+The new server must then be started with C<--initial-cluster-state
+existing>. With C<< is_learner => 1 >> it joins as a non-voting learner.
+The response also has C<member>, the hash of the new member, whose C<id>
+you need for the calls below.
+
+=head2 member_remove
+
+  $etcd->member_remove($member_id, $cb);
+
+Removes a member from the cluster.
+
+=head2 member_update
+
+  $etcd->member_update($member_id, \@peer_urls, $cb);
+
+Changes a member's peer URLs.
+
+=head2 member_promote
+
+  $etcd->member_promote($member_id, $cb);
+
+Turns a learner into a voting member; etcd refuses while the learner is
+still catching up.
+
+=head1 FORK SAFETY
+
+The background thread of a client does not exist in a child process after
+C<fork>. A client created before the fork must therefore not be used in the
+child: every method on it, C<cancel> on its handles included, croaks with
+C<EV::Etcd: this client was created before fork() and cannot be used after
+fork(); create a new client in the child>. When such an inherited client
+is destroyed in the child, a warning (mentioning that it was
+C<inherited across fork()>) is printed and the parent's connection is left
+untouched; the parent can keep using its client normally. Create a fresh
+client in the child when it needs etcd:
+
+  my $pid = fork // die "fork: $!";
+  if ($pid == 0) {
+      undef $etcd;                       # warns; harmless
+      my $child = EV::Etcd->new(endpoints => \@endpoints);
+      ...
+  }
+
+=head1 DESTRUCTION
+
+A client lives as long as something refers to it: your variables, but also
+any callback closure that mentions it, and every stream handle it
+returned. When the last reference goes away, the background thread is
+stopped and everything still pending is discarded: the callbacks of
+requests still in flight, and of streams still open, are never called -
+not with a response, not with an error. Nothing crashes, and the server
+simply sees the connection close, which ends its side of any open
+watches and keepalives.
+
+So if a request must complete, keep the client alive until its callback
+has run. A callback that mentions C<$etcd> captures that variable, so the
+client survives the variable going out of scope; it does not survive
+C<undef $etcd>. To shut down in an orderly way, cancel the streams, let
+the pending calls finish, and then drop the client.
+
+Dropping the client is also the way to abandon requests that cannot be
+cancelled, such as a L</lock> or L</election_campaign> that is still
+waiting: F<eg/leader-election.pl> does this when interrupted while
+waiting in line. It is safe to drop the last reference from inside one of
+the client's own callbacks.
+
+=head1 LIMITS AND DIFFERENCES
+
+=over 4
+
+=item *
+
+Plain-text gRPC only: there is no TLS and no client certificate support,
+and C<https://> endpoints are rejected. Reach a TLS-only cluster through a
+local proxy such as C<etcd grpc-proxy>.
+
+=item *
+
+L</lock> and L</election_campaign> have no deadline; C<timeout> does not
+apply to them, and a waiting request cannot be cancelled. The loss of its
+lease does not end it either (see L</lock>). Use your own timer to decide
+when to give up, then revoke the lease and disregard the late answer.
+
+=item *
+
+Unknown options croak, in L</new> and in every method's options hash,
+instead of being ignored.
+
+=item *
+
+Failed unary requests are not retried automatically (except once after
+an automatic re-login, see L</authenticate>); only streams reconnect.
+
+=item *
+
+A negative C<max_retries> means that streams retry forever. This is an
+addition: in the original interface only zero and positive counts existed.
+
+=item *
+
+Calls issued together run concurrently; their callbacks come in the order
+the answers arrive, not the order of the calls.
+
+=back
+
+=head1 SEE ALSO
+
+L<EV>, the event loop this client runs on.
+
+The etcd documentation at L<https://etcd.io/docs/>, in particular the
+description of the v3 API (revisions, leases, watches and their
+guarantees).
+
+The programs in the F<eg/> directory of the distribution: F<demo.pl>
+(key-value, transactions, watch), F<service-discovery.pl> (leases,
+keepalive, prefix watch) and F<leader-election.pl> (campaign, observe,
+resign), and the benchmarks in F<bench/>.
+
+=head1 LICENSE
+
+EV::Etcd is free software. You may distribute it and/or modify it under
+the same terms as Perl 5 itself, that is under either the GNU General
+Public License or the Artistic License.
 
 =cut
