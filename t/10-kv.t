@@ -6,7 +6,7 @@ use warnings;
 
 use Test::More;
 use lib 't/lib';
-use EtcdTest;
+use EtcdTest qw(:DEFAULT wait_for);
 
 need_etcd();
 
@@ -16,14 +16,6 @@ use EV::Etcd;
 my $srv = start_etcd();
 my $c   = EV::Etcd->new(endpoints => [ $srv->endpoint ], timeout => 20);
 
-# Runs one call and waits for its callback; returns ($resp, $err).
-sub wait_for {
-    my ($what, $start) = @_;
-    my ($done, @got);
-    $start->(sub { @got = @_; $done = 1 });
-    run_until(\$done, 20) or fail("$what: no callback within 20 s");
-    return @got;
-}
 
 # Every answer must carry a complete header from the same cluster/member,
 # and the store revision never goes backwards (writes move it forward).

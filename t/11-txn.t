@@ -7,7 +7,7 @@ use warnings;
 
 use Test::More;
 use lib 't/lib';
-use EtcdTest;
+use EtcdTest qw(:DEFAULT wait_for);
 
 need_etcd();
 
@@ -17,13 +17,6 @@ use EV::Etcd;
 my $srv = start_etcd();
 my $c   = EV::Etcd->new(endpoints => [ $srv->endpoint ], timeout => 20);
 
-sub wait_for {
-    my ($what, $start) = @_;
-    my ($done, @got);
-    $start->(sub { @got = @_; $done = 1 });
-    run_until(\$done, 20) or fail("$what: no callback within 20 s");
-    return @got;
-}
 
 sub must {
     my ($what, $start) = @_;

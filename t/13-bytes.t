@@ -10,7 +10,7 @@ use Test::More;
 use Digest::MD5 ();
 use Encode ();
 use lib 't/lib';
-use EtcdTest;
+use EtcdTest qw(:DEFAULT wait_for);
 
 need_etcd();
 
@@ -20,13 +20,6 @@ use EV::Etcd;
 my $srv = start_etcd();
 my $c   = EV::Etcd->new(endpoints => [ $srv->endpoint ], timeout => 60);
 
-sub wait_for {
-    my ($what, $start, $limit) = @_;
-    my ($done, @got);
-    $start->(sub { @got = @_; $done = 1 });
-    run_until(\$done, $limit // 30) or fail("$what: no callback in time");
-    return @got;
-}
 
 sub must {
     my ($what, $start, $limit) = @_;

@@ -10,7 +10,7 @@ use warnings;
 use Test::More;
 use Time::HiRes qw(time);
 use lib 't/lib';
-use EtcdTest;
+use EtcdTest qw(:DEFAULT wait_for);
 
 need_etcd();
 
@@ -21,13 +21,6 @@ my $srv = start_etcd();
 my $ep  = $srv->endpoint;
 my $c   = EV::Etcd->new(endpoints => [$ep], timeout => 30);
 
-sub wait_for {
-    my ($what, $start, $limit) = @_;
-    my ($done, @got);
-    $start->(sub { @got = @_; $done = 1 });
-    run_until(\$done, $limit // 20) or fail("$what: no callback in time");
-    return @got;
-}
 
 # EV::run under a guard that does not itself keep the loop alive: returns
 # (seconds EV::run took, whether the guard had to break it).

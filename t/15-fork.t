@@ -13,7 +13,7 @@ use Test::More;
 use POSIX ();
 use IO::Handle;
 use lib 't/lib';
-use EtcdTest;
+use EtcdTest qw(:DEFAULT wait_for);
 
 need_etcd();
 
@@ -24,13 +24,6 @@ my $srv = start_etcd();
 my $ep  = $srv->endpoint;
 my $c   = EV::Etcd->new(endpoints => [$ep], timeout => 20);
 
-sub wait_for {
-    my ($what, $start, $limit) = @_;
-    my ($done, @got);
-    $start->(sub { @got = @_; $done = 1 });
-    run_until(\$done, $limit // 20) or fail("$what: no callback in time");
-    return @got;
-}
 
 my ($lg) = wait_for('lease', sub { $c->lease_grant(120, $_[0]) });
 my $lid = $lg->{id};

@@ -7,20 +7,13 @@ use warnings;
 use Test::More;
 use Time::HiRes qw(time);
 use lib 't/lib';
-use EtcdTest;
+use EtcdTest qw(:DEFAULT wait_for);
 
 need_etcd();
 
 use EV;
 use EV::Etcd;
 
-sub wait_for {
-    my ($what, $start, $limit) = @_;
-    my ($done, @got);
-    $start->(sub { @got = @_; $done = 1 });
-    run_until(\$done, $limit // 20) or fail("$what: no callback in time");
-    return @got;
-}
 
 my $srv  = start_etcd();
 my $ep   = $srv->endpoint;

@@ -25,7 +25,7 @@ our @EXPORT = qw(
 );
 our @EXPORT_OK = qw(
     etcd_version etcd_version_ge ci_mode http_request http_get
-    wait_all_healthy
+    wait_all_healthy wait_for
 );
 our %EXPORT_TAGS = (all => [@EXPORT, @EXPORT_OK]);
 
@@ -336,6 +336,20 @@ sub run_until {
     }
     undef $guard;
     return $check->() ? 1 : 0;
+}
+
+# wait_for($what, sub { my $cb = shift; $client->get(..., $cb) }, $limit)
+# starts one call, runs the loop until its callback fires, and returns the
+# callback's arguments; a missing callback is a test failure.
+sub wait_for {
+    my ($what, $start, $limit) = @_;
+    my ($done, @got);
+    $start->(sub { @got = @_; $done = 1 });
+    unless (run_until(\$done, $limit // 20)) {
+        require Test::More;
+        Test::More::fail("$what: no callback in time");
+    }
+    return @got;
 }
 
 # ---------------------------------------------------------------------------
@@ -800,6 +814,13 @@ process.
 Runs the EV loop until the flag (or the code's return value) is true or
 C<$timeout> seconds (default 10) pass.  Returns 1 on success, 0 on
 timeout.
+
+=item wait_for($what, $start, $limit)
+
+Calls C<< $start->($callback) >>, runs the loop until that callback has
+been called (at most C<$limit> seconds, default 20; otherwise a failed
+test named after C<$what>) and returns the callback's arguments.
+Exported on request.
 
 =item etcd_version($bin), etcd_version_ge($version, $bin), ci_mode()
 
