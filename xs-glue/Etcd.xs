@@ -133,12 +133,11 @@ static void forget_cb(pTHX_ etcd_t *c, U64 id)
     update_loop_ref(c);
 }
 
-/* Calls cb(resp, err); a die goes to $EV::DIED, as for EV's own watchers. */
+/* Calls cb(a, b); a die goes to $EV::DIED, as for EV's own watchers.
+ * Callers provide the ENTER/SAVETMPS scope that frees a and b. */
 static void invoke(pTHX_ SV *cb, SV *a, SV *b)
 {
     dSP;
-    ENTER;
-    SAVETMPS;
     PUSHMARK(SP);
     EXTEND(SP, 2);
     PUSHs(a);
@@ -151,8 +150,6 @@ static void invoke(pTHX_ SV *cb, SV *a, SV *b)
         PUTBACK;
         call_sv(get_sv("EV::DIED", GV_ADD), G_VOID | G_DISCARD | G_EVAL | G_KEEPERR);
     }
-    FREETMPS;
-    LEAVE;
 }
 
 static SV *hv_to_arg(pTHX_ void *hv)
