@@ -188,6 +188,42 @@ sub current_rev { ok_call($c, 'get', 'no-such-key-just-for-revision')->{header}{
     cancel_sync($_) for $w, $late;
 }
 
+# --- start_revision in the future ------------------------------------------
+{
+    my $now = current_rev();
+    my $w = rec_watch($c, '/future', { start_revision => $now + 3 });
+    created_ok($w, 'watch from a future revision');
+    my @rev = map { ok_call($c, 'put', '/future', "f$_")->{header}{revision} } 1 .. 4;
+    ok run_until(sub { events_of($w) >= 2 }, 10), 'events from the future revision arrive';
+    run_until(sub { 0 }, 0.3);
+    my @got = map { $_->{kv}{mod_revision} } events_of($w);
+    cmp_ok $got[0], '>=', $now + 3, 'nothing before start_revision';
+    is_deeply \@got, [ grep { $_ >= $now + 3 } @rev ], 'every event from start_revision on';
+    cancel_sync($w);
+}
+
+# --- cancel from inside the watch callback ---------------------------------------
+{
+    my (@seen, @cb, $h, $at_cb);
+    $h = $c->watch('/self/', { prefix => 1 }, sub {
+        my ($resp, $err) = @_;
+        push @seen, [ $resp, $err ];
+        return if $err || !@{ $resp->{events} } || @cb;
+        $h->cancel(sub { push @cb, [@_]; $at_cb = @seen });
+        push @cb, 'requested';
+    });
+    ok run_until(sub { @seen }, 10), 'self-cancelling watch created';
+    # several separate writes in quick succession
+    my $left = 6;
+    $c->put("/self/$_", 'x', sub { $left-- }) for 1 .. 6;
+    ok run_until(sub { @cb >= 2 && !$left }, 10), 'cancel issued from the callback completes';
+    is_deeply $cb[1], [ {}, undef ], 'with ({}, undef)';
+    ok_call($c, 'put', '/self/late', 'x');
+    run_until(sub { 0 }, 0.5);
+    is scalar(@seen), $at_cb, 'nothing delivered after the cancel callback';
+    is scalar(grep { $_->[1] } @seen), 0, 'no error';
+}
+
 # --- prev_kv ---------------------------------------------------------------
 {
     my $w = rec_watch($c, '/pkv', { prev_kv => 1 });
@@ -303,13 +339,11 @@ sub current_rev { ok_call($c, 'get', 'no-such-key-just-for-revision')->{header}{
     $put->();
     ok run_until(sub { events_of($w) >= 5 }, 10), 'events flow before cancel';
 
-    my (@cb, $in_call, $msgs_at_cancel_cb);
-    $in_call = 1;
+    my (@cb, $msgs_at_cancel_cb);
     $w->{handle}->cancel(sub {
         push @cb, [@_];
         $msgs_at_cancel_cb = scalar @{ $w->{all} };
     });
-    $in_call = 0;
     is scalar(@cb), 0, 'first cancel does not call back inside the call';
     ok run_until(sub { @cb }, 10), 'cancel calls back';
     is_deeply $cb[0], [ {}, undef ], 'cancel callback gets ({}, undef)';

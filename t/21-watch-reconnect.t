@@ -157,29 +157,89 @@ sub check_stream {
     $srv->stop;
 }
 
-# --- a second kill while the watch is idle: nothing invented ---------------
+# --- kills while the watch is idle; cancel and create while the server is down
 {
     my $srv = start_etcd(name => 'idle');
     my $wc  = EV::Etcd->new(endpoints => [ $srv->endpoint ], max_retries => 10, timeout => 5);
     my $w   = rec_watch($wc, '/idle', { prefix => 1 });
-    ok run_until(sub { @{ $w->{msgs} } }, 10), 'idle watch created';
+    my $doomed = rec_watch($wc, '/idle', { prefix => 1 });
+    ok run_until(sub { @{ $w->{msgs} } && @{ $doomed->{msgs} } }, 10), 'idle watches created';
     my $pc = EV::Etcd->new(endpoints => [ $srv->endpoint ], timeout => 5);
     ok_call($pc, 'put', '/idle/a', 1);
-    ok run_until(sub { events_of($w) == 1 }, 10), 'one event before the kills';
+    ok run_until(sub { events_of($w) == 1 && events_of($doomed) == 1 }, 10), 'one event before the kills';
 
+    my ($late, @cancelled);
     for my $round (1 .. 2) {
         $srv->kill9;
         run_until(sub { 0 }, 0.5);
+        if ($round == 1) {
+            # while the server is down: cancel one watch, start another
+            $doomed->{handle}->cancel(sub { push @cancelled, [@_] });
+            ok run_until(sub { @cancelled }, 5), 'cancel while the server is down calls back';
+            is_deeply $cancelled[0], [ {}, undef ], 'with success';
+            $late = rec_watch($wc, '/idle/', { prefix => 1 });
+        }
         $srv->restart;
-        run_until(sub { 0 }, 3);    # let the watch reconnect with no writes at all
+        run_until(sub { 0 }, 3);    # let the watches reconnect with no writes at all
     }
     is scalar(events_of($w)), 1, 'two restarts without writes: no event repeated';
+    ok run_until(sub { @{ $late->{msgs} } }, 20), 'a watch started while the server was down is created';
+    ok $late->{msgs}[0]{created}, 'its first message is the created message';
+
     ok_call($pc, 'put', '/idle/b', 2);
-    ok run_until(sub { events_of($w) == 2 }, 20), 'next write arrives';
+    ok run_until(sub { events_of($w) == 2 && events_of($late) == 1 }, 20), 'next write arrives';
     run_until(sub { 0 }, 0.5);
     is_deeply [ map { $_->{kv}{key} } events_of($w) ], [ '/idle/a', '/idle/b' ], 'each once';
+    is_deeply [ map { $_->{kv}{key} } events_of($late) ], ['/idle/b'], 'the late watch sees the new write';
     is scalar(grep { $_->{created} } @{ $w->{msgs} }), 1, 'still only one created message';
-    is scalar(@{ $w->{errs} }), 0, 'no error';
+    is scalar(@{ $w->{errs} }) + @{ $late->{errs} }, 0, 'no error';
+    is scalar(events_of($doomed)), 1, 'the watch cancelled while the server was down got nothing more';
+    is scalar(@{ $doomed->{errs} }), 0, 'and no error';
+    is scalar(@cancelled), 1, 'its cancel callback ran once';
+    cancel_all($w, $late);
+    $srv->stop;
+}
+
+# --- history compacted while the watch was disconnected ---------------------
+# The watch cannot resume where it stopped: it must say so (OUT_OF_RANGE),
+# not skip the lost events silently.  The reconnect attempts come 1, 3, 7 and
+# 15 s after the kill; the server is brought back after the third one has
+# failed, so the writes and the compaction happen before the watch is back.
+{
+    my $srv = start_etcd(name => 'compacted');
+    my $wc  = EV::Etcd->new(endpoints => [ $srv->endpoint ], max_retries => 10, timeout => 5);
+    my $w   = rec_watch($wc, '/gap');
+    ok run_until(sub { @{ $w->{msgs} } }, 10), 'watch created';
+    my $pc = EV::Etcd->new(endpoints => [ $srv->endpoint ], timeout => 5);
+    ok_call($pc, 'put', '/gap', 'seen');
+    ok run_until(sub { events_of($w) == 1 }, 10), 'event before the kill';
+
+    my $t0 = time;
+    $srv->kill9;
+    run_until(sub { 0 }, 7.5);
+    $srv->restart;
+    my $pc2 = EV::Etcd->new(endpoints => [ $srv->endpoint ], timeout => 5);
+    my @missed = map { ok_call($pc2, 'put', '/gap', "missed$_")->{header}{revision} } 1 .. 3;
+    my $crev = ok_call($pc2, 'put', '/elsewhere', 'x')->{header}{revision};
+    ok_call($pc2, 'compact', $crev);
+    diag sprintf 'history compacted to %d, %.1fs after the kill', $crev, time - $t0;
+
+    ok run_until(sub { @{ $w->{errs} } || events_of($w) >= 4 }, 30), 'the watch reports back';
+    if (events_of($w) > 1) {
+        # it reconnected before the compaction after all: then nothing may be missing
+        diag 'the watch reconnected before the compaction';
+        is_deeply [ (map { $_->{kv}{mod_revision} } events_of($w))[ 1 .. 3 ] ], \@missed,
+            'reconnected early: every missed event delivered';
+    } else {
+        my $e = $w->{errs}[0];
+        is $e->{status}, 'OUT_OF_RANGE', 'resuming below the compaction: OUT_OF_RANGE';
+        is $e->{source}, 'watch', 'source watch';
+        like $e->{message}, qr/\b$crev\b/, 'the message names the compact revision';
+        ok_call($pc2, 'put', '/gap', 'after');
+        run_until(sub { 0 }, 1);
+        is scalar(events_of($w)), 1, 'no event delivered past the gap';
+        is scalar(@{ $w->{errs} }), 1, 'one error; the watch has ended';
+    }
     cancel_all($w);
     $srv->stop;
 }

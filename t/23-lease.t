@@ -115,6 +115,9 @@ my ($l1, $l2);
 
     my (undef, $pe) = call($c, 'put', '/lease/x', 'x', { lease => $l1->{id} });
     is $pe && $pe->{status}, 'NOT_FOUND', 'put with a revoked lease: NOT_FOUND';
+
+    my $never = ok_call($c, 'lease_time_to_live', 424242);
+    is $never->{ttl}, -1, 'time_to_live of a lease that never existed: ttl -1';
 }
 
 # --- expiry ----------------------------------------------------------------
@@ -289,6 +292,29 @@ my ($l1, $l2);
     is_deeply \@cc, [ [ {}, undef ] ], 'cancel after the reconnect';
     cancel_sync($off);
     ok_call($c, 'lease_revoke', $_->{id}) for $l, $l0;
+}
+
+# --- retries run out: the server goes away for good -------------------------
+{
+    my $one = EV::Etcd->new(endpoints => [ $srv->endpoint ], max_retries => 1);
+    my @l  = map { ok_call($c, 'lease_grant', 30)->{id} } 1 .. 2;
+    my @ka = map { rec_keepalive($one, $_) } @l;
+    ok run_until(sub { !grep { !@{ $_->{ticks} } } @ka }, 10), 'keepalives ticking';
+    my $t0 = time;
+    $srv->kill9;
+
+    my $fired = 0;
+    my $guard = EV::timer(40, 0, sub { $fired = 1; EV::break(EV::BREAK_ALL()) });
+    $guard->keepalive(0);
+    EV::run();
+    ok !$fired, 'EV::run returns by itself once the keepalives have failed';
+    diag sprintf 'keepalives ended %.1fs after the kill', time - $t0;
+    for my $k (@ka) {
+        is scalar(@{ $k->{errs} }), 1, 'max_retries 1: exactly one error';
+        is $k->{errs}[0] && $k->{errs}[0]{status}, 'UNAVAILABLE', 'UNAVAILABLE';
+        is $k->{errs}[0] && $k->{errs}[0]{source}, 'keepalive', 'source keepalive';
+        is $k->{all}[-1][1], $k->{errs}[0], 'the error is the last callback';
+    }
 }
 
 done_testing;

@@ -266,6 +266,29 @@ sub cancel_sync {
     ok_call($c1, 'lease_revoke', $l);
 }
 
+# --- retries run out: the server goes away for good -------------------------
+{
+    my $l = lease();
+    my $camp = ok_call($c1, 'election_campaign', 'el/end', $l, 'last');
+    my $one = EV::Etcd->new(endpoints => [ $srv->endpoint ], max_retries => 1);
+    my @obs = map { rec_observe($one, 'el/end') } 1 .. 2;
+    ok run_until(sub { !grep { !@{ $_->{msgs} } } @obs }, 10), 'observers running';
+    $srv->kill9;
+
+    my $fired = 0;
+    my $guard = EV::timer(40, 0, sub { $fired = 1; EV::break(EV::BREAK_ALL()) });
+    $guard->keepalive(0);
+    EV::run();
+    ok !$fired, 'EV::run returns by itself once the observers have failed';
+    for my $o (@obs) {
+        is scalar(@{ $o->{errs} }), 1, 'max_retries 1: exactly one error';
+        is $o->{errs}[0] && $o->{errs}[0]{status}, 'UNAVAILABLE', 'UNAVAILABLE';
+        is $o->{errs}[0] && $o->{errs}[0]{source}, 'observe', 'source observe';
+        is $o->{all}[-1][1], $o->{errs}[0], 'the error is the last callback';
+        is_deeply [ values_of($o) ], ['last'], 'the leader was observed once before';
+    }
+}
+
 # --- argument errors -----------------------------------------------------------
 {
     ok !eval { $c1->election_campaign('e', 'zz', 'v', sub {}); 1 }, 'non-numeric campaign lease croaks';
