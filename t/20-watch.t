@@ -10,7 +10,7 @@ use Test::More;
 use Time::HiRes qw(time);
 
 use lib 't/lib';
-use EtcdTest;
+use EtcdTest qw(:DEFAULT call ok_call);
 
 need_etcd();
 use EV;
@@ -24,22 +24,7 @@ my $srv = start_etcd(
 );
 my $c = EV::Etcd->new(endpoints => [ $srv->endpoint ], timeout => 10);
 
-# Run one unary call to completion; returns ($resp, $err).
-sub call {
-    my ($client, $method, @args) = @_;
-    my ($resp, $err, $done);
-    $client->$method(@args, sub { ($resp, $err) = @_; $done = 1 });
-    run_until(\$done, 20) or die "$method did not complete in 20s\n";
-    return ($resp, $err);
-}
 
-# Unary call that must succeed; returns the response.
-sub ok_call {
-    my ($client, $method, @args) = @_;
-    my ($resp, $err) = call($client, $method, @args);
-    die "$method failed: $err->{status}: $err->{message}\n" if $err;
-    return $resp;
-}
 
 # A watch whose messages and errors are recorded in order.
 sub rec_watch {

@@ -11,26 +11,13 @@ use Test::More;
 use Time::HiRes qw(time);
 
 use lib 't/lib';
-use EtcdTest;
+use EtcdTest qw(:DEFAULT call ok_call);
 
 need_etcd();
 use EV;
 use EV::Etcd;
 
-sub call {
-    my ($client, $method, @args) = @_;
-    my ($resp, $err, $done);
-    $client->$method(@args, sub { ($resp, $err) = @_; $done = 1 });
-    run_until(\$done, 20) or die "$method did not complete in 20s\n";
-    return ($resp, $err);
-}
 
-sub ok_call {
-    my ($client, $method, @args) = @_;
-    my ($resp, $err) = call($client, $method, @args);
-    die "$method failed: $err->{status}: $err->{message}\n" if $err;
-    return $resp;
-}
 
 sub rec_watch {
     my ($client, $key, $opt) = @_;

@@ -9,7 +9,7 @@ use Test::More;
 use Time::HiRes qw(time);
 
 use lib 't/lib';
-use EtcdTest;
+use EtcdTest qw(:DEFAULT call ok_call);
 
 need_etcd();
 use EV;
@@ -18,20 +18,7 @@ use EV::Etcd;
 my $srv = start_etcd(name => 'lease');
 my $c = EV::Etcd->new(endpoints => [ $srv->endpoint ], max_retries => 10, timeout => 10);
 
-sub call {
-    my ($client, $method, @args) = @_;
-    my ($resp, $err, $done);
-    $client->$method(@args, sub { ($resp, $err) = @_; $done = 1 });
-    run_until(\$done, 20) or die "$method did not complete in 20s\n";
-    return ($resp, $err);
-}
 
-sub ok_call {
-    my ($client, $method, @args) = @_;
-    my ($resp, $err) = call($client, $method, @args);
-    die "$method failed: $err->{status}: $err->{message}\n" if $err;
-    return $resp;
-}
 
 sub pause { run_until(sub { 0 }, $_[0]) }
 

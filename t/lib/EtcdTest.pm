@@ -25,7 +25,7 @@ our @EXPORT = qw(
 );
 our @EXPORT_OK = qw(
     etcd_version etcd_version_ge ci_mode http_request http_get
-    wait_all_healthy wait_for
+    wait_all_healthy wait_for call ok_call
 );
 our %EXPORT_TAGS = (all => [@EXPORT, @EXPORT_OK]);
 
@@ -350,6 +350,24 @@ sub wait_for {
         Test::More::fail("$what: no callback in time");
     }
     return @got;
+}
+
+# call($client, $method, @args): runs one call to completion and returns
+# ($resp, $err); dies if no callback comes within 20 s.
+sub call {
+    my ($client, $method, @args) = @_;
+    my ($resp, $err, $done);
+    $client->$method(@args, sub { ($resp, $err) = @_; $done = 1 });
+    run_until(\$done, 20) or die "$method did not complete in 20s\n";
+    return ($resp, $err);
+}
+
+# ok_call: like call, for calls that must succeed; returns the response.
+sub ok_call {
+    my ($client, $method, @args) = @_;
+    my ($resp, $err) = call($client, $method, @args);
+    die "$method failed: $err->{status}: $err->{message}\n" if $err;
+    return $resp;
 }
 
 # ---------------------------------------------------------------------------
@@ -821,6 +839,12 @@ Calls C<< $start->($callback) >>, runs the loop until that callback has
 been called (at most C<$limit> seconds, default 20; otherwise a failed
 test named after C<$what>) and returns the callback's arguments.
 Exported on request.
+
+=item call($client, $method, @args), ok_call($client, $method, @args)
+
+Run one client call to completion (dying after 20 s without a callback).
+C<call> returns C<($resp, $err)>; C<ok_call> dies on an error and returns
+the response. Exported on request.
 
 =item etcd_version($bin), etcd_version_ge($version, $bin), ci_mode()
 
