@@ -35,11 +35,12 @@ impl Config {
         self.endpoints
             .iter()
             .map(|e| {
-                let rest = e.strip_prefix("http://").unwrap_or(e);
-                if rest.starts_with("https://") || e.starts_with("https://") {
+                if e.starts_with("https://") {
                     return Err(format!("endpoint '{e}': TLS (https) is not supported"));
                 }
-                if rest.is_empty() || rest.contains('/') && !rest.ends_with('/') {
+                let rest = e.strip_prefix("http://").unwrap_or(e);
+                // host:port, optionally with one trailing slash; no path.
+                if rest.is_empty() || rest.trim_end_matches('/').contains('/') {
                     return Err(format!("endpoint '{e}' is not host:port"));
                 }
                 let uri = format!("http://{}", rest.trim_end_matches('/'));
@@ -463,13 +464,6 @@ impl Client {
             let _ctx = handle.enter();
             make_channel(&uris[0], cfg.timeout)
         };
-        let token = match &cfg.auth_token {
-            Some(t) if !t.is_empty() => Some(
-                MetadataValue::try_from(t.as_str())
-                    .map_err(|_| "auth_token is not printable ASCII".to_string())?,
-            ),
-            _ => None,
-        };
         let shared = Arc::new(Shared {
             cfg,
             out,
@@ -479,9 +473,14 @@ impl Client {
                 generation: 0,
                 channel,
             }),
-            token: RwLock::new(token),
+            token: RwLock::new(None),
             credentials: RwLock::new(None),
         });
+        if let Some(t) = &shared.cfg.auth_token {
+            shared
+                .set_token(t)
+                .map_err(|_| "auth_token is not printable ASCII".to_string())?;
+        }
         if let Some(every) = shared.cfg.health_interval {
             handle.spawn(health_loop(shared.clone(), every));
         }
