@@ -10,7 +10,7 @@ use crate::proto::v3electionpb::{
 };
 use crate::queue::Disposition;
 use crate::runtime::{Route, Shared};
-use crate::streams::{finish_cancel, Backoff};
+use crate::streams::{finish_cancel, gave_up, Backoff};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
@@ -115,12 +115,7 @@ impl ObserveTask {
             };
             let Some(delay) = delay else {
                 let err = if retry && self.auto_reconnect {
-                    let msg = format!(
-                        "observe stream lost, gave up after {} reconnect attempts: {}",
-                        backoff.attempts(),
-                        err.message
-                    );
-                    EtcdError::new(err.code, msg, SOURCE)
+                    gave_up(&err, SOURCE, backoff.attempts())
                 } else {
                     err
                 };

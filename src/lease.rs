@@ -2,7 +2,7 @@
 //! kept-alive leases of a client share one bidirectional stream, refreshed
 //! at a third of their TTL.
 
-use crate::error::{is_transport_failure, EtcdError};
+use crate::error::EtcdError;
 use crate::perl::{Builder, Hv, ToPerl};
 use crate::proto::etcdserverpb::{
     lease_client::LeaseClient, LeaseGrantResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse,
@@ -10,17 +10,13 @@ use crate::proto::etcdserverpb::{
 };
 use crate::queue::Disposition;
 use crate::runtime::{Route, Shared};
-use crate::streams::{finish_cancel, Backoff};
-use crate::watch::{next_message, wait_until};
+use crate::streams::{finish_cancel, wait_until, SharedStream, StreamEvent};
 use std::collections::{BTreeSet, HashMap};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_stream::wrappers::UnboundedReceiverStream;
-use tonic::{Code, Status, Streaming};
+use tonic::{Code, Status};
 
 const SOURCE: &str = "keepalive";
 
@@ -121,25 +117,13 @@ struct Schedule {
     keepers: Vec<u64>,
 }
 
-type Opening = Pin<
-    Box<
-        dyn Future<Output = Result<tonic::Response<Streaming<LeaseKeepAliveResponse>>, Status>>
-            + Send,
-    >,
->;
-
 pub struct KeepaliveHub {
     shared: Arc<Shared>,
     rx: mpsc::UnboundedReceiver<KeepaliveCmd>,
     keepers: HashMap<u64, Keeper>,
     leases: HashMap<i64, Schedule>,
     queue: BTreeSet<(Instant, i64)>,
-    backoff: Backoff,
-    tx: Option<mpsc::UnboundedSender<LeaseKeepAliveRequest>>,
-    opening: Option<Opening>,
-    stream: Option<Streaming<LeaseKeepAliveResponse>>,
-    generation: u64,
-    retry_at: Option<Instant>,
+    conn: SharedStream<LeaseKeepAliveRequest, LeaseKeepAliveResponse>,
 }
 
 /// A third of the TTL, so two refreshes may be lost before the lease lapses.
@@ -159,24 +143,19 @@ impl KeepaliveHub {
             keepers: HashMap::new(),
             leases: HashMap::new(),
             queue: BTreeSet::new(),
-            backoff: Backoff::new(max),
-            tx: None,
-            opening: None,
-            stream: None,
-            generation: 0,
-            retry_at: None,
+            conn: SharedStream::new(max, SOURCE),
         }
     }
 
     pub async fn run(mut self) {
         loop {
-            if self.keepers.is_empty() && self.tx.is_some() {
-                self.close_stream();
+            if self.keepers.is_empty() && self.conn.is_up() {
+                self.conn.close();
             }
-            if !self.keepers.is_empty() && self.tx.is_none() && self.retry_at.is_none() {
+            if !self.keepers.is_empty() && self.conn.can_open() {
                 self.open_stream();
             }
-            let next_due = if self.tx.is_some() {
+            let next_due = if self.conn.is_up() {
                 self.queue.first().map(|(at, _)| *at)
             } else {
                 None
@@ -186,46 +165,27 @@ impl KeepaliveHub {
                     Some(cmd) => self.command(cmd),
                     None => return,
                 },
-                opened = poll_opening(&mut self.opening) => {
-                    self.opening = None;
-                    match opened {
-                        Ok(resp) => self.stream = Some(resp.into_inner()),
-                        Err(status) => self.stream_failed(&status),
-                    }
-                }
-                msg = next_message(&mut self.stream) => match msg {
-                    Ok(Some(resp)) => self.response(resp),
-                    Ok(None) => self.stream_failed(&Status::unavailable("keepalive stream closed by the server")),
-                    Err(status) => self.stream_failed(&status),
+                event = self.conn.next() => match event {
+                    StreamEvent::Message(resp) => self.response(resp),
+                    StreamEvent::Failed(status) => self.stream_failed(&status),
+                    StreamEvent::Opened | StreamEvent::RetryDue => {}
                 },
                 _ = wait_until(next_due) => self.refresh_due(),
-                _ = wait_until(self.retry_at) => self.retry_at = None,
             }
         }
     }
 
     fn open_stream(&mut self) {
-        let (channel, generation) = self.shared.channel();
-        self.generation = generation;
-        let (tx, rx) = mpsc::unbounded_channel();
-        let req = self
-            .shared
-            .request(UnboundedReceiverStream::new(rx), true, false);
-        let mut client = LeaseClient::new(channel).max_decoding_message_size(usize::MAX);
-        self.opening = Some(Box::pin(async move { client.lease_keep_alive(req).await }));
-        self.tx = Some(tx);
+        self.conn.open(&self.shared, |channel, req| {
+            let mut client = LeaseClient::new(channel).max_decoding_message_size(usize::MAX);
+            Box::pin(async move { client.lease_keep_alive(req).await })
+        });
         // Refresh everything at once on a new stream.
         let now = Instant::now();
         let leases: Vec<i64> = self.leases.keys().copied().collect();
         for lease in leases {
             self.reschedule(lease, now);
         }
-    }
-
-    fn close_stream(&mut self) {
-        self.tx = None;
-        self.opening = None;
-        self.stream = None;
     }
 
     fn reschedule(&mut self, lease: i64, due: Instant) {
@@ -244,9 +204,7 @@ impl KeepaliveHub {
             if at > now {
                 break;
             }
-            if let Some(tx) = &self.tx {
-                let _ = tx.send(LeaseKeepAliveRequest { id: lease });
-            }
+            self.conn.send(LeaseKeepAliveRequest { id: lease });
             let ttl = self.leases.get(&lease).map_or(0, |s| s.ttl);
             self.reschedule(lease, now + refresh_interval(ttl));
         }
@@ -298,7 +256,7 @@ impl KeepaliveHub {
     }
 
     fn response(&mut self, resp: LeaseKeepAliveResponse) {
-        self.backoff.reset();
+        self.conn.working();
         let Some(s) = self.leases.get_mut(&resp.id) else {
             return;
         };
@@ -324,12 +282,7 @@ impl KeepaliveHub {
     }
 
     fn stream_failed(&mut self, status: &Status) {
-        self.close_stream();
-        if is_transport_failure(status) {
-            self.shared.connection_failed(self.generation);
-        }
-        let err = EtcdError::from_status(status, SOURCE);
-        let retry = err.retryable() || crate::auth::renew_token_for_stream(&self.shared, status);
+        let (err, retry) = self.conn.failure(&self.shared, status);
         let ending: Vec<u64> = self
             .keepers
             .iter()
@@ -341,36 +294,16 @@ impl KeepaliveHub {
             self.shared.send(id, Disposition::Last, Err(err.clone()));
         }
         if self.keepers.is_empty() {
-            self.backoff.reset();
-            return;
+            return self.conn.idle();
         }
-        match self.backoff.next_delay() {
-            Some(delay) => self.retry_at = Some(Instant::now() + delay),
-            None => {
-                let msg = format!(
-                    "keepalive stream lost, gave up after {} reconnect attempts: {}",
-                    self.backoff.attempts(),
-                    err.message
-                );
-                let gave_up = EtcdError::new(err.code, msg, SOURCE);
-                let ids: Vec<u64> = self.keepers.keys().copied().collect();
-                for id in ids {
-                    self.remove_keeper(id);
-                    self.shared
-                        .send(id, Disposition::Last, Err(gave_up.clone()));
-                }
-                self.backoff.reset();
+        if let Some(gave_up) = self.conn.retry_or_give_up(&err) {
+            let ids: Vec<u64> = self.keepers.keys().copied().collect();
+            for id in ids {
+                self.remove_keeper(id);
+                self.shared
+                    .send(id, Disposition::Last, Err(gave_up.clone()));
             }
         }
-    }
-}
-
-async fn poll_opening(
-    opening: &mut Option<Opening>,
-) -> Result<tonic::Response<Streaming<LeaseKeepAliveResponse>>, Status> {
-    match opening {
-        Some(f) => f.await,
-        None => std::future::pending().await,
     }
 }
 

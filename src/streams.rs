@@ -2,6 +2,7 @@
 //! reconnect policy and the per-client front door that starts them.
 
 use crate::election::ObserveTask;
+use crate::error::{is_transport_failure, EtcdError};
 use crate::lease::{KeepaliveCmd, KeepaliveHub};
 use crate::perl::Empty;
 use crate::proto::etcdserverpb::WatchCreateRequest;
@@ -9,9 +10,15 @@ use crate::queue::Disposition;
 use crate::runtime::Shared;
 use crate::watch::{WatchCmd, WatchHub};
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_stream::wrappers::UnboundedReceiverStream;
+use tonic::transport::Channel;
+use tonic::{Status, Streaming};
 
 /// Reconnect schedule: wait 1 s before the first attempt, then double up to
 /// 16 s (1, 2, 4, 8, 16, 16, ...). The default three attempts are made 1, 3
@@ -45,6 +52,191 @@ impl Backoff {
 
     pub fn attempts(&self) -> u32 {
         self.attempts
+    }
+}
+
+/// Builds the gRPC call of a bidirectional stream from a channel and the
+/// request stream (already carrying the auth token).
+pub type Opening<Resp> =
+    Pin<Box<dyn Future<Output = Result<tonic::Response<Streaming<Resp>>, Status>> + Send>>;
+
+/// What a hub hears from its stream.
+pub enum StreamEvent<Resp> {
+    /// The server accepted the stream.
+    Opened,
+    Message(Resp),
+    /// The stream is gone (already closed here); why.
+    Failed(Status),
+    /// The backoff delay is over: the hub may open a new stream.
+    RetryDue,
+}
+
+/// One bidirectional stream shared by a hub's entries (watches, leases),
+/// with its reconnect state. Requests go to `tx` at once, even while the
+/// call is still being opened; replies come from `stream` once it is.
+pub struct SharedStream<Req, Resp> {
+    tx: Option<mpsc::UnboundedSender<Req>>,
+    opening: Option<Opening<Resp>>,
+    stream: Option<Streaming<Resp>>,
+    generation: u64,
+    retry_at: Option<Instant>,
+    backoff: Backoff,
+    /// Which stream this is, for messages ("watch", "keepalive").
+    kind: &'static str,
+}
+
+impl<Req, Resp> SharedStream<Req, Resp> {
+    pub fn new(max_retries: i64, kind: &'static str) -> Self {
+        SharedStream {
+            tx: None,
+            opening: None,
+            stream: None,
+            generation: 0,
+            retry_at: None,
+            backoff: Backoff::new(max_retries),
+            kind,
+        }
+    }
+
+    /// Open or being opened.
+    pub fn is_up(&self) -> bool {
+        self.tx.is_some()
+    }
+
+    /// Neither up nor waiting out a backoff delay.
+    pub fn can_open(&self) -> bool {
+        self.tx.is_none() && self.retry_at.is_none()
+    }
+
+    pub fn open(
+        &mut self,
+        shared: &Shared,
+        start: impl FnOnce(Channel, tonic::Request<UnboundedReceiverStream<Req>>) -> Opening<Resp>,
+    ) {
+        let (channel, generation) = shared.channel();
+        self.generation = generation;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let req = shared.request(UnboundedReceiverStream::new(rx), true, false);
+        self.opening = Some(start(channel, req));
+        self.tx = Some(tx);
+    }
+
+    pub fn close(&mut self) {
+        self.tx = None;
+        self.opening = None;
+        self.stream = None;
+    }
+
+    pub fn send(&self, req: Req) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(req);
+        }
+    }
+
+    /// The stream works: the next outage gets a fresh set of attempts.
+    pub fn working(&mut self) {
+        self.backoff.reset();
+    }
+
+    pub async fn next(&mut self) -> StreamEvent<Resp> {
+        tokio::select! {
+            opened = poll_opening(&mut self.opening) => {
+                self.opening = None;
+                match opened {
+                    Ok(resp) => {
+                        self.stream = Some(resp.into_inner());
+                        StreamEvent::Opened
+                    }
+                    Err(status) => {
+                        self.close();
+                        StreamEvent::Failed(status)
+                    }
+                }
+            }
+            msg = next_message(&mut self.stream) => match msg {
+                Ok(Some(m)) => StreamEvent::Message(m),
+                Ok(None) => {
+                    self.close();
+                    StreamEvent::Failed(Status::unavailable(format!(
+                        "{} stream closed by the server",
+                        self.kind
+                    )))
+                }
+                Err(status) => {
+                    self.close();
+                    StreamEvent::Failed(status)
+                }
+            },
+            _ = wait_until(self.retry_at) => {
+                self.retry_at = None;
+                StreamEvent::RetryDue
+            }
+        }
+    }
+
+    /// After a failure: moves off a broken endpoint and returns the error,
+    /// and whether the failure is worth reconnecting for (transient, or a
+    /// stale token that is being renewed).
+    pub fn failure(&self, shared: &Arc<Shared>, status: &Status) -> (EtcdError, bool) {
+        if is_transport_failure(status) {
+            shared.connection_failed(self.generation);
+        }
+        let err = EtcdError::from_status(status, self.kind);
+        let retry = err.retryable() || crate::auth::renew_token_for_stream(shared, status);
+        (err, retry)
+    }
+
+    /// Schedules the next attempt; when attempts are used up returns the
+    /// error each remaining entry gets (and starts counting afresh).
+    pub fn retry_or_give_up(&mut self, err: &EtcdError) -> Option<EtcdError> {
+        match self.backoff.next_delay() {
+            Some(delay) => {
+                self.retry_at = Some(Instant::now() + delay);
+                None
+            }
+            None => {
+                let gave_up = gave_up(err, self.kind, self.backoff.attempts());
+                self.backoff.reset();
+                Some(gave_up)
+            }
+        }
+    }
+
+    /// Nothing left to reconnect for.
+    pub fn idle(&mut self) {
+        self.backoff.reset();
+    }
+}
+
+/// The error that ends a stream whose reconnect attempts ran out.
+pub fn gave_up(err: &EtcdError, kind: &'static str, attempts: u32) -> EtcdError {
+    let msg = format!(
+        "{kind} stream lost, gave up after {attempts} reconnect attempts: {}",
+        err.message
+    );
+    EtcdError::new(err.code, msg, kind)
+}
+
+async fn poll_opening<Resp>(
+    opening: &mut Option<Opening<Resp>>,
+) -> Result<tonic::Response<Streaming<Resp>>, Status> {
+    match opening {
+        Some(f) => f.await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn next_message<T>(stream: &mut Option<Streaming<T>>) -> Result<Option<T>, Status> {
+    match stream {
+        Some(s) => s.message().await,
+        None => std::future::pending().await,
+    }
+}
+
+pub async fn wait_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

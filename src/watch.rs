@@ -3,7 +3,7 @@
 //! stream and re-creates each watch from the revision after the last one it
 //! delivered, keeping the watch_id the user saw.
 
-use crate::error::{is_transport_failure, EtcdError};
+use crate::error::EtcdError;
 use crate::perl::{Builder, Hv, ToPerl};
 use crate::proto::etcdserverpb::{
     watch_client::WatchClient, watch_request::RequestUnion, WatchCancelRequest, WatchCreateRequest,
@@ -12,15 +12,11 @@ use crate::proto::etcdserverpb::{
 use crate::proto::mvccpb::event::EventType;
 use crate::queue::Disposition;
 use crate::runtime::Shared;
-use crate::streams::{finish_cancel, Backoff};
+use crate::streams::{finish_cancel, SharedStream, StreamEvent};
 use std::collections::{HashMap, VecDeque};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use tokio::sync::mpsc;
-use tokio::time::Instant;
-use tokio_stream::wrappers::UnboundedReceiverStream;
-use tonic::{Code, Status, Streaming};
+use tonic::{Code, Status};
 
 const SOURCE: &str = "watch";
 
@@ -53,9 +49,6 @@ struct Watch {
     partial: Option<WatchResponse>,
 }
 
-type Opening =
-    Pin<Box<dyn Future<Output = Result<tonic::Response<Streaming<WatchResponse>>, Status>> + Send>>;
-
 pub struct WatchHub {
     shared: Arc<Shared>,
     rx: mpsc::UnboundedReceiver<WatchCmd>,
@@ -65,14 +58,7 @@ pub struct WatchHub {
     /// etcd 3.4 answers a refused create with watch_id -1.
     unanswered: VecDeque<i64>,
     next_watch_id: i64,
-    backoff: Backoff,
-    // Current stream: requests go to `tx`; replies come from `stream` once
-    // `opening` has resolved.
-    tx: Option<mpsc::UnboundedSender<WatchRequest>>,
-    opening: Option<Opening>,
-    stream: Option<Streaming<WatchResponse>>,
-    generation: u64,
-    retry_at: Option<Instant>,
+    conn: SharedStream<WatchRequest, WatchResponse>,
 }
 
 impl WatchHub {
@@ -85,21 +71,16 @@ impl WatchHub {
             by_id: HashMap::new(),
             unanswered: VecDeque::new(),
             next_watch_id: 1,
-            backoff: Backoff::new(max),
-            tx: None,
-            opening: None,
-            stream: None,
-            generation: 0,
-            retry_at: None,
+            conn: SharedStream::new(max, SOURCE),
         }
     }
 
     pub async fn run(mut self) {
         loop {
-            if self.watches.is_empty() && self.tx.is_some() {
+            if self.watches.is_empty() && self.conn.is_up() {
                 self.close_stream(); // nothing left to watch: free the server side
             }
-            if !self.watches.is_empty() && self.tx.is_none() && self.retry_at.is_none() {
+            if !self.watches.is_empty() && self.conn.can_open() {
                 self.open_stream();
             }
             tokio::select! {
@@ -107,55 +88,38 @@ impl WatchHub {
                     Some(cmd) => self.command(cmd),
                     None => return,
                 },
-                opened = poll_opening(&mut self.opening) => {
-                    self.opening = None;
-                    match opened {
-                        Ok(resp) => self.stream = Some(resp.into_inner()),
-                        Err(status) => self.stream_failed(&status),
-                    }
-                }
-                msg = next_message(&mut self.stream) => match msg {
-                    Ok(Some(resp)) => self.response(resp),
-                    Ok(None) => self.stream_failed(&Status::unavailable("watch stream closed by the server")),
-                    Err(status) => self.stream_failed(&status),
+                event = self.conn.next() => match event {
+                    StreamEvent::Message(resp) => self.response(resp),
+                    StreamEvent::Failed(status) => self.stream_failed(&status),
+                    StreamEvent::Opened | StreamEvent::RetryDue => {}
                 },
-                _ = wait_until(self.retry_at) => self.retry_at = None,
             }
         }
     }
 
     fn open_stream(&mut self) {
-        let (channel, generation) = self.shared.channel();
-        self.generation = generation;
-        let (tx, rx) = mpsc::unbounded_channel();
+        self.conn.open(&self.shared, |channel, req| {
+            let mut client = WatchClient::new(channel).max_decoding_message_size(usize::MAX);
+            Box::pin(async move { client.watch(req).await })
+        });
         self.unanswered.clear();
         for (wid, w) in self.watches.iter_mut() {
             w.created = false;
             w.partial = None;
-            let _ = tx.send(create_request(*wid, w));
+            self.conn.send(create_request(*wid, w));
             self.unanswered.push_back(*wid);
         }
-        let req = self
-            .shared
-            .request(UnboundedReceiverStream::new(rx), true, false);
-        let mut client = WatchClient::new(channel).max_decoding_message_size(usize::MAX);
-        self.opening = Some(Box::pin(async move { client.watch(req).await }));
-        self.tx = Some(tx);
     }
 
     fn close_stream(&mut self) {
         self.unanswered.clear();
-        self.tx = None;
-        self.opening = None;
-        self.stream = None;
+        self.conn.close();
     }
 
     fn send(&self, req: RequestUnion) {
-        if let Some(tx) = &self.tx {
-            let _ = tx.send(WatchRequest {
-                request_union: Some(req),
-            });
-        }
+        self.conn.send(WatchRequest {
+            request_union: Some(req),
+        });
     }
 
     fn command(&mut self, cmd: WatchCmd) {
@@ -191,8 +155,8 @@ impl WatchHub {
                     cancel: None,
                     partial: None,
                 };
-                if let Some(tx) = &self.tx {
-                    let _ = tx.send(create_request(wid, &w));
+                if self.conn.is_up() {
+                    self.conn.send(create_request(wid, &w));
                     self.unanswered.push_back(wid);
                 }
                 self.watches.insert(wid, w);
@@ -202,7 +166,7 @@ impl WatchHub {
                 let Some(&wid) = self.by_id.get(&id) else {
                     return finish_cancel(&self.shared, None, cancel_id);
                 };
-                let connected = self.tx.is_some();
+                let connected = self.conn.is_up();
                 let w = self.watches.get_mut(&wid).expect("indexed watch");
                 if w.cancel.is_some() {
                     return finish_cancel(&self.shared, None, cancel_id);
@@ -263,7 +227,7 @@ impl WatchHub {
         }
         if resp.created {
             w.created = true;
-            self.backoff.reset();
+            self.conn.working();
             if resp.canceled {
                 return self.server_cancelled(wid, &resp);
             }
@@ -364,13 +328,8 @@ impl WatchHub {
     }
 
     fn stream_failed(&mut self, status: &Status) {
-        self.close_stream();
-        let transport = is_transport_failure(status);
-        if transport {
-            self.shared.connection_failed(self.generation);
-        }
-        let err = EtcdError::from_status(status, SOURCE);
-        let retry = err.retryable() || crate::auth::renew_token_for_stream(&self.shared, status);
+        self.unanswered.clear();
+        let (err, retry) = self.conn.failure(&self.shared, status);
         let ids: Vec<i64> = self.watches.keys().copied().collect();
         for wid in ids {
             let w = &self.watches[&wid];
@@ -383,25 +342,14 @@ impl WatchHub {
             }
         }
         if self.watches.is_empty() {
-            self.backoff.reset();
-            return;
+            return self.conn.idle();
         }
-        match self.backoff.next_delay() {
-            Some(delay) => self.retry_at = Some(Instant::now() + delay),
-            None => {
-                let msg = format!(
-                    "watch stream lost, gave up after {} reconnect attempts: {}",
-                    self.backoff.attempts(),
-                    err.message
-                );
-                let gave_up = EtcdError::new(err.code, msg, SOURCE);
-                for (_, w) in self.watches.drain() {
-                    self.shared
-                        .send(w.id, Disposition::Last, Err(gave_up.clone()));
-                }
-                self.by_id.clear();
-                self.backoff.reset();
+        if let Some(gave_up) = self.conn.retry_or_give_up(&err) {
+            for (_, w) in self.watches.drain() {
+                self.shared
+                    .send(w.id, Disposition::Last, Err(gave_up.clone()));
             }
+            self.by_id.clear();
         }
     }
 }
@@ -415,31 +363,6 @@ fn create_request(wid: i64, w: &Watch) -> WatchRequest {
     }
     WatchRequest {
         request_union: Some(RequestUnion::CreateRequest(req)),
-    }
-}
-
-async fn poll_opening(
-    opening: &mut Option<Opening>,
-) -> Result<tonic::Response<Streaming<WatchResponse>>, Status> {
-    match opening {
-        Some(f) => f.await,
-        None => std::future::pending().await,
-    }
-}
-
-pub(crate) async fn next_message<T>(
-    stream: &mut Option<Streaming<T>>,
-) -> Result<Option<T>, Status> {
-    match stream {
-        Some(s) => s.message().await,
-        None => std::future::pending().await,
-    }
-}
-
-pub(crate) async fn wait_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 
