@@ -2,7 +2,7 @@
 //! server stream per observer, resumed after failures without repeating
 //! the leader already reported).
 
-use crate::error::{is_transport_failure, EtcdError};
+use crate::error::EtcdError;
 use crate::perl::{Builder, Hv, ToPerl};
 use crate::proto::v3electionpb::{
     election_client::ElectionClient, CampaignResponse, LeaderRequest, LeaderResponse,
@@ -10,7 +10,7 @@ use crate::proto::v3electionpb::{
 };
 use crate::queue::Disposition;
 use crate::runtime::{Route, Shared};
-use crate::streams::{finish_cancel, gave_up, Backoff};
+use crate::streams::{finish_cancel, gave_up, stream_failure, Backoff};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
@@ -102,12 +102,7 @@ impl ObserveTask {
                 Ended::ClientGone => return,
                 Ended::Failed(status) => status,
             };
-            if is_transport_failure(&status) {
-                self.shared.connection_failed(generation);
-            }
-            let err = EtcdError::from_status(&status, SOURCE);
-            let retry =
-                err.retryable() || crate::auth::renew_token_for_stream(&self.shared, &status);
+            let (err, retry) = stream_failure(&self.shared, &status, generation, SOURCE);
             let delay = if retry && self.auto_reconnect {
                 backoff.next_delay()
             } else {

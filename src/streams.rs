@@ -178,12 +178,7 @@ impl<Req, Resp> SharedStream<Req, Resp> {
     /// and whether the failure is worth reconnecting for (transient, or a
     /// stale token that is being renewed).
     pub fn failure(&self, shared: &Arc<Shared>, status: &Status) -> (EtcdError, bool) {
-        if is_transport_failure(status) {
-            shared.connection_failed(self.generation);
-        }
-        let err = EtcdError::from_status(status, self.kind);
-        let retry = err.retryable() || crate::auth::renew_token_for_stream(shared, status);
-        (err, retry)
+        stream_failure(shared, status, self.generation, self.kind)
     }
 
     /// Schedules the next attempt; when attempts are used up returns the
@@ -206,6 +201,23 @@ impl<Req, Resp> SharedStream<Req, Resp> {
     pub fn idle(&mut self) {
         self.backoff.reset();
     }
+}
+
+/// What every stream does when it breaks: move off a broken endpoint
+/// (`generation` is the channel it used), and tell whether reconnecting is
+/// worth it (a transient failure, or a stale token now being renewed).
+pub fn stream_failure(
+    shared: &Arc<Shared>,
+    status: &Status,
+    generation: u64,
+    kind: &'static str,
+) -> (EtcdError, bool) {
+    if is_transport_failure(status) {
+        shared.connection_failed(generation);
+    }
+    let err = EtcdError::from_status(status, kind);
+    let retry = err.retryable() || crate::auth::renew_token_for_stream(shared, status);
+    (err, retry)
 }
 
 /// The error that ends a stream whose reconnect attempts ran out.
