@@ -10,7 +10,7 @@ use Test::More;
 use Time::HiRes qw(time);
 
 use lib 't/lib';
-use EtcdTest qw(:DEFAULT call ok_call);
+use EtcdTest qw(:DEFAULT call ok_call cancel_sync);
 
 need_etcd();
 use EV;
@@ -47,13 +47,6 @@ sub created_ok {
     ok run_until(sub { @{ $rec->{msgs} } || @{ $rec->{errs} } }, 10), "$name: first message arrives";
     my $first = $rec->{msgs}[0];
     ok $first && $first->{created}, "$name: first message is the created message";
-}
-sub cancel_sync {
-    my ($rec) = @_;
-    my @got;
-    $rec->{handle}->cancel(sub { push @got, [@_] });
-    run_until(sub { @got }, 10);
-    return @got;
 }
 sub current_rev { ok_call($c, 'get', 'no-such-key-just-for-revision')->{header}{revision} }
 

@@ -9,7 +9,7 @@ use Test::More;
 use Time::HiRes qw(time);
 
 use lib 't/lib';
-use EtcdTest qw(:DEFAULT call ok_call);
+use EtcdTest qw(:DEFAULT call ok_call cancel_sync);
 
 need_etcd();
 use EV;
@@ -35,13 +35,6 @@ sub rec_keepalive {
     return $rec;
 }
 
-sub cancel_sync {
-    my ($rec) = @_;
-    my @got;
-    $rec->{handle}->cancel(sub { push @got, [@_] });
-    run_until(sub { @got }, 10);
-    return @got;
-}
 
 sub lease_ids { map { "$_->{id}" } @{ ok_call($c, 'lease_leases')->{leases} } }
 sub has_lease { my $id = shift; scalar grep { $_ eq "$id" } lease_ids() }

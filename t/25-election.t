@@ -9,7 +9,7 @@ use Test::More;
 use Time::HiRes qw(time);
 
 use lib 't/lib';
-use EtcdTest qw(:DEFAULT call ok_call);
+use EtcdTest qw(:DEFAULT call ok_call cancel_sync);
 
 need_etcd();
 use EV;
@@ -48,13 +48,6 @@ sub rec_observe {
 }
 sub values_of { map { $_->{kv}{value} } @{ $_[0]{msgs} } }
 
-sub cancel_sync {
-    my ($rec) = @_;
-    my @got;
-    $rec->{handle}->cancel(sub { push @got, [@_] });
-    run_until(sub { @got }, 10);
-    return @got;
-}
 
 # --- campaign, leader, proclaim, resign ----------------------------------------
 {

@@ -25,7 +25,7 @@ our @EXPORT = qw(
 );
 our @EXPORT_OK = qw(
     etcd_version etcd_version_ge ci_mode http_request http_get
-    wait_all_healthy wait_for call ok_call
+    wait_all_healthy wait_for call ok_call cancel_sync
 );
 our %EXPORT_TAGS = (all => [@EXPORT, @EXPORT_OK]);
 
@@ -368,6 +368,17 @@ sub ok_call {
     my ($resp, $err) = call($client, $method, @args);
     die "$method failed: $err->{status}: $err->{message}\n" if $err;
     return $resp;
+}
+
+# cancel_sync($rec): cancels $rec->{handle} (a watch, keepalive or observe
+# handle) and returns the list of cancel callback argument lists seen
+# within 10 s.
+sub cancel_sync {
+    my ($rec) = @_;
+    my @got;
+    $rec->{handle}->cancel(sub { push @got, [@_] });
+    run_until(sub { @got }, 10);
+    return @got;
 }
 
 # ---------------------------------------------------------------------------
@@ -845,6 +856,12 @@ Exported on request.
 Run one client call to completion (dying after 20 s without a callback).
 C<call> returns C<($resp, $err)>; C<ok_call> dies on an error and returns
 the response. Exported on request.
+
+=item cancel_sync($rec)
+
+Cancels the stream handle in C<< $rec->{handle} >>, runs the loop until
+the cancel callback came (at most 10 s) and returns its argument lists.
+Exported on request.
 
 =item etcd_version($bin), etcd_version_ge($version, $bin), ci_mode()
 
