@@ -92,6 +92,12 @@ static void b_av_ref(void *ctx, void *av, void *child)
     av_push((AV *)av, newRV_noinc((SV *)child));
 }
 
+/* The builder the Rust side fills replies through; ctx is set per drain. */
+static const evetcd_builder builder_template = {
+    NULL, b_hv_new, b_av_new, b_hv_bytes, b_hv_int, b_hv_uint, b_hv_ref,
+    b_av_bytes, b_av_int, b_av_ref
+};
+
 /* ---- callbacks and the loop reference ---- */
 
 static void update_loop_ref(etcd_t *c)
@@ -189,21 +195,6 @@ static void drain(EV_P_ ev_io *w, int revents)
     SV *self = c->self;
     PERL_UNUSED_ARG(revents);
 
-#ifdef MULTIPLICITY
-    b.ctx = (void *)aTHX;
-#else
-    b.ctx = NULL;
-#endif
-    b.hv_new = b_hv_new;
-    b.av_new = b_av_new;
-    b.hv_bytes = b_hv_bytes;
-    b.hv_int = b_hv_int;
-    b.hv_uint = b_hv_uint;
-    b.hv_ref = b_hv_ref;
-    b.av_bytes = b_av_bytes;
-    b.av_int = b_av_int;
-    b.av_ref = b_av_ref;
-
     /* In a child the wake-ups belong to the parent's client: leave them to
      * it, and stop watching (a child running EV has done loop_fork). */
     if (c->fork_gen != fork_generation) {
@@ -213,6 +204,11 @@ static void drain(EV_P_ ev_io *w, int revents)
         ev_io_stop(EV_A, w);
         return;
     }
+
+    b = builder_template;
+#ifdef MULTIPLICITY
+    b.ctx = (void *)aTHX;
+#endif
 
     /* A callback may drop the last reference to the client: keep it alive
      * until the drain is over. */
