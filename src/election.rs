@@ -10,7 +10,7 @@ use crate::proto::v3electionpb::{
 };
 use crate::queue::Disposition;
 use crate::runtime::{Route, Shared};
-use crate::streams::{finish_cancel, gave_up, stream_failure, Backoff};
+use crate::streams::{gave_up, stream_failure, Backoff};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
@@ -72,34 +72,28 @@ pub struct ObserveTask {
     pub id: u64,
     pub name: Vec<u8>,
     pub auto_reconnect: bool,
-    pub registry: Arc<Mutex<HashMap<u64, oneshot::Sender<u64>>>>,
+    pub registry: Arc<Mutex<HashMap<u64, oneshot::Sender<()>>>>,
 }
 
 enum Ended {
-    Cancelled(u64),
-    ClientGone,
+    /// Cancelled by the user (already answered), or the client is gone.
+    Stopped,
     Failed(Status),
 }
 
 impl ObserveTask {
-    pub async fn run(self, mut cancel: oneshot::Receiver<u64>) {
+    pub async fn run(self, mut cancel: oneshot::Receiver<()>) {
         let mut backoff = Backoff::new(self.shared.cfg.max_retries);
         // Leader already reported, as (key, mod_revision).
         let mut last: Option<(Vec<u8>, i64)> = None;
         loop {
             let (channel, generation) = self.shared.channel();
             let ended = tokio::select! {
-                c = &mut cancel => match c {
-                    Ok(cancel_id) => Ended::Cancelled(cancel_id),
-                    Err(_) => Ended::ClientGone,
-                },
+                _ = &mut cancel => Ended::Stopped,
                 status = self.observe_once(channel, &mut last, &mut backoff) => Ended::Failed(status),
             };
             let status = match ended {
-                Ended::Cancelled(cancel_id) => {
-                    return finish_cancel(&self.shared, Some(self.id), cancel_id)
-                }
-                Ended::ClientGone => return,
+                Ended::Stopped => return,
                 Ended::Failed(status) => status,
             };
             let (err, retry) = stream_failure(&self.shared, &status, generation, SOURCE);
@@ -117,12 +111,7 @@ impl ObserveTask {
                 return self.fail(err, cancel);
             };
             tokio::select! {
-                c = &mut cancel => {
-                    if let Ok(cancel_id) = c {
-                        finish_cancel(&self.shared, Some(self.id), cancel_id);
-                    }
-                    return;
-                }
+                _ = &mut cancel => return,
                 _ = tokio::time::sleep(delay) => {}
             }
         }
@@ -165,7 +154,7 @@ impl ObserveTask {
         }
     }
 
-    fn fail(&self, err: EtcdError, cancel: oneshot::Receiver<u64>) {
+    fn fail(&self, err: EtcdError, cancel: oneshot::Receiver<()>) {
         drop(cancel);
         self.registry
             .lock()

@@ -10,7 +10,7 @@ use crate::proto::etcdserverpb::{
 };
 use crate::queue::Disposition;
 use crate::runtime::{Route, Shared};
-use crate::streams::{finish_cancel, wait_until, SharedStream, StreamEvent};
+use crate::streams::{wait_until, SharedStream, StreamEvent};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -97,10 +97,8 @@ pub enum KeepaliveCmd {
         lease: i64,
         auto_reconnect: bool,
     },
-    Cancel {
-        id: u64,
-        cancel_id: u64,
-    },
+    /// The user cancelled (the Perl side has already answered).
+    Cancel { id: u64 },
 }
 
 struct Keeper {
@@ -233,10 +231,9 @@ impl KeepaliveHub {
                 s.keepers.push(id);
                 self.reschedule(lease, now);
             }
-            KeepaliveCmd::Cancel { id, cancel_id } => match self.remove_keeper(id) {
-                true => finish_cancel(&self.shared, Some(id), cancel_id),
-                false => finish_cancel(&self.shared, None, cancel_id),
-            },
+            KeepaliveCmd::Cancel { id } => {
+                self.remove_keeper(id);
+            }
         }
     }
 

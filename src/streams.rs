@@ -277,7 +277,7 @@ pub struct Streams {
     handle: tokio::runtime::Handle,
     watch: OnceLock<mpsc::UnboundedSender<WatchCmd>>,
     keepalive: OnceLock<mpsc::UnboundedSender<KeepaliveCmd>>,
-    observers: Arc<Mutex<HashMap<u64, oneshot::Sender<u64>>>>,
+    observers: Arc<Mutex<HashMap<u64, oneshot::Sender<()>>>>,
 }
 
 impl Streams {
@@ -341,43 +341,33 @@ impl Streams {
         self.handle.spawn(task.run(rx));
     }
 
-    /// Cancels stream `id`; `cancel_id` completes once nothing more will be
-    /// delivered for it (right away if the stream had already ended).
+    /// Cancels stream `id`. The Perl side has already forgotten the
+    /// stream's callback, so the cancel is complete as far as the user can
+    /// see: answer it now (a program that runs the loop once right after
+    /// cancelling must get its answer in that run), then let the stream's
+    /// owner tidy up the server side in the background.
     pub fn cancel(&self, kind: StreamKind, id: u64, cancel_id: u64) {
-        let already_over = match kind {
-            StreamKind::Watch => self
-                .watch_hub()
-                .send(WatchCmd::Cancel { id, cancel_id })
-                .is_err(),
-            StreamKind::Keepalive => self
-                .keepalive_hub()
-                .send(KeepaliveCmd::Cancel { id, cancel_id })
-                .is_err(),
+        self.shared
+            .send(cancel_id, Disposition::Last, Ok(Box::new(Empty)));
+        match kind {
+            StreamKind::Watch => {
+                let _ = self.watch_hub().send(WatchCmd::Cancel { id });
+            }
+            StreamKind::Keepalive => {
+                let _ = self.keepalive_hub().send(KeepaliveCmd::Cancel { id });
+            }
             StreamKind::Observe => {
                 let tx = self
                     .observers
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .remove(&id);
-                match tx {
-                    Some(tx) => tx.send(cancel_id).is_err(),
-                    None => true,
+                if let Some(tx) = tx {
+                    let _ = tx.send(());
                 }
             }
-        };
-        if already_over {
-            finish_cancel(&self.shared, None, cancel_id);
         }
     }
-}
-
-/// Ends a cancelled stream: forget its callback, then answer the cancel.
-/// Queue order guarantees no message for `stream_id` follows the answer.
-pub fn finish_cancel(shared: &Shared, stream_id: Option<u64>, cancel_id: u64) {
-    if let Some(id) = stream_id {
-        shared.send(id, Disposition::Drop, Ok(Box::new(Empty)));
-    }
-    shared.send(cancel_id, Disposition::Last, Ok(Box::new(Empty)));
 }
 
 #[cfg(test)]

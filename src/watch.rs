@@ -12,7 +12,7 @@ use crate::proto::etcdserverpb::{
 use crate::proto::mvccpb::event::EventType;
 use crate::queue::Disposition;
 use crate::runtime::Shared;
-use crate::streams::{finish_cancel, SharedStream, StreamEvent};
+use crate::streams::{SharedStream, StreamEvent};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -26,10 +26,9 @@ pub enum WatchCmd {
         req: WatchCreateRequest,
         auto_reconnect: bool,
     },
-    Cancel {
-        id: u64,
-        cancel_id: u64,
-    },
+    /// The user cancelled (the Perl side has already answered): end the
+    /// watch on the server.
+    Cancel { id: u64 },
 }
 
 struct Watch {
@@ -43,8 +42,9 @@ struct Watch {
     created: bool,
     /// The user has seen its `created` message.
     announced: bool,
-    /// Completion id of a pending cancel.
-    cancel: Option<u64>,
+    /// Cancelled by the user; kept until the server has let go of its
+    /// watch_id, delivering nothing.
+    cancelled: bool,
     /// A fragmented response being put back together.
     partial: Option<WatchResponse>,
 }
@@ -53,7 +53,11 @@ pub struct WatchHub {
     shared: Arc<Shared>,
     rx: mpsc::UnboundedReceiver<WatchCmd>,
     watches: HashMap<i64, Watch>,
+    /// Live (not cancelled) watches by completion id.
     by_id: HashMap<u64, i64>,
+    /// Creates that asked for the watch_id of a cancelled watch the server
+    /// still holds; each starts once that one is gone.
+    reuse: HashMap<i64, Watch>,
     /// Watches whose create request awaits its answer, in sending order:
     /// etcd 3.4 answers a refused create with watch_id -1.
     unanswered: VecDeque<i64>,
@@ -69,6 +73,7 @@ impl WatchHub {
             rx,
             watches: HashMap::new(),
             by_id: HashMap::new(),
+            reuse: HashMap::new(),
             unanswered: VecDeque::new(),
             next_watch_id: 1,
             conn: SharedStream::new(max, SOURCE),
@@ -98,6 +103,16 @@ impl WatchHub {
     }
 
     fn open_stream(&mut self) {
+        // A cancelled watch has nothing to resume on a new stream.
+        let cancelled: Vec<i64> = self
+            .watches
+            .iter()
+            .filter(|(_, w)| w.cancelled)
+            .map(|(wid, _)| *wid)
+            .collect();
+        for wid in cancelled {
+            self.remove(wid);
+        }
         self.conn.open(&self.shared, |channel, req| {
             let mut client = WatchClient::new(channel).max_decoding_message_size(usize::MAX);
             Box::pin(async move { client.watch(req).await })
@@ -130,16 +145,11 @@ impl WatchHub {
                 auto_reconnect,
             } => {
                 let wid = if req.watch_id != 0 {
-                    if self.watches.contains_key(&req.watch_id) {
-                        let msg =
-                            format!("watch_id {} is already in use on this client", req.watch_id);
-                        let err = EtcdError::new(Code::AlreadyExists, msg, SOURCE);
-                        self.shared.send(id, Disposition::Last, Err(err));
-                        return;
-                    }
                     req.watch_id
                 } else {
-                    while self.watches.contains_key(&self.next_watch_id) {
+                    while self.watches.contains_key(&self.next_watch_id)
+                        || self.reuse.contains_key(&self.next_watch_id)
+                    {
                         self.next_watch_id += 1;
                     }
                     self.next_watch_id += 1;
@@ -152,29 +162,30 @@ impl WatchHub {
                     auto_reconnect,
                     created: false,
                     announced: false,
-                    cancel: None,
+                    cancelled: false,
                     partial: None,
                 };
-                if self.conn.is_up() {
-                    self.conn.send(create_request(wid, &w));
-                    self.unanswered.push_back(wid);
+                match self.watches.get(&wid) {
+                    None => self.start(wid, w),
+                    Some(old) if old.cancelled && !self.reuse.contains_key(&wid) => {
+                        self.reuse.insert(wid, w);
+                    }
+                    Some(_) => {
+                        let msg = format!("watch_id {wid} is already in use on this client");
+                        let err = EtcdError::new(Code::AlreadyExists, msg, SOURCE);
+                        self.shared.send(id, Disposition::Last, Err(err));
+                    }
                 }
-                self.watches.insert(wid, w);
-                self.by_id.insert(id, wid);
             }
-            WatchCmd::Cancel { id, cancel_id } => {
-                let Some(&wid) = self.by_id.get(&id) else {
-                    return finish_cancel(&self.shared, None, cancel_id);
+            WatchCmd::Cancel { id } => {
+                let Some(wid) = self.by_id.remove(&id) else {
+                    return; // already ended
                 };
                 let connected = self.conn.is_up();
                 let w = self.watches.get_mut(&wid).expect("indexed watch");
-                if w.cancel.is_some() {
-                    return finish_cancel(&self.shared, None, cancel_id);
-                }
-                w.cancel = Some(cancel_id);
+                w.cancelled = true;
                 if !connected {
                     self.remove(wid);
-                    finish_cancel(&self.shared, Some(id), cancel_id);
                 } else if w.created {
                     self.send(RequestUnion::CancelRequest(WatchCancelRequest {
                         watch_id: wid,
@@ -185,10 +196,26 @@ impl WatchHub {
         }
     }
 
+    /// Takes on watch `wid`, sending its create when a stream is up.
+    fn start(&mut self, wid: i64, w: Watch) {
+        if self.conn.is_up() {
+            self.conn.send(create_request(wid, &w));
+            self.unanswered.push_back(wid);
+        }
+        self.by_id.insert(w.id, wid);
+        self.watches.insert(wid, w);
+    }
+
+    /// Forgets watch `wid`; a create waiting for its watch_id starts now.
     fn remove(&mut self, wid: i64) -> Option<Watch> {
         let w = self.watches.remove(&wid)?;
         self.unanswered.retain(|&x| x != wid);
-        self.by_id.remove(&w.id);
+        if self.by_id.get(&w.id) == Some(&wid) {
+            self.by_id.remove(&w.id);
+        }
+        if let Some(next) = self.reuse.remove(&wid) {
+            self.start(wid, next);
+        }
         Some(w)
     }
 
@@ -231,7 +258,7 @@ impl WatchHub {
             if resp.canceled {
                 return self.server_cancelled(wid, &resp);
             }
-            if w.cancel.is_some() {
+            if w.cancelled {
                 self.send(RequestUnion::CancelRequest(WatchCancelRequest {
                     watch_id: wid,
                 }));
@@ -251,7 +278,7 @@ impl WatchHub {
         if resp.canceled {
             return self.server_cancelled(wid, &resp);
         }
-        if w.cancel.is_some() {
+        if w.cancelled {
             return; // the user asked for no more
         }
         // Never hand over a revision twice, whatever the server resends.
@@ -284,7 +311,7 @@ impl WatchHub {
     fn progress_for_all(&mut self, resp: WatchResponse) {
         let rev = resp.header.as_ref().map_or(0, |h| h.revision);
         for (wid, w) in self.watches.iter_mut() {
-            if !w.created || w.cancel.is_some() || w.partial.is_some() || !w.req.progress_notify {
+            if !w.created || w.cancelled || w.partial.is_some() || !w.req.progress_notify {
                 continue;
             }
             w.next_rev = w.next_rev.max(rev + 1);
@@ -297,8 +324,8 @@ impl WatchHub {
 
     fn server_cancelled(&mut self, wid: i64, resp: &WatchResponse) {
         let Some(w) = self.remove(wid) else { return };
-        if let Some(cancel_id) = w.cancel {
-            return finish_cancel(&self.shared, Some(w.id), cancel_id);
+        if w.cancelled {
+            return; // the answer to our cancel
         }
         let err = if resp.compact_revision > 0 {
             let reason = if resp.cancel_reason.is_empty() {
@@ -330,16 +357,26 @@ impl WatchHub {
     fn stream_failed(&mut self, status: &Status) {
         self.unanswered.clear();
         let (err, retry) = self.conn.failure(&self.shared, status);
-        let ids: Vec<i64> = self.watches.keys().copied().collect();
-        for wid in ids {
-            let w = &self.watches[&wid];
-            if w.cancel.is_some() || !retry || !w.auto_reconnect {
-                let w = self.remove(wid).expect("listed watch");
-                match w.cancel {
-                    Some(cancel_id) => finish_cancel(&self.shared, Some(w.id), cancel_id),
-                    None => self.shared.send(w.id, Disposition::Last, Err(err.clone())),
-                }
-            }
+        // Cancelled watches died with the stream; removing them may start
+        // creates that waited for their watch_id.
+        let cancelled: Vec<i64> = self
+            .watches
+            .iter()
+            .filter(|(_, w)| w.cancelled)
+            .map(|(wid, _)| *wid)
+            .collect();
+        for wid in cancelled {
+            self.remove(wid);
+        }
+        let ending: Vec<i64> = self
+            .watches
+            .iter()
+            .filter(|(_, w)| !retry || !w.auto_reconnect)
+            .map(|(wid, _)| *wid)
+            .collect();
+        for wid in ending {
+            let w = self.remove(wid).expect("listed watch");
+            self.shared.send(w.id, Disposition::Last, Err(err.clone()));
         }
         if self.watches.is_empty() {
             return self.conn.idle();

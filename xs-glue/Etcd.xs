@@ -132,8 +132,11 @@ static U64 register_cb(pTHX_ etcd_t *c, SV *cb)
     return id;
 }
 
+/* Forgets callback `id`, if it is still there. */
 static void forget_cb(pTHX_ etcd_t *c, U64 id)
 {
+    if (!hv_exists(c->callbacks, (const char *)&id, sizeof id))
+        return;
     (void)hv_delete(c->callbacks, (const char *)&id, sizeof id, G_DISCARD);
     c->pending--;
     update_loop_ref(c);
@@ -585,7 +588,10 @@ _cancel_stream(EV::Etcd c, int kind, UV id, SV *cb)
     check_fork(aTHX_ c);
     need_cb(aTHX_ cb);
     {
+        /* From here on the stream delivers nothing, even what is already
+         * queued; the Rust side answers the cancel at once. */
         U64 cancel_id = register_cb(aTHX_ c, cb);
+        forget_cb(aTHX_ c, (U64)id);
         if (evetcd_cancel(c->rs, kind, (U64)id, cancel_id) != 0) {
             forget_cb(aTHX_ c, cancel_id);
             croak("cancel: the request could not be started");

@@ -766,10 +766,15 @@ the revision in that response's header plus one.
       ...
   });
 
-Asks the server to drop the watch. The callback is called with an empty
-hash once the server has confirmed; from that moment nothing more is
-delivered to the watch's callback, even events that were already on their
-way. Calling C<cancel> on a watch that has already been cancelled is
+Stops the watch. From the moment C<cancel> returns, nothing more reaches
+the watch's callback, not even events that had already arrived and were
+waiting to be delivered. The cancel's own callback is called with an empty
+hash on the next turn of the loop: a single C<EV::run(EV::RUN_ONCE)> after
+C<cancel> is enough to see it, so an C<EV::break> in it cannot leak into a
+later C<EV::run>. The server is told to drop the watch in the background;
+a new watch may be created at once, even one that asks for the same
+C<watch_id> (it starts as soon as the server has let go of the old one).
+Calling C<cancel> on a watch that has already been cancelled is
 harmless: its callback is then called immediately, inside the C<cancel>
 call, again with C<({}, undef)>. This is the only case in which a callback
 runs synchronously. Cancelling a watch that has already ended with an
@@ -890,9 +895,9 @@ stream.
   $ka->cancel(sub { my ($resp, $err) = @_; ... });
 
 Stops refreshing the lease; it does not revoke it (use L</lease_revoke>
-for that). The callback is called with C<({}, undef)> as soon as the
-client has forgotten the lease, and no refresh answer is delivered after
-it. A second C<cancel> calls back immediately. Dropping the handle without
+for that). As for watches, nothing reaches the keepalive's callback
+once C<cancel> has returned, and the cancel's callback is called with
+C<({}, undef)> on the next turn of the loop. A second C<cancel> calls back immediately. Dropping the handle without
 cancelling does not stop the keepalive, exactly as for watches.
 
 =head1 LOCK
