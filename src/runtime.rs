@@ -426,6 +426,8 @@ pub struct Client {
     pub handle: tokio::runtime::Handle,
     pub queue: CompletionQueue,
     pub streams: crate::streams::Streams,
+    /// Unary calls on their way to the dispatcher task.
+    submit: tokio::sync::mpsc::UnboundedSender<Submission>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -484,7 +486,10 @@ impl Client {
         if let Some(every) = shared.cfg.health_interval {
             handle.spawn(health_loop(shared.clone(), every));
         }
+        let (submit, submissions) = tokio::sync::mpsc::unbounded_channel();
+        handle.spawn(dispatch(shared.clone(), submissions));
         Ok(Client {
+            submit,
             streams: crate::streams::Streams::new(shared.clone(), handle.clone()),
             shared,
             handle,
@@ -499,13 +504,31 @@ impl Client {
         let Some(route) = route(method) else {
             return false;
         };
-        let shared = self.shared.clone();
-        self.handle.spawn(async move {
+        // The dispatcher is woken only when it is idle: a burst of calls
+        // from one drain costs one wake-up of the runtime thread.
+        let _ = self.submit.send(Submission { id, route, body });
+        true
+    }
+}
+
+/// A unary call handed over by the Perl thread.
+struct Submission {
+    id: u64,
+    route: Route,
+    body: Bytes,
+}
+
+/// Turns submissions into tasks. Spawning here, on the runtime thread, is
+/// a local queue push; spawning from the Perl thread would wake the runtime
+/// once per call.
+async fn dispatch(shared: Arc<Shared>, mut rx: tokio::sync::mpsc::UnboundedReceiver<Submission>) {
+    while let Some(Submission { id, route, body }) = rx.recv().await {
+        let shared = shared.clone();
+        tokio::spawn(async move {
             let guard = ReplyGuard::new(shared.clone(), id, route.source);
             let result = unary_call(&shared, &route, body).await;
             guard.reply(result);
         });
-        true
     }
 }
 
