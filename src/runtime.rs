@@ -65,6 +65,8 @@ pub struct Shared {
     uris: Vec<String>,
     conn: Mutex<Connection>,
     token: RwLock<Option<AsciiMetadataValue>>,
+    /// `cfg.timeout` as a grpc-timeout header value, formatted once.
+    grpc_timeout: AsciiMetadataValue,
     /// The last successful AuthenticateRequest, to log in again when the
     /// server drops the token.
     credentials: RwLock<Option<Bytes>>,
@@ -139,7 +141,8 @@ impl Shared {
             }
         }
         if deadline {
-            req.set_timeout(self.cfg.timeout);
+            req.metadata_mut()
+                .insert("grpc-timeout", self.grpc_timeout.clone());
         }
         req
     }
@@ -151,6 +154,17 @@ impl Shared {
             result,
         });
     }
+}
+
+/// A grpc-timeout value ("30000m"): at most 8 digits and a unit.
+fn grpc_timeout_value(timeout: Duration) -> AsciiMetadataValue {
+    let ms = timeout.as_millis();
+    let text = if ms <= 99_999_999 {
+        format!("{ms}m")
+    } else {
+        format!("{}H", (timeout.as_secs() / 3600).clamp(1, 99_999_999))
+    };
+    MetadataValue::try_from(text.as_str()).expect("digits and a unit are ASCII")
 }
 
 const CONNECTION_WINDOW: u32 = 64 << 20;
@@ -466,6 +480,7 @@ impl Client {
             let _ctx = handle.enter();
             make_channel(&uris[0], cfg.timeout)
         };
+        let grpc_timeout = grpc_timeout_value(cfg.timeout);
         let shared = Arc::new(Shared {
             cfg,
             out,
@@ -476,6 +491,7 @@ impl Client {
                 channel,
             }),
             token: RwLock::new(None),
+            grpc_timeout,
             credentials: RwLock::new(None),
         });
         if let Some(t) = &shared.cfg.auth_token {
@@ -540,5 +556,20 @@ impl Drop for Client {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeout_header_fits_eight_digits() {
+        assert_eq!(grpc_timeout_value(Duration::from_secs(30)), "30000m");
+        assert_eq!(grpc_timeout_value(Duration::from_millis(1500)), "1500m");
+        assert_eq!(
+            grpc_timeout_value(Duration::from_secs(1_000_000_000)),
+            "277777H"
+        );
     }
 }
