@@ -258,28 +258,146 @@ static const char *need_bytes(pTHX_ SV *sv, STRLEN *len, const char *method, con
     return SvPV_nomg(sv, *len);
 }
 
-static I64 need_int(pTHX_ SV *sv, const char *method, const char *what)
+/* Integer arguments. A value may come as an IV, a UV, an NV holding an
+ * exact integer, or a decimal string (what Perl's numification takes as a
+ * plain integer: surrounding whitespace and a sign allowed). Strings are
+ * parsed exactly, never through an NV, so ids above 2**53 survive; a
+ * string is taken as a string even if it was used as a number before, so
+ * the outcome does not depend on the value's history. int_arg gives the
+ * sign and the magnitude; the need_* wrappers check the range. */
+
+#define INT_NEG  1  /* the value is below zero */
+#define INT_HUGE 2  /* the magnitude is beyond 2**64-1 (*mag unset) */
+#define TWO_TO_63 ((U64)1 << 63)
+#ifndef IS_NUMBER_TRAILING
+#define IS_NUMBER_TRAILING 0
+#endif
+
+/* "METHOD: WHAT PROBLEM, got 'VALUE'" (a long value is cut short). */
+static void int_croak(pTHX_ SV *sv, const char *method, const char *what, const char *problem)
 {
-    if (!sv)
-        croak("%s: %s is missing", method, what);
-    SvGETMAGIC(sv);
-    if (!SvOK(sv) || (SvROK(sv) && !SvAMAGIC(sv)) || !looks_like_number(sv))
-        croak("%s: %s must be an integer, got '%s'", method, what,
-              SvOK(sv) ? SvPV_nolen(sv) : "undef");
-    return (I64)SvIV_nomg(sv);
+    STRLEN len;
+    const char *s;
+    if (!SvOK(sv))
+        croak("%s: %s %s, got undef", method, what, problem);
+    if (SvROK(sv) && !SvAMAGIC(sv))
+        croak("%s: %s %s, got a reference (%s)", method, what, problem,
+              sv_reftype(SvRV(sv), 0));
+    s = SvPV_nomg(sv, len);
+    if (len > 60)
+        croak("%s: %s %s, got '%.60s...'", method, what, problem, s);
+    croak("%s: %s %s, got '%.*s'", method, what, problem, (int)len, s);
 }
 
-static U64 need_uint(pTHX_ SV *sv, const char *method, const char *what)
+static int int_from_string(pTHX_ SV *sv, const char *method, const char *what, U64 *mag)
+{
+    STRLEN len;
+    const char *s = SvPV_nomg(sv, len);
+    UV value = 0;
+    int t = grok_number(s, len, &value);
+    if (!t || (t & (IS_NUMBER_NOT_INT | IS_NUMBER_INFINITY | IS_NUMBER_NAN | IS_NUMBER_TRAILING)))
+        int_croak(aTHX_ sv, method, what, "must be an integer");
+    if (t & IS_NUMBER_GREATER_THAN_UV_MAX)
+        return INT_HUGE | ((t & IS_NUMBER_NEG) ? INT_NEG : 0);
+    if (!(t & IS_NUMBER_IN_UV))
+        int_croak(aTHX_ sv, method, what, "must be an integer");
+    *mag = (U64)value;
+    return (t & IS_NUMBER_NEG) && value ? INT_NEG : 0; /* "-0" is 0 */
+}
+
+static int int_from_iv(pTHX_ SV *sv, U64 *mag)
+{
+    IV iv;
+    if (SvIsUV(sv)) {
+        *mag = (U64)SvUVX(sv);
+        return 0;
+    }
+    iv = SvIVX(sv);
+    if (iv >= 0) {
+        *mag = (U64)iv;
+        return 0;
+    }
+    *mag = (U64)(-(iv + 1)) + 1; /* no overflow at IV_MIN */
+    return INT_NEG;
+}
+
+static int int_from_nv(pTHX_ SV *sv, const char *method, const char *what, U64 *mag)
+{
+    NV nv = SvNV_nomg(sv), a;
+    int neg;
+    if (nv != nv || nv - nv != 0) /* NaN, +-Inf */
+        int_croak(aTHX_ sv, method, what, "must be an integer");
+    neg = nv < 0;
+    a = neg ? -nv : nv;
+    if (a >= 18446744073709551616.0) /* 2**64: every NV this large is integral */
+        return INT_HUGE | (neg ? INT_NEG : 0);
+    *mag = (U64)a;
+    if ((NV)*mag != a)
+        int_croak(aTHX_ sv, method, what, "must be an integer");
+    return neg ? INT_NEG : 0;
+}
+
+static int int_arg(pTHX_ SV *sv, const char *method, const char *what, U64 *mag)
 {
     if (!sv)
         croak("%s: %s is missing", method, what);
     SvGETMAGIC(sv);
-    if (!SvOK(sv) || (SvROK(sv) && !SvAMAGIC(sv)) || !looks_like_number(sv))
-        croak("%s: %s must be an integer, got '%s'", method, what,
-              SvOK(sv) ? SvPV_nolen(sv) : "undef");
-    if (!SvIsUV(sv) && SvIV_nomg(sv) < 0)
-        croak("%s: %s must not be negative", method, what);
-    return (U64)SvUV_nomg(sv);
+    if (SvROK(sv)) {
+        if (!SvAMAGIC(sv)) /* an object with overloading counts by its string */
+            int_croak(aTHX_ sv, method, what, "must be an integer");
+        return int_from_string(aTHX_ sv, method, what, mag);
+    }
+    /* Public flags first; a value with get-magic has only private ones. */
+    if (SvPOK(sv)) return int_from_string(aTHX_ sv, method, what, mag);
+    if (SvIOK(sv)) return int_from_iv(aTHX_ sv, mag);
+    if (SvNOK(sv)) return int_from_nv(aTHX_ sv, method, what, mag);
+    if (SvPOKp(sv)) return int_from_string(aTHX_ sv, method, what, mag);
+    if (SvIOKp(sv)) return int_from_iv(aTHX_ sv, mag);
+    if (SvNOKp(sv)) return int_from_nv(aTHX_ sv, method, what, mag);
+    int_croak(aTHX_ sv, method, what, "must be an integer"); /* undef, a glob... */
+    return 0;
+}
+
+/* 0 .. 2**64-1 (member ids). */
+static U64 need_uint(pTHX_ SV *sv, const char *method, const char *what)
+{
+    U64 m = 0;
+    int f = int_arg(aTHX_ sv, method, what, &m);
+    if (f & INT_NEG)
+        int_croak(aTHX_ sv, method, what, "must not be negative");
+    if (f & INT_HUGE)
+        int_croak(aTHX_ sv, method, what, "is too large (must be at most 18446744073709551615)");
+    return m;
+}
+
+/* -2**63 .. 2**63-1, or 0 .. 2**63-1 without allow_neg. */
+static I64 int_in_range(pTHX_ SV *sv, const char *method, const char *what, int allow_neg)
+{
+    U64 m = 0;
+    int f = int_arg(aTHX_ sv, method, what, &m);
+    if (f & INT_NEG) {
+        if (!allow_neg)
+            int_croak(aTHX_ sv, method, what, "must not be negative");
+        if ((f & INT_HUGE) || m > TWO_TO_63)
+            int_croak(aTHX_ sv, method, what, "is too small (must be at least -9223372036854775808)");
+        return m == TWO_TO_63 ? -(I64)(TWO_TO_63 - 1) - 1 : -(I64)m;
+    }
+    if ((f & INT_HUGE) || m > TWO_TO_63 - 1)
+        int_croak(aTHX_ sv, method, what, "is too large (must be at most 9223372036854775807)");
+    return (I64)m;
+}
+
+/* Signed 64-bit (revisions, counts). */
+static I64 need_int(pTHX_ SV *sv, const char *method, const char *what)
+{
+    return int_in_range(aTHX_ sv, method, what, 1);
+}
+
+/* 0 .. 2**63-1: lease ids (int64 in etcd, never negative) and other
+ * signed fields that must not be negative. */
+static I64 need_nonneg_int(pTHX_ SV *sv, const char *method, const char *what)
+{
+    return int_in_range(aTHX_ sv, method, what, 0);
 }
 
 static HV *need_hash(pTHX_ SV *sv, const char *method, const char *what)
@@ -426,14 +544,19 @@ static void call_with_strings(pTHX_ etcd_t *c, const char *method, SV *cb, int n
     start_call(aTHX_ c, method, &b, cb);
 }
 
-/* Starts `method` whose request is one unsigned integer in field 1 (ids). */
-static void call_with_id(pTHX_ etcd_t *c, const char *method, SV *cb, SV *id, const char *name)
+/* Starts `method` whose request is one id in field 1: a member id
+ * (uint64) or, with lease set, a lease id (int64, never negative). */
+static void call_with_id(pTHX_ etcd_t *c, const char *method, SV *cb, SV *id, const char *name,
+                         int lease)
 {
     pb_buf b;
     check_fork(aTHX_ c);
     need_cb(aTHX_ cb);
     pb_init(aTHX_ &b);
-    pb_uint(aTHX_ &b, 1, need_uint(aTHX_ id, method, name));
+    if (lease)
+        pb_int(aTHX_ &b, 1, need_nonneg_int(aTHX_ id, method, name));
+    else
+        pb_uint(aTHX_ &b, 1, need_uint(aTHX_ id, method, name));
     start_call(aTHX_ c, method, &b, cb);
 }
 

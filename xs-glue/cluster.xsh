@@ -42,7 +42,7 @@ member_remove(EV::Etcd c, SV *id = NULL, SV *cb = NULL)
   ALIAS:
     member_promote = 1
   CODE:
-    call_with_id(aTHX_ c, ix ? "member_promote" : "member_remove", cb, id, "member id");
+    call_with_id(aTHX_ c, ix ? "member_promote" : "member_remove", cb, id, "member id", 0);
 
 void
 member_update(EV::Etcd c, SV *id = NULL, SV *peer_urls = NULL, SV *cb = NULL)

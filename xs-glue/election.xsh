@@ -13,7 +13,7 @@ election_campaign(EV::Etcd c, SV *name = NULL, SV *lease = NULL, SV *value = NUL
     val = need_bytes(aTHX_ value, &vl, "election_campaign", "value");
     pb_init(aTHX_ &b);
     pb_bytes(aTHX_ &b, 1, s, n);
-    pb_uint(aTHX_ &b, 2, need_uint(aTHX_ lease, "election_campaign", "lease id"));
+    pb_int(aTHX_ &b, 2, need_nonneg_int(aTHX_ lease, "election_campaign", "lease id"));
     pb_bytes(aTHX_ &b, 3, val, vl);
     start_call(aTHX_ c, "election_campaign", &b, cb);
 

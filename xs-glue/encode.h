@@ -43,7 +43,7 @@ static void encode_range(pTHX_ pb_buf *b, const char *method, SV *key_sv, HV *op
         if (skip_key && OPT_IS("key")) continue;
         if (OPT_IS("prefix")) prefix = opt_true(aTHX_ v);
         else if (OPT_IS("range_end")) range_end = SvOK(v) ? v : NULL;
-        else if (OPT_IS("limit")) limit = need_int(aTHX_ v, method, "limit");
+        else if (OPT_IS("limit")) limit = need_nonneg_int(aTHX_ v, method, "limit");
         else if (OPT_IS("revision")) revision = need_int(aTHX_ v, method, "revision");
         else if (OPT_IS("keys_only")) keys_only = opt_true(aTHX_ v);
         else if (OPT_IS("count_only")) count_only = opt_true(aTHX_ v);
@@ -57,7 +57,6 @@ static void encode_range(pTHX_ pb_buf *b, const char *method, SV *key_sv, HV *op
         else unknown_option(aTHX_ method, k, klen);
     OPT_END
 
-    if (limit < 0) croak("%s: limit must not be negative", method);
     put_key_range(aTHX_ b, key, klen, prefix, range_end, method);
     pb_int(aTHX_ b, 3, limit);
     pb_int(aTHX_ b, 4, revision);
@@ -84,14 +83,13 @@ static void encode_put(pTHX_ pb_buf *b, const char *method, SV *key_sv, SV *valu
 
     OPT_BEGIN(opts)
         if (skip_kv && (OPT_IS("key") || OPT_IS("value"))) continue;
-        if (OPT_IS("lease")) lease = SvOK(v) ? need_int(aTHX_ v, method, "lease") : 0;
+        if (OPT_IS("lease")) lease = SvOK(v) ? need_nonneg_int(aTHX_ v, method, "lease") : 0;
         else if (OPT_IS("prev_kv")) prev_kv = opt_true(aTHX_ v);
         else if (OPT_IS("ignore_value")) ignore_value = opt_true(aTHX_ v);
         else if (OPT_IS("ignore_lease")) ignore_lease = opt_true(aTHX_ v);
         else unknown_option(aTHX_ method, k, klen);
     OPT_END
 
-    if (lease < 0) croak("%s: lease must not be negative", method);
     /* With ignore_value etcd keeps the stored value and refuses one sent along. */
     if (!ignore_value)
         value = need_bytes(aTHX_ value_sv ? value_sv : &PL_sv_undef, &vlen, method, "value");

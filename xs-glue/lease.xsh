@@ -17,7 +17,7 @@ lease_grant(EV::Etcd c, SV *ttl = NULL, SV *cb = NULL)
 void
 lease_revoke(EV::Etcd c, SV *lease = NULL, SV *cb = NULL)
   CODE:
-    call_with_id(aTHX_ c, "lease_revoke", cb, lease, "lease id");
+    call_with_id(aTHX_ c, "lease_revoke", cb, lease, "lease id", 1);
 
 void
 lease_time_to_live(EV::Etcd c, SV *lease = NULL, ...)
@@ -34,7 +34,7 @@ lease_time_to_live(EV::Etcd c, SV *lease = NULL, ...)
         else unknown_option(aTHX_ "lease_time_to_live", k, klen);
     OPT_END
     pb_init(aTHX_ &b);
-    pb_uint(aTHX_ &b, 1, need_uint(aTHX_ lease, "lease_time_to_live", "lease id"));
+    pb_int(aTHX_ &b, 1, need_nonneg_int(aTHX_ lease, "lease_time_to_live", "lease id"));
     pb_int(aTHX_ &b, 2, keys);
     start_call(aTHX_ c, "lease_time_to_live", &b, cb);
 
@@ -54,7 +54,7 @@ lease_keepalive(EV::Etcd c, SV *lease = NULL, ...)
   CODE:
     check_fork(aTHX_ c);
     opts = opts_and_cb(aTHX_ "lease_keepalive", &ST(2), items - 2, &cb);
-    lid = (I64)need_uint(aTHX_ lease, "lease_keepalive", "lease id");
+    lid = need_nonneg_int(aTHX_ lease, "lease_keepalive", "lease id");
     if (lid == 0) croak("lease_keepalive: lease id must not be 0");
     OPT_BEGIN(opts)
         if (OPT_IS("auto_reconnect")) reconnect = opt_true(aTHX_ v);

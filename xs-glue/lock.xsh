@@ -12,7 +12,7 @@ lock(EV::Etcd c, SV *name = NULL, SV *lease = NULL, SV *cb = NULL)
     s = need_bytes(aTHX_ name, &n, "lock", "name");
     pb_init(aTHX_ &b);
     pb_bytes(aTHX_ &b, 1, s, n);
-    pb_uint(aTHX_ &b, 2, need_uint(aTHX_ lease, "lock", "lease id"));
+    pb_int(aTHX_ &b, 2, need_nonneg_int(aTHX_ lease, "lock", "lease id"));
     start_call(aTHX_ c, "lock", &b, cb);
 
 void

@@ -61,4 +61,4 @@ hash_kv(EV::Etcd c, ...)
 void
 move_leader(EV::Etcd c, SV *target = NULL, SV *cb = NULL)
   CODE:
-    call_with_id(aTHX_ c, "move_leader", cb, target, "target member id");
+    call_with_id(aTHX_ c, "move_leader", cb, target, "target member id", 0);

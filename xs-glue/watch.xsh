@@ -19,15 +19,13 @@ watch(EV::Etcd c, SV *key = NULL, ...)
     OPT_BEGIN(opts)
         if (OPT_IS("prefix")) prefix = opt_true(aTHX_ v);
         else if (OPT_IS("range_end")) range_end = SvOK(v) ? v : NULL;
-        else if (OPT_IS("start_revision")) start = need_int(aTHX_ v, "watch", "start_revision");
+        else if (OPT_IS("start_revision")) start = need_nonneg_int(aTHX_ v, "watch", "start_revision");
         else if (OPT_IS("prev_kv")) prev_kv = opt_true(aTHX_ v);
         else if (OPT_IS("progress_notify")) progress = opt_true(aTHX_ v);
-        else if (OPT_IS("watch_id")) watch_id = SvOK(v) ? need_int(aTHX_ v, "watch", "watch_id") : 0;
+        else if (OPT_IS("watch_id")) watch_id = SvOK(v) ? need_nonneg_int(aTHX_ v, "watch", "watch_id") : 0;
         else if (OPT_IS("auto_reconnect")) reconnect = opt_true(aTHX_ v);
         else unknown_option(aTHX_ "watch", k, klen);
     OPT_END
-    if (start < 0) croak("watch: start_revision must not be negative");
-    if (watch_id < 0) croak("watch: watch_id must not be negative");
     pb_init(aTHX_ &b);
     put_key_range(aTHX_ &b, k0, klen, prefix, range_end, "watch");
     pb_int(aTHX_ &b, 3, start);

@@ -341,7 +341,19 @@ message that names the method and the argument:
   get: unknown option 'prefx'
   get: unknown sort_order 'x' (expected ascend, descend or none)
   put: lease must be an integer, got 'abc'
+  member_remove: member id must not be negative, got '-1'
+  lease_revoke: lease id is too large (must be at most 9223372036854775807), got '9223372036854775808'
   callback must be a code reference
+
+Integer arguments (ids, revisions, counts) may be Perl numbers, including
+floating-point ones that hold a whole number, or decimal strings. A string
+is read digit by digit, so it keeps its exact value even beyond the 53
+bits a floating-point number holds; surrounding whitespace and a sign are
+allowed, as in Perl's own numbers, but not fractions, exponents or
+trailing garbage. References (other than objects that overload
+stringification) are refused, and so is C<undef> except for the options
+where it means "not given". A value outside the argument's range croaks
+saying which limit it crosses.
 
 Where a method takes an options hash, it sits just before the callback and
 may be omitted or passed as C<undef>. Option names are checked: a
@@ -419,7 +431,8 @@ Sets C<$key> to C<$value>. Options:
 =item lease => $lease_id
 
 Attach the key to a lease (see L</LEASE>); the key is deleted when the
-lease expires or is revoked. Must be a non-negative integer.
+lease expires or is revoked. Must be a non-negative integer (a number or
+a decimal string, see L</LEASE>).
 
 =item prev_kv => 1
 
@@ -831,6 +844,12 @@ option of L</put>, or by L</lock> and L</election_campaign>) are deleted
 when it expires or is revoked. Lease ids are 64-bit integers chosen by the
 server.
 
+etcd's lease ids are signed 64-bit integers that are never negative, so
+every method taking one accepts 0 to 9223372036854775807 (2**63-1), as a
+number or as a decimal string (for instance an id kept in a file or JSON);
+a negative id, or one beyond 2**63-1, croaks rather than being sent
+wrapped around.
+
 =head2 lease_grant
 
   $etcd->lease_grant($ttl, $cb);
@@ -1166,7 +1185,8 @@ when the member reports any.
 
 C<$action> is C<GET> (list the raised alarms), C<ACTIVATE> or
 C<DEACTIVATE> (any case). The options pick the member (C<member_id>, 0 =
-all members, the default) and the alarm type (C<alarm>: C<NONE>, the
+all members, the default; a number or a decimal string up to 2**64-1, see
+L</CLUSTER>) and the alarm type (C<alarm>: C<NONE>, the
 default, C<NOSPACE> or C<CORRUPT>). Response: C<header> and C<alarms>:
 
   alarms => [ { member_id => $id, alarm => 1, alarm_type => 'NOSPACE' } ]
@@ -1198,7 +1218,8 @@ when there has been none).
 
   $etcd->move_leader($member_id, $cb);
 
-Hands leadership to another voting member. Must be sent to the current
+Hands leadership to another voting member, given by its member id (a
+number or a decimal string, see L</CLUSTER>). Must be sent to the current
 leader. Response: C<header>, all zeros (etcd sends none).
 
 =head1 CLUSTER
@@ -1206,6 +1227,13 @@ leader. Response: C<header>, all zeros (etcd sends none).
 Member ids are unsigned 64-bit integers and are often above the largest
 signed one; they arrive as Perl unsigned integers. Pass them back exactly
 as you received them (do not format them with C<%d>).
+
+Wherever a member id goes in (L</member_remove>, L</member_update>,
+L</member_promote>, L</move_leader>, and the C<member_id> option of
+L</alarm>), it may be a number or a decimal string, over the whole range
+0 to 18446744073709551615 (2**64-1): an id read back from JSON or a
+configuration file, or interpolated as C<"$member-E<gt>{id}">, works
+as is. Negative values and values beyond 2**64-1 croak.
 
 Every member request answers with C<header> and C<members>, the list of
 members after the request:
