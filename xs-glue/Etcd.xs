@@ -17,6 +17,7 @@ typedef struct etcd_s {
     evetcd_client *rs;
     ev_io io;
     HV *callbacks;      /* completion id (8 raw bytes) -> CODE ref */
+    AV *forgotten;      /* callbacks forgotten since the last drain */
     U64 next_id;
     IV pending;         /* callbacks that keep EV::run alive */
     int refd;           /* whether we currently hold a loop reference */
@@ -132,14 +133,29 @@ static U64 register_cb(pTHX_ etcd_t *c, SV *cb)
     return id;
 }
 
-/* Forgets callback `id`, if it is still there. */
+/* Forgets callback `id`, if it is still there. The callback itself is
+ * freed later, by bury_forgotten. */
 static void forget_cb(pTHX_ etcd_t *c, U64 id)
 {
-    if (!hv_exists(c->callbacks, (const char *)&id, sizeof id))
+    SV **svp = hv_fetch(c->callbacks, (const char *)&id, sizeof id, 0);
+    if (!svp)
         return;
+    av_push(c->forgotten, SvREFCNT_inc_simple_NN(*svp));
     (void)hv_delete(c->callbacks, (const char *)&id, sizeof id, G_DISCARD);
     c->pending--;
     update_loop_ref(c);
+}
+
+/* Frees forgotten callbacks, newest first. Freeing an anonymous sub
+ * removes it from a list perl searches from the end, so freeing many in the
+ * order they were made (as a program cancelling its watches does) would
+ * cost time quadratic in their number. */
+static void bury_forgotten(pTHX_ etcd_t *c)
+{
+    while (AvFILLp(c->forgotten) >= 0) {
+        SV *sv = av_pop(c->forgotten);
+        SvREFCNT_dec(sv);
+    }
 }
 
 /* Calls cb(a, b); a die goes to $EV::DIED, as for EV's own watchers.
@@ -241,6 +257,7 @@ static void drain(EV_P_ ev_io *w, int revents)
         }
         SvREFCNT_dec(cb);
     }
+    bury_forgotten(aTHX_ c);
     SvREFCNT_dec(self); /* may run DESTROY: c is not touched after this */
 }
 
@@ -665,6 +682,7 @@ new(const char *klass, ...)
         croak("EV::Etcd->new: %s", errbuf);
     }
     c->callbacks = newHV();
+    c->forgotten = newAV();
     c->fork_gen = fork_generation;
     c->health_cb = health_cb ? newSVsv(health_cb) : NULL;
     ev_io_init(&c->io, drain, evetcd_fd(c->rs), EV_READ);
@@ -695,6 +713,8 @@ DESTROY(EV::Etcd c)
         }
         evetcd_free(c->rs); /* stops the runtime: pending callbacks are never called */
         SvREFCNT_dec((SV *)c->callbacks);
+        bury_forgotten(aTHX_ c);
+        SvREFCNT_dec((SV *)c->forgotten);
         if (c->health_cb) SvREFCNT_dec(c->health_cb);
         Safefree(c);
     }
