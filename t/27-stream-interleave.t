@@ -215,6 +215,14 @@ my @ka_running = grep { !$_->{cancelled} && !$_->{error} } @keepalives;
 ok run_until(sub { !grep { $_->{last_tick} < $last_restart_at } @ka_running }, 30),
     scalar(@ka_running) . ' running keepalives ticked after the last restart';
 
+# every observe still running reports the leader (one whose stream failed
+# during an outage may be waiting out its backoff, at most 16 s)
+my @obs_running = grep { !$_->{cancelled} && !$_->{error} } @observes;
+my $obs_wait = time;
+ok run_until(sub { !grep { !$_->{msgs} } @obs_running }, 40),
+    scalar(@obs_running) . ' running observes reported the leader';
+note sprintf 'waited %.1f s for the observes', time - $obs_wait;
+
 # ---- check the model ---------------------------------------------------------
 my ($checked_running, $checked_cancelled) = (0, 0);
 for my $w (@watches) {
