@@ -12,6 +12,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/v3electionpb/v3election.proto",
     ];
     tonic_prost_build::configure()
+        // Keys and values are decoded as slices of the reply buffer rather
+        // than copied into a Vec each: ranges carry thousands of them.
+        .bytes(".mvccpb.KeyValue")
         .build_server(false)
         .build_transport(false)
         .compile_protos(&protos, &["proto"])?;

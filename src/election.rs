@@ -140,7 +140,10 @@ impl ObserveTask {
             match stream.message().await {
                 Ok(Some(resp)) => {
                     backoff.reset();
-                    let seen = resp.kv.as_ref().map(|kv| (kv.key.clone(), kv.mod_revision));
+                    let seen = resp
+                        .kv
+                        .as_ref()
+                        .map(|kv| (kv.key.to_vec(), kv.mod_revision));
                     if seen.is_some() && seen == *last {
                         continue; // the current leader, resent on reconnect
                     }

@@ -41,7 +41,14 @@ static void check_fork(pTHX_ etcd_t *c)
 
 /* ---- building Perl data for the Rust side ---- */
 
-static void *b_hv_new(void *ctx) { dTHXa(ctx); PERL_UNUSED_CONTEXT; return newHV(); }
+/* Sized for a key-value record (six keys) so that it never splits. */
+static void *b_hv_new(void *ctx)
+{
+    dTHXa(ctx);
+    HV *hv = newHV();
+    hv_ksplit(hv, 8);
+    return hv;
+}
 
 static void *b_av_new(void *ctx, size_t cap)
 {
