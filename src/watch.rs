@@ -104,15 +104,7 @@ impl WatchHub {
 
     fn open_stream(&mut self) {
         // A cancelled watch has nothing to resume on a new stream.
-        let cancelled: Vec<i64> = self
-            .watches
-            .iter()
-            .filter(|(_, w)| w.cancelled)
-            .map(|(wid, _)| *wid)
-            .collect();
-        for wid in cancelled {
-            self.remove(wid);
-        }
+        self.purge_cancelled();
         self.conn.open(&self.shared, |channel, req| {
             let mut client = WatchClient::new(channel).max_decoding_message_size(usize::MAX);
             Box::pin(async move { client.watch(req).await })
@@ -204,6 +196,20 @@ impl WatchHub {
         }
         self.by_id.insert(w.id, wid);
         self.watches.insert(wid, w);
+    }
+
+    /// Forgets every cancelled watch (their stream is gone); creates that
+    /// waited for one of their watch_ids start now.
+    fn purge_cancelled(&mut self) {
+        let cancelled: Vec<i64> = self
+            .watches
+            .iter()
+            .filter(|(_, w)| w.cancelled)
+            .map(|(wid, _)| *wid)
+            .collect();
+        for wid in cancelled {
+            self.remove(wid);
+        }
     }
 
     /// Forgets watch `wid`; a create waiting for its watch_id starts now.
@@ -357,17 +363,8 @@ impl WatchHub {
     fn stream_failed(&mut self, status: &Status) {
         self.unanswered.clear();
         let (err, retry) = self.conn.failure(&self.shared, status);
-        // Cancelled watches died with the stream; removing them may start
-        // creates that waited for their watch_id.
-        let cancelled: Vec<i64> = self
-            .watches
-            .iter()
-            .filter(|(_, w)| w.cancelled)
-            .map(|(wid, _)| *wid)
-            .collect();
-        for wid in cancelled {
-            self.remove(wid);
-        }
+        // Cancelled watches died with the stream.
+        self.purge_cancelled();
         let ending: Vec<i64> = self
             .watches
             .iter()
