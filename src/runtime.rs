@@ -9,7 +9,7 @@ use crate::queue::{
 use bytes::{Buf, BufMut, Bytes};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::http::uri::PathAndQuery;
 use tonic::metadata::{AsciiMetadataValue, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
@@ -287,9 +287,16 @@ impl Codec for RawCodec {
     }
 }
 
+/// tonic starts every request's and reply's buffer at 8 KiB; etcd requests
+/// and most replies are a few hundred bytes, and thousands may be in flight.
+const CODEC_BUFFER: usize = 512;
+
 impl Encoder for RawCodec {
     type Item = Bytes;
     type Error = Status;
+    fn buffer_settings(&self) -> BufferSettings {
+        BufferSettings::new(CODEC_BUFFER, 32 * 1024)
+    }
     fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
         dst.put(item);
         Ok(())
@@ -299,6 +306,9 @@ impl Encoder for RawCodec {
 impl Decoder for RawCodec {
     type Item = Bytes;
     type Error = Status;
+    fn buffer_settings(&self) -> BufferSettings {
+        BufferSettings::new(CODEC_BUFFER, 32 * 1024)
+    }
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
         Ok(Some(src.copy_to_bytes(src.remaining())))
     }
