@@ -249,7 +249,7 @@ pub unsafe extern "C" fn evetcd_ack(client: *const Client) {
 }
 
 /// Takes the next completion, if any, and builds its Perl data.
-/// Returns 1 with `*id`, `*disposition` (0 keep, 1 last, 2 drop) and either
+/// Returns 1 with `*id`, `*disposition` (0 keep, 1 last) and either
 /// `*resp` or `*err` set to a new HV (the other null), or 0 when empty.
 ///
 /// # Safety
@@ -270,10 +270,9 @@ pub unsafe extern "C" fn evetcd_next(
     };
     // SAFETY: the XS builder is valid for this call on the Perl thread.
     let b = unsafe { Builder::new(vt) };
-    let built = catch_unwind(AssertUnwindSafe(|| match (&c.result, c.disposition) {
-        (_, Disposition::Drop) => (std::ptr::null_mut(), std::ptr::null_mut()),
-        (Ok(reply), _) => (reply.to_perl(&b).into_raw(), std::ptr::null_mut()),
-        (Err(e), _) => (std::ptr::null_mut(), e.to_perl(&b).into_raw()),
+    let built = catch_unwind(AssertUnwindSafe(|| match &c.result {
+        Ok(reply) => (reply.to_perl(&b).into_raw(), std::ptr::null_mut()),
+        Err(e) => (std::ptr::null_mut(), e.to_perl(&b).into_raw()),
     }));
     // A reply that failed to convert still reaches its callback, as an error.
     let (ok, bad) = built.unwrap_or_else(|_| {
@@ -284,7 +283,6 @@ pub unsafe extern "C" fn evetcd_next(
     let code = match c.disposition {
         Disposition::Keep => 0,
         Disposition::Last => 1,
-        Disposition::Drop => 2,
     };
     // SAFETY: out-pointers are writable per contract.
     unsafe {

@@ -23,8 +23,6 @@ pub enum Disposition {
     Keep,
     /// Call the callback and forget it (a unary reply, a stream's last error).
     Last,
-    /// Forget the callback without calling it (a cancelled stream).
-    Drop,
 }
 
 pub struct Completion {

@@ -44,6 +44,11 @@ my (@watches, @keepalives, @observes);    # every stream ever made, in order
 my (@live_w, @live_k, @live_o);           # handles still held (may cancel)
 my $restarts_done = 0;
 my $last_restart_at = 0;
+sub restart_server {
+    $srv->restart;
+    $restarts_done++;
+    $last_restart_at = time;
+}
 
 sub new_watch {
     my $key = $KEYS[ rand @KEYS ];
@@ -146,17 +151,9 @@ for my $step (1 .. $STEPS) {
     if    ($s < 0.35) { spin_nowait() }
     elsif ($s < 0.37) { spin_for(0.005 + rand 0.02) }
 
-    if ($down_steps && !--$down_steps) {
-        $srv->restart;
-        $restarts_done++;
-        $last_restart_at = time;
-    }
+    restart_server() if $down_steps && !--$down_steps;
 }
-if ($down_steps) {
-    $srv->restart;
-    $restarts_done++;
-    $last_restart_at = time;
-}
+restart_server() if $down_steps;
 is $restarts_done, $RESTARTS, "server was killed and restarted $RESTARTS times";
 note sprintf 'random phase: %.1f s, %d watches, %d keepalives, %d observes, %d writes acknowledged',
     time - $t_start, scalar @watches, scalar @keepalives, scalar @observes, $writes_ok;
@@ -178,7 +175,7 @@ for my $key (@KEYS) {
     die "final put of $key failed: $err->{message}\n" if $err;
     $last_rev = $resp->{header}{revision} if $resp->{header}{revision} > $last_rev;
 }
-my (%final_rev, %HIST);
+my %HIST;    # key => the mod_revisions of its events, as the server has them
 {
     # The server's own history of every key, read with a fresh client.
     my $c2 = EV::Etcd->new(endpoints => [ $srv->endpoint ], timeout => 10);
@@ -195,19 +192,18 @@ my (%final_rev, %HIST);
     my $cd = 0;
     $w->cancel(sub { $cd = 1 });
     run_until(\$cd, 10);
-    %final_rev = map { $_ => $hist->{$_}[-1] } keys %$hist;
     %HIST = %$hist;
 }
 
 sub lagging {
-    grep { !$_->{created} || !@{ $_->{events} } || $_->{events}[-1] < $final_rev{ $_->{key} } }
+    grep { !$_->{created} || !@{ $_->{events} } || $_->{events}[-1] < $HIST{ $_->{key} }[-1] }
         @running;
 }
 ok run_until(sub { !lagging() }, 60), scalar(@running) . ' running watches caught up with the final writes'
     or diag join "\n", map {
         sprintf 'lagging: watch on %s, created %d, %d events, last %s, final %d',
             $_->{key}, $_->{created}, scalar @{ $_->{events} },
-            $_->{events}[-1] // 'none', $final_rev{ $_->{key} }
+            $_->{events}[-1] // 'none', $HIST{ $_->{key} }[-1]
     } grep { defined } (lagging())[0 .. 9];
 
 # every keepalive still running ticks after the last restart

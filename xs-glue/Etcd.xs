@@ -140,17 +140,23 @@ static U64 register_cb(pTHX_ etcd_t *c, SV *cb)
     return id;
 }
 
-/* Forgets callback `id`, if it is still there. The callback itself is
- * freed later, by bury_forgotten. */
-static void forget_cb(pTHX_ etcd_t *c, U64 id)
+/* Removes the entry of callback `id`; `cb` is a reference to it that the
+ * caller owns and hands over: the callback is freed later, by
+ * bury_forgotten. */
+static void drop_entry(pTHX_ etcd_t *c, U64 id, SV *cb)
 {
-    SV **svp = hv_fetch(c->callbacks, (const char *)&id, sizeof id, 0);
-    if (!svp)
-        return;
-    av_push(c->forgotten, SvREFCNT_inc_simple_NN(*svp));
+    av_push(c->forgotten, cb);
     (void)hv_delete(c->callbacks, (const char *)&id, sizeof id, G_DISCARD);
     c->pending--;
     update_loop_ref(c);
+}
+
+/* Forgets callback `id`, if it is still there. */
+static void forget_cb(pTHX_ etcd_t *c, U64 id)
+{
+    SV **svp = hv_fetch(c->callbacks, (const char *)&id, sizeof id, 0);
+    if (svp)
+        drop_entry(aTHX_ c, id, SvREFCNT_inc_simple_NN(*svp));
 }
 
 /* Frees forgotten callbacks, newest first. Freeing an anonymous sub
@@ -248,11 +254,12 @@ static void drain(EV_P_ ev_io *w, int revents)
         }
         svp = hv_fetch(c->callbacks, (const char *)&id, sizeof id, 0);
         if (svp) {
+            /* Our own reference: the callback may drop its stream or client. */
             cb = SvREFCNT_inc_simple_NN(*svp);
             if (disp != EVETCD_KEEP)
-                forget_cb(aTHX_ c, id);
+                drop_entry(aTHX_ c, id, SvREFCNT_inc_simple_NN(cb));
         }
-        if (cb && disp != EVETCD_DROP) {
+        if (cb) {
             ENTER;
             SAVETMPS;
             invoke(aTHX_ cb, hv_to_arg(aTHX_ resp), hv_to_arg(aTHX_ err));

@@ -32,7 +32,7 @@ typedef struct {
     void (*av_ref)(void *ctx, void *av, void *child);
 } evetcd_builder;
 
-enum { EVETCD_KEEP = 0, EVETCD_LAST = 1, EVETCD_DROP = 2 };
+enum { EVETCD_KEEP = 0, EVETCD_LAST = 1 };
 enum { EVETCD_WATCH = 1, EVETCD_KEEPALIVE = 2, EVETCD_OBSERVE = 3 };
 
 evetcd_client *evetcd_new(const evetcd_config *cfg, char *err, size_t err_cap);
