@@ -29,7 +29,7 @@ my $seed = $ENV{EV_ETCD_SEED} // (time ^ $$) % 1_000_000;
 srand $seed;
 diag "seed $seed (EV_ETCD_SEED=$seed replays this run)";
 
-my $STEPS    = $ENV{EV_ETCD_STEPS} // 2500;
+my $STEPS    = $ENV{EV_ETCD_STEPS} // 5000;
 my $RESTARTS = 4;
 my @KEYS     = map { "/mix/k$_" } 0 .. 5;
 
