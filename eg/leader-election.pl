@@ -59,9 +59,9 @@ $etcd->lease_grant($opt{ttl}, sub {
         note("leader is now: $msg->{kv}{value}");
     });
 
-    # Campaign. This waits (without any deadline) until we are elected.
+    # Campaign. timeout => 0: a standby waits as long as it takes.
     note("campaigning in '$opt{election}'");
-    $etcd->election_campaign($opt{election}, $lease_id, $opt{value}, sub {
+    $etcd->election_campaign($opt{election}, $lease_id, $opt{value}, { timeout => 0 }, sub {
         my ($resp, $err) = @_;
         # Once we are shutting down the outcome no longer matters: our
         # lease, and with it our candidate key, is gone or about to be.

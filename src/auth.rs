@@ -117,7 +117,7 @@ pub async fn reauthenticate(shared: &Shared) -> bool {
     let Some(route) = route("authenticate") else {
         return false;
     };
-    match round_trip(shared, &route, request.clone()).await {
+    match round_trip(shared, &route, request.clone(), Some(shared.cfg.timeout)).await {
         Ok(reply) => store_token(shared, &request, reply).is_ok(),
         // Someone turned auth off: carry on without a token.
         Err((status, _)) if status.message().contains("authentication is not enabled") => {

@@ -20,10 +20,8 @@ const SOURCE: &str = "observe";
 
 pub fn route(method: &str) -> Option<Route> {
     Some(match method {
-        // Waiting to be elected can take any time: no deadline.
         "election_campaign" => {
             Route::new::<CampaignResponse>("/v3electionpb.Election/Campaign", "election_campaign")
-                .without_deadline()
         }
         "election_proclaim" => {
             Route::new::<ProclaimResponse>("/v3electionpb.Election/Proclaim", "election_proclaim")
@@ -130,7 +128,7 @@ impl ObserveTask {
                 name: self.name.clone(),
             },
             true,
-            false,
+            None,
         );
         let mut stream = match client.observe(req).await {
             Ok(resp) => resp.into_inner(),

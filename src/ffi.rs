@@ -4,7 +4,7 @@
 
 use crate::perl::{Builder, BuilderVtable, ToPerl};
 use crate::queue::Disposition;
-use crate::runtime::{Client, Config};
+use crate::runtime::{CallDeadline, Client, Config};
 use crate::streams::StreamKind;
 use bytes::Bytes;
 use prost::Message;
@@ -133,6 +133,7 @@ pub unsafe extern "C" fn evetcd_call(
     method_len: usize,
     body: *const u8,
     body_len: usize,
+    timeout: f64,
 ) -> c_int {
     // SAFETY: live client and readable buffers per contract.
     let (client, method, body) =
@@ -141,7 +142,15 @@ pub unsafe extern "C" fn evetcd_call(
         let Ok(method) = std::str::from_utf8(method) else {
             return REJECTED;
         };
-        if client.call(id, method, Bytes::copy_from_slice(body)) {
+        // Negative: the client's timeout; 0: none; else seconds (XS checked it).
+        let deadline = if timeout < 0.0 || timeout.is_nan() {
+            CallDeadline::ClientDefault
+        } else if timeout == 0.0 {
+            CallDeadline::Unlimited
+        } else {
+            CallDeadline::After(Duration::from_secs_f64(timeout.min(1e9)))
+        };
+        if client.call(id, method, Bytes::copy_from_slice(body), deadline) {
             0
         } else {
             REJECTED

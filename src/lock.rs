@@ -6,8 +6,7 @@ use crate::runtime::Route;
 
 pub fn route(method: &str) -> Option<Route> {
     Some(match method {
-        // Waiting for a held lock can take any time: no deadline.
-        "lock" => Route::new::<LockResponse>("/v3lockpb.Lock/Lock", "lock").without_deadline(),
+        "lock" => Route::new::<LockResponse>("/v3lockpb.Lock/Lock", "lock"),
         "unlock" => Route::new::<UnlockResponse>("/v3lockpb.Lock/Unlock", "unlock"),
         _ => return None,
     })

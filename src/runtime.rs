@@ -128,7 +128,12 @@ impl Shared {
 
     /// Wraps a message with the auth token (when `with_token`) and, for
     /// calls with a deadline, the grpc-timeout the server should honour too.
-    pub fn request<T>(&self, msg: T, with_token: bool, deadline: bool) -> tonic::Request<T> {
+    pub fn request<T>(
+        &self,
+        msg: T,
+        with_token: bool,
+        deadline: Option<Duration>,
+    ) -> tonic::Request<T> {
         let mut req = tonic::Request::new(msg);
         if with_token {
             if let Some(t) = self
@@ -140,9 +145,13 @@ impl Shared {
                 req.metadata_mut().insert("token", t.clone());
             }
         }
-        if deadline {
-            req.metadata_mut()
-                .insert("grpc-timeout", self.grpc_timeout.clone());
+        if let Some(d) = deadline {
+            let value = if d == self.cfg.timeout {
+                self.grpc_timeout.clone()
+            } else {
+                grpc_timeout_value(d)
+            };
+            req.metadata_mut().insert("grpc-timeout", value);
         }
         req
     }
@@ -158,7 +167,8 @@ impl Shared {
 
 /// A grpc-timeout value ("30000m"): at most 8 digits and a unit.
 fn grpc_timeout_value(timeout: Duration) -> AsciiMetadataValue {
-    let ms = timeout.as_millis();
+    // Round up: a deadline under a millisecond must not read as none.
+    let ms = timeout.as_micros().div_ceil(1000).max(1);
     let text = if ms <= 99_999_999 {
         format!("{ms}m")
     } else {
@@ -226,8 +236,6 @@ pub struct Route {
     pub source: &'static str,
     /// Turns the reply into Perl-ready form; sees the request too.
     pub decode: fn(&Shared, &Bytes, Bytes) -> Result<Reply, String>,
-    /// False for calls that wait on other clients (lock, campaign).
-    pub deadline: bool,
     /// False for authenticate: etcd 3.4 rejects a login carrying a stale token.
     pub with_token: bool,
 }
@@ -241,14 +249,8 @@ impl Route {
             path,
             source,
             decode: decode_as::<T>,
-            deadline: true,
             with_token: true,
         }
-    }
-
-    pub fn without_deadline(mut self) -> Route {
-        self.deadline = false;
-        self
     }
 }
 
@@ -327,10 +329,11 @@ pub async fn round_trip(
     shared: &Shared,
     route: &Route,
     body: Bytes,
+    deadline: Option<Duration>,
 ) -> Result<Bytes, (Status, u64)> {
     let (channel, generation) = shared.channel();
     let mut client = grpc(channel);
-    let req = shared.request(body, route.with_token, route.deadline);
+    let req = shared.request(body, route.with_token, deadline);
     client
         .ready()
         .await
@@ -342,9 +345,14 @@ pub async fn round_trip(
         .map_err(|s| (s, generation))
 }
 
-async fn unary_call(shared: &Shared, route: &Route, body: Bytes) -> Result<Reply, EtcdError> {
+async fn unary_call(
+    shared: &Shared,
+    route: &Route,
+    body: Bytes,
+    deadline: Option<Duration>,
+) -> Result<Reply, EtcdError> {
     let attempts = async {
-        let mut outcome = round_trip(shared, route, body.clone()).await;
+        let mut outcome = round_trip(shared, route, body.clone(), deadline).await;
         // The server forgot our token (expired, or auth changed): log in
         // again with the remembered credentials and retry once.
         if let Err((status, _)) = &outcome {
@@ -352,23 +360,17 @@ async fn unary_call(shared: &Shared, route: &Route, body: Bytes) -> Result<Reply
                 && crate::auth::is_stale_token(status)
                 && crate::auth::reauthenticate(shared).await
             {
-                outcome = round_trip(shared, route, body.clone()).await;
+                outcome = round_trip(shared, route, body.clone(), deadline).await;
             }
         }
         outcome
     };
-    let outcome = if route.deadline {
-        match tokio::time::timeout(shared.cfg.timeout, attempts).await {
+    let outcome = match deadline {
+        Some(limit) => match tokio::time::timeout(limit, attempts).await {
             Ok(r) => r,
-            Err(_) => {
-                return Err(EtcdError::deadline(
-                    route.source,
-                    shared.cfg.timeout.as_secs_f64(),
-                ))
-            }
-        }
-    } else {
-        attempts.await
+            Err(_) => return Err(EtcdError::deadline(route.source, limit.as_secs_f64())),
+        },
+        None => attempts.await,
     };
     match outcome {
         Ok(reply) => (route.decode)(shared, &body, reply)
@@ -377,7 +379,14 @@ async fn unary_call(shared: &Shared, route: &Route, body: Bytes) -> Result<Reply
             if crate::error::is_transport_failure(&status) {
                 shared.connection_failed(generation);
             }
-            Err(EtcdError::from_status(&status, route.source))
+            let err = EtcdError::from_status(&status, route.source);
+            // tonic's own timer for the grpc-timeout header may fire first.
+            match deadline {
+                Some(limit) if err.code == tonic::Code::DeadlineExceeded => {
+                    Err(EtcdError::deadline(route.source, limit.as_secs_f64()))
+                }
+                _ => Err(err),
+            }
         }
     }
 }
@@ -409,7 +418,7 @@ async fn health_loop(shared: Arc<Shared>, every: Duration) {
         let (channel, generation) = shared.channel();
         let endpoint = shared.current_endpoint();
         let mut client = grpc(channel);
-        let req = shared.request(Bytes::new(), true, true);
+        let req = shared.request(Bytes::new(), true, Some(shared.cfg.timeout));
         let probe = async {
             client
                 .ready()
@@ -525,16 +534,37 @@ impl Client {
         })
     }
 
-    /// Starts a unary call; false when `method` is unknown.
-    pub fn call(&self, id: u64, method: &str, body: Bytes) -> bool {
+    /// Starts a unary call; false when `method` is unknown. `deadline`
+    /// is the call's own timeout (`None`: wait as long as it takes).
+    pub fn call(&self, id: u64, method: &str, body: Bytes, deadline: CallDeadline) -> bool {
         let Some(route) = route(method) else {
             return false;
         };
+        let deadline = match deadline {
+            CallDeadline::ClientDefault => Some(self.shared.cfg.timeout),
+            CallDeadline::Unlimited => None,
+            CallDeadline::After(d) => Some(d),
+        };
         // The dispatcher is woken only when it is idle: a burst of calls
         // from one drain costs one wake-up of the runtime thread.
-        let _ = self.submit.send(Submission { id, route, body });
+        let _ = self.submit.send(Submission {
+            id,
+            route,
+            body,
+            deadline,
+        });
         true
     }
+}
+
+/// How long one unary call may take.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum CallDeadline {
+    /// The client's `timeout`.
+    ClientDefault,
+    /// No deadline (`timeout => 0`).
+    Unlimited,
+    After(Duration),
 }
 
 /// A unary call handed over by the Perl thread.
@@ -542,17 +572,24 @@ struct Submission {
     id: u64,
     route: Route,
     body: Bytes,
+    deadline: Option<Duration>,
 }
 
 /// Turns submissions into tasks. Spawning here, on the runtime thread, is
 /// a local queue push; spawning from the Perl thread would wake the runtime
 /// once per call.
 async fn dispatch(shared: Arc<Shared>, mut rx: tokio::sync::mpsc::UnboundedReceiver<Submission>) {
-    while let Some(Submission { id, route, body }) = rx.recv().await {
+    while let Some(Submission {
+        id,
+        route,
+        body,
+        deadline,
+    }) = rx.recv().await
+    {
         let shared = shared.clone();
         tokio::spawn(async move {
             let guard = ReplyGuard::new(shared.clone(), id, route.source);
-            let result = unary_call(&shared, &route, body).await;
+            let result = unary_call(&shared, &route, body, deadline).await;
             guard.reply(result);
         });
     }
@@ -577,6 +614,7 @@ mod tests {
     fn grpc_timeout_header_fits_eight_digits() {
         assert_eq!(grpc_timeout_value(Duration::from_secs(30)), "30000m");
         assert_eq!(grpc_timeout_value(Duration::from_millis(1500)), "1500m");
+        assert_eq!(grpc_timeout_value(Duration::from_micros(300)), "1m");
         assert_eq!(
             grpc_timeout_value(Duration::from_secs(1_000_000_000)),
             "277777H"

@@ -116,7 +116,7 @@ impl<Req, Resp> SharedStream<Req, Resp> {
         let (channel, generation) = shared.channel();
         self.generation = generation;
         let (tx, rx) = mpsc::unbounded_channel();
-        let req = shared.request(UnboundedReceiverStream::new(rx), true, false);
+        let req = shared.request(UnboundedReceiverStream::new(rx), true, None);
         self.opening = Some(start(channel, req));
         self.tx = Some(tx);
     }

@@ -26,10 +26,11 @@ sub pause { run_until(sub { 0 }, $_[0]) }
 sub lease { ok_call($c1, 'lease_grant', $_[0] // 60)->{id} }
 
 # Start a lock call and record its outcome.
+# A contender; it waits without a deadline unless $opts says otherwise.
 sub start_lock {
-    my ($client, $name, $lease) = @_;
+    my ($client, $name, $lease, $opts) = @_;
     my $rec = { done => 0 };
-    $client->lock($name, $lease, sub {
+    $client->lock($name, $lease, $opts // { timeout => 0 }, sub {
         @$rec{qw(resp err at)} = (@_, time);
         $rec->{done}++;
     });
@@ -76,7 +77,7 @@ sub start_lock {
     my $u = ok_call($c1, 'unlock', $a->{key});
     my $t_unlock = time;
     ok run_until(sub { $b->{done} }, 10), 'second contender gets the lock after unlock';
-    ok !$b->{err}, 'without error (a waiting lock has no deadline)'
+    ok !$b->{err}, 'without error (timeout => 0: no deadline)'
         or diag "$b->{err}{status}: $b->{err}{message}";
     like $b->{resp}{key}, qr{^res/pair/}, 'its key has the lock name';
     isnt $b->{resp}{key}, $a->{key}, 'and differs from the first holder\'s key';
@@ -86,6 +87,44 @@ sub start_lock {
     my $g = ok_call($c1, 'get', 'res/pair/', { prefix => 1 });
     is_deeply [ map { $_->{key} } @{ $g->{kvs} } ], [ $b->{resp}{key} ], 'only the new holder\'s key remains';
     ok_call($c2, 'unlock', $b->{resp}{key});
+    ok_call($c1, 'lease_revoke', $_) for $la, $lb;
+}
+
+# --- a waiting lock obeys the client's timeout, or its own -----------------
+{
+    my ($la, $lb) = (lease(), lease());
+    my $a = ok_call($c1, 'lock', 'res/deadline', $la);
+    my $t0 = time;
+    my $b = { done => 0 };    # the 3-argument form: the client's timeout
+    $c2->lock('res/deadline', $lb, sub { @$b{qw(resp err at)} = (@_, time); $b->{done}++ });
+    ok run_until(sub { $b->{done} }, 10), 'a lock waiting past the client timeout ends';
+    is $b->{err}{status}, 'DEADLINE_EXCEEDED', '... with DEADLINE_EXCEEDED';
+    is $b->{err}{source}, 'lock', '... from lock';
+    is $b->{err}{retryable}, 1, '... retryable';
+    cmp_ok $b->{at} - $t0, '>=', 0.9, '... after the client timeout (1 s)';
+    cmp_ok $b->{at} - $t0, '<', 5, '... not much later';
+
+    my $t1 = time;
+    my $own = start_lock($c1, 'res/deadline', $lb, { timeout => 1.5 });
+    ok run_until(sub { $own->{done} }, 10), 'a per-call timeout overrides the client\'s 10 s';
+    is $own->{err}{status}, 'DEADLINE_EXCEEDED', '... DEADLINE_EXCEEDED';
+    like $own->{err}{message}, qr/1\.5/, '... naming the per-call deadline';
+    cmp_ok $own->{at} - $t1, '>=', 1.4, '... no sooner than 1.5 s';
+    cmp_ok $own->{at} - $t1, '<', 6, '... and not at the client\'s 10 s';
+
+    # the server gives up the waiting contender's key along with the call
+    my $left;
+    for (1 .. 50) {
+        $left = ok_call($c1, 'get', 'res/deadline/', { prefix => 1 })->{kvs};
+        last if @$left == 1;
+        pause(0.1);
+    }
+    is_deeply [ map { $_->{key} } @$left ], [ $a->{key} ],
+        'only the holder\'s key is left after the timed-out waits';
+    ok_call($c1, 'unlock', $a->{key});
+    my $after = ok_call($c1, 'lock', 'res/deadline', $lb, { timeout => 5 });
+    ok $after->{key}, 'the lock is free for the next taker';
+    ok_call($c1, 'unlock', $after->{key});
     ok_call($c1, 'lease_revoke', $_) for $la, $lb;
 }
 

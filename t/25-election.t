@@ -25,11 +25,12 @@ my $c2 = EV::Etcd->new(endpoints => [ $srv->endpoint ], timeout => 1, max_retrie
 sub pause { run_until(sub { 0 }, $_[0]) }
 sub lease { ok_call($c1, 'lease_grant', $_[0] // 60)->{id} }
 
+# A campaigner; it waits without a deadline unless $opts says otherwise.
 sub start_campaign {
-    my ($client, $name, $lease, $value) = @_;
+    my ($client, $name, $lease, $value, $opts) = @_;
     my $rec = { done => 0 };
-    $client->election_campaign($name, $lease, $value, sub {
-        @$rec{qw(resp err)} = @_;
+    $client->election_campaign($name, $lease, $value, $opts // { timeout => 0 }, sub {
+        @$rec{qw(resp err at)} = (@_, time);
         $rec->{done}++;
     });
     return $rec;
@@ -119,7 +120,7 @@ sub values_of { map { $_->{kv}{value} } @{ $_[0]{msgs} } }
 
     my $r = ok_call($c1, 'election_resign', $a->{leader});
     ok run_until(sub { $b->{done} }, 10), 'second campaigner elected after the resign';
-    ok !$b->{err}, 'without error (a waiting campaign has no deadline)'
+    ok !$b->{err}, 'without error (timeout => 0: no deadline)'
         or diag "$b->{err}{status}: $b->{err}{message}";
     is $b->{resp}{leader}{name}, 'el/pair', 'new leader name';
     isnt $b->{resp}{leader}{key}, $a->{leader}{key}, 'new leader key';
@@ -150,6 +151,38 @@ sub values_of { map { $_->{kv}{value} } @{ $_[0]{msgs} } }
     is ok_call($c1, 'election_leader', 'el/revoke')->{kv}{value}, 'B', 'the second is leader';
     ok_call($c2, 'election_resign', $b->{resp}{leader});
     ok_call($c1, 'lease_revoke', $lb);
+}
+
+# --- a waiting campaign obeys the client's timeout, or its own -------------
+{
+    my ($la, $lb) = (lease(), lease());
+    my $a = ok_call($c1, 'election_campaign', 'el/deadline', $la, 'A');
+    my $t0 = time;
+    my $b = { done => 0 };    # the 4-argument form: the client's timeout (1 s)
+    $c2->election_campaign('el/deadline', $lb, 'B', sub { @$b{qw(resp err at)} = (@_, time); $b->{done}++ });
+    ok run_until(sub { $b->{done} }, 10), 'a campaign waiting past the client timeout ends';
+    is $b->{err}{status}, 'DEADLINE_EXCEEDED', '... with DEADLINE_EXCEEDED';
+    is $b->{err}{source}, 'election_campaign', '... from election_campaign';
+    cmp_ok $b->{at} - $t0, '>=', 0.9, '... after the client timeout';
+    cmp_ok $b->{at} - $t0, '<', 5, '... not much later';
+
+    my $t1 = time;
+    my $own = start_campaign($c1, 'el/deadline', $lb, 'B', { timeout => 1.5 });
+    ok run_until(sub { $own->{done} }, 10), 'a per-call timeout overrides the client\'s 10 s';
+    is $own->{err}{status}, 'DEADLINE_EXCEEDED', '... DEADLINE_EXCEEDED';
+    cmp_ok $own->{at} - $t1, '>=', 1.4, '... no sooner than 1.5 s';
+    cmp_ok $own->{at} - $t1, '<', 6, '... and not at the client\'s 10 s';
+
+    my $left;
+    for (1 .. 50) {
+        $left = ok_call($c1, 'get', 'el/deadline/', { prefix => 1 })->{kvs};
+        last if @$left == 1;
+        pause(0.1);
+    }
+    is_deeply [ map { $_->{value} } @$left ], ['A'], 'the timed-out campaigners left no key behind';
+    is ok_call($c1, 'election_leader', 'el/deadline')->{kv}{value}, 'A', 'the leader is unchanged';
+    ok_call($c1, 'election_resign', $a->{leader});
+    ok_call($c1, 'lease_revoke', $_) for $la, $lb;
 }
 
 # --- observe: cancel semantics -----------------------------------------------

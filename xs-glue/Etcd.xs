@@ -487,6 +487,9 @@ static HV *opts_and_cb(pTHX_ const char *method, SV **args, int n, SV **cb)
 
 static void unknown_option(pTHX_ const char *method, const char *k, STRLEN klen)
 {
+    if (klen == 7 && memEQ(k, "timeout", 7))
+        croak("%s: timeout does not apply here (streams have no deadline; txn operations take the txn's)",
+              method);
     croak("%s: unknown option '%.*s'", method, (int)klen, k);
 }
 
@@ -536,10 +539,31 @@ static void put_key_range(pTHX_ pb_buf *b, const char *key, STRLEN klen, int pre
     }
 }
 
-static U64 start_call(pTHX_ etcd_t *c, const char *method, pb_buf *body, SV *cb)
+/* The `timeout` option of a unary call: seconds, 0 for no deadline, or
+ * -1 (absent) for the client's timeout. */
+static double call_timeout(pTHX_ HV *opts, const char *method)
 {
+    SV **svp = opts ? hv_fetchs(opts, "timeout", 0) : NULL;
+    NV t;
+    if (!svp)
+        return -1;
+    SvGETMAGIC(*svp);
+    if (!SvOK(*svp))
+        return -1;
+    if (!looks_like_number(*svp) || SvROK(*svp))
+        croak("%s: timeout must be a number of seconds", method);
+    t = SvNV_nomg(*svp);
+    if (t != t || t < 0 || t > 1e300)
+        croak("%s: timeout must be a finite number of seconds, 0 or more", method);
+    return t > 1e9 ? 1e9 : t;
+}
+
+/* Sends a unary call; `opts` (or NULL) may carry its `timeout`. */
+static U64 start_call(pTHX_ etcd_t *c, const char *method, pb_buf *body, SV *cb, HV *opts)
+{
+    double timeout = call_timeout(aTHX_ opts, method);
     U64 id = register_cb(aTHX_ c, cb);
-    int rc = evetcd_call(c->rs, id, method, strlen(method), body->p, body->len);
+    int rc = evetcd_call(c->rs, id, method, strlen(method), body->p, body->len, timeout);
     if (rc != 0) {
         forget_cb(aTHX_ c, id);
         croak("%s: the request could not be started (internal error %d)", method, rc);
@@ -572,7 +596,7 @@ static void call_with_strings(pTHX_ etcd_t *c, const char *method, SV *cb, int n
         const char *s = need_bytes(aTHX_ args[i], &len, method, names[i]);
         pb_bytes(aTHX_ &b, i + 1, s, len);
     }
-    start_call(aTHX_ c, method, &b, cb);
+    start_call(aTHX_ c, method, &b, cb, NULL);
 }
 
 /* Starts `method` whose request is one id in field 1: a member id
@@ -588,11 +612,42 @@ static void call_with_id(pTHX_ etcd_t *c, const char *method, SV *cb, SV *id, co
         pb_int(aTHX_ &b, 1, need_nonneg_int(aTHX_ id, method, name));
     else
         pb_uint(aTHX_ &b, 1, need_uint(aTHX_ id, method, name));
-    start_call(aTHX_ c, method, &b, cb);
+    start_call(aTHX_ c, method, &b, cb, NULL);
 }
 
 /* Encoders shared by the plain methods and txn. */
 #include "encode.h"
+
+enum kv_kind { KV_PUT, KV_GET, KV_DELETE };
+
+/* The body of put, get and delete: options, encoding, submission. */
+static void kv_call(pTHX_ etcd_t *c, enum kv_kind kind, SV *key, SV *value, SV **rest, int n)
+{
+    static const char *const names[] = { "put", "get", "delete" };
+    const char *method = names[kind];
+    pb_buf b;
+    SV *cb;
+    HV *opts;
+    check_fork(aTHX_ c);
+    opts = opts_and_cb(aTHX_ method, rest, n, &cb);
+    pb_init(aTHX_ &b);
+    switch (kind) {
+    case KV_PUT: encode_put(aTHX_ &b, method, key, value, opts, 0); break;
+    case KV_GET: encode_range(aTHX_ &b, method, key, opts, 0); break;
+    case KV_DELETE: encode_delete(aTHX_ &b, method, key, opts, 0); break;
+    }
+    start_call(aTHX_ c, method, &b, cb, opts);
+}
+
+/* Options of lock and election_campaign: only `timeout`. */
+static HV *wait_opts(pTHX_ const char *method, SV **rest, int n, SV **cb)
+{
+    HV *opts = opts_and_cb(aTHX_ method, rest, n, cb);
+    OPT_BEGIN(opts)
+        if (!OPT_IS("timeout")) unknown_option(aTHX_ method, k, klen);
+    OPT_END
+    return opts;
+}
 
 MODULE = EV::Etcd    PACKAGE = EV::Etcd
 

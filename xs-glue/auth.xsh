@@ -75,7 +75,7 @@ role_grant_permission(EV::Etcd c, SV *role = NULL, SV *perm_type = NULL, SV *key
     pb_init(aTHX_ &b);
     pb_bytes(aTHX_ &b, 1, r, rl);
     pb_msg(aTHX_ &b, 2, &perm);
-    start_call(aTHX_ c, "role_grant_permission", &b, cb);
+    start_call(aTHX_ c, "role_grant_permission", &b, cb, NULL);
 
 void
 role_revoke_permission(EV::Etcd c, SV *role = NULL, SV *key = NULL, SV *range_end = NULL, SV *cb = NULL)
@@ -95,4 +95,4 @@ role_revoke_permission(EV::Etcd c, SV *role = NULL, SV *key = NULL, SV *range_en
     pb_bytes(aTHX_ &b, 1, r, rl);
     pb_bytes(aTHX_ &b, 2, k, kl);
     pb_bytes(aTHX_ &b, 3, e, el);
-    start_call(aTHX_ c, "role_revoke_permission", &b, cb);
+    start_call(aTHX_ c, "role_revoke_permission", &b, cb, NULL);

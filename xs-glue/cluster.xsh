@@ -11,12 +11,13 @@ member_list(EV::Etcd c, ...)
     check_fork(aTHX_ c);
     opts = opts_and_cb(aTHX_ "member_list", &ST(1), items - 1, &cb);
     OPT_BEGIN(opts)
+        if (OPT_IS("timeout")) continue; /* start_call reads it */
         if (OPT_IS("linearizable")) linearizable = opt_true(aTHX_ v);
         else unknown_option(aTHX_ "member_list", k, klen);
     OPT_END
     pb_init(aTHX_ &b);
     pb_int(aTHX_ &b, 1, linearizable);
-    start_call(aTHX_ c, "member_list", &b, cb);
+    start_call(aTHX_ c, "member_list", &b, cb, opts);
 
 void
 member_add(EV::Etcd c, SV *peer_urls = NULL, ...)
@@ -29,13 +30,14 @@ member_add(EV::Etcd c, SV *peer_urls = NULL, ...)
     check_fork(aTHX_ c);
     opts = opts_and_cb(aTHX_ "member_add", &ST(2), items - 2, &cb);
     OPT_BEGIN(opts)
+        if (OPT_IS("timeout")) continue; /* start_call reads it */
         if (OPT_IS("is_learner")) learner = opt_true(aTHX_ v);
         else unknown_option(aTHX_ "member_add", k, klen);
     OPT_END
     pb_init(aTHX_ &b);
     encode_urls(aTHX_ &b, 1, peer_urls, "member_add");
     pb_int(aTHX_ &b, 2, learner);
-    start_call(aTHX_ c, "member_add", &b, cb);
+    start_call(aTHX_ c, "member_add", &b, cb, opts);
 
 void
 member_remove(EV::Etcd c, SV *id = NULL, SV *cb = NULL)
@@ -54,4 +56,4 @@ member_update(EV::Etcd c, SV *id = NULL, SV *peer_urls = NULL, SV *cb = NULL)
     pb_init(aTHX_ &b);
     pb_uint(aTHX_ &b, 1, need_uint(aTHX_ id, "member_update", "member id"));
     encode_urls(aTHX_ &b, 2, peer_urls, "member_update");
-    start_call(aTHX_ c, "member_update", &b, cb);
+    start_call(aTHX_ c, "member_update", &b, cb, NULL);

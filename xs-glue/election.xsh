@@ -1,21 +1,23 @@
 # Election service: campaign, leader, proclaim, resign, observe.
 
 void
-election_campaign(EV::Etcd c, SV *name = NULL, SV *lease = NULL, SV *value = NULL, SV *cb = NULL)
+election_campaign(EV::Etcd c, SV *name = NULL, SV *lease = NULL, SV *value = NULL, ...)
   PREINIT:
     pb_buf b;
     STRLEN n, vl;
     const char *s, *val;
+    SV *cb;
+    HV *opts;
   CODE:
     check_fork(aTHX_ c);
-    need_cb(aTHX_ cb);
+    opts = wait_opts(aTHX_ "election_campaign", &ST(4), items - 4, &cb);
     s = need_bytes(aTHX_ name, &n, "election_campaign", "name");
     val = need_bytes(aTHX_ value, &vl, "election_campaign", "value");
     pb_init(aTHX_ &b);
     pb_bytes(aTHX_ &b, 1, s, n);
     pb_int(aTHX_ &b, 2, need_nonneg_int(aTHX_ lease, "election_campaign", "lease id"));
     pb_bytes(aTHX_ &b, 3, val, vl);
-    start_call(aTHX_ c, "election_campaign", &b, cb);
+    start_call(aTHX_ c, "election_campaign", &b, cb, opts);
 
 void
 election_leader(EV::Etcd c, SV *name = NULL, SV *cb = NULL)
@@ -37,7 +39,7 @@ election_proclaim(EV::Etcd c, SV *leader = NULL, SV *value = NULL, SV *cb = NULL
     encode_leader_key(aTHX_ &b, 1, leader, "election_proclaim");
     val = need_bytes(aTHX_ value, &vl, "election_proclaim", "value");
     pb_bytes(aTHX_ &b, 2, val, vl);
-    start_call(aTHX_ c, "election_proclaim", &b, cb);
+    start_call(aTHX_ c, "election_proclaim", &b, cb, NULL);
 
 void
 election_resign(EV::Etcd c, SV *leader = NULL, SV *cb = NULL)
@@ -48,7 +50,7 @@ election_resign(EV::Etcd c, SV *leader = NULL, SV *cb = NULL)
     need_cb(aTHX_ cb);
     pb_init(aTHX_ &b);
     encode_leader_key(aTHX_ &b, 1, leader, "election_resign");
-    start_call(aTHX_ c, "election_resign", &b, cb);
+    start_call(aTHX_ c, "election_resign", &b, cb, NULL);
 
 SV *
 election_observe(EV::Etcd c, SV *name = NULL, ...)

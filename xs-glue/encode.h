@@ -41,6 +41,7 @@ static void encode_range(pTHX_ pb_buf *b, const char *method, SV *key_sv, HV *op
 
     OPT_BEGIN(opts)
         if (skip_key && OPT_IS("key")) continue;
+        if (!skip_key && OPT_IS("timeout")) continue; /* start_call reads it */
         if (OPT_IS("prefix")) prefix = opt_true(aTHX_ v);
         else if (OPT_IS("range_end")) range_end = SvOK(v) ? v : NULL;
         else if (OPT_IS("limit")) limit = need_nonneg_int(aTHX_ v, method, "limit");
@@ -83,6 +84,7 @@ static void encode_put(pTHX_ pb_buf *b, const char *method, SV *key_sv, SV *valu
 
     OPT_BEGIN(opts)
         if (skip_kv && (OPT_IS("key") || OPT_IS("value"))) continue;
+        if (!skip_kv && OPT_IS("timeout")) continue;
         if (OPT_IS("lease")) lease = SvOK(v) ? need_nonneg_int(aTHX_ v, method, "lease") : 0;
         else if (OPT_IS("prev_kv")) prev_kv = opt_true(aTHX_ v);
         else if (OPT_IS("ignore_value")) ignore_value = opt_true(aTHX_ v);
@@ -111,6 +113,7 @@ static void encode_delete(pTHX_ pb_buf *b, const char *method, SV *key_sv, HV *o
 
     OPT_BEGIN(opts)
         if (skip_key && OPT_IS("key")) continue;
+        if (!skip_key && OPT_IS("timeout")) continue;
         if (OPT_IS("prefix")) prefix = opt_true(aTHX_ v);
         else if (OPT_IS("range_end")) range_end = SvOK(v) ? v : NULL;
         else if (OPT_IS("prev_kv")) prev_kv = opt_true(aTHX_ v);

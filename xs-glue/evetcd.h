@@ -38,8 +38,9 @@ enum { EVETCD_WATCH = 1, EVETCD_KEEPALIVE = 2, EVETCD_OBSERVE = 3 };
 evetcd_client *evetcd_new(const evetcd_config *cfg, char *err, size_t err_cap);
 void evetcd_free(evetcd_client *c);
 int evetcd_fd(const evetcd_client *c);
+/* timeout: seconds; negative for the client's timeout, 0 for none. */
 int evetcd_call(const evetcd_client *c, uint64_t id, const char *method, size_t method_len,
-                const char *body, size_t body_len);
+                const char *body, size_t body_len, double timeout);
 int evetcd_watch(const evetcd_client *c, uint64_t id, const char *body, size_t body_len,
                  int auto_reconnect);
 int evetcd_keepalive(const evetcd_client *c, uint64_t id, int64_t lease, int auto_reconnect);

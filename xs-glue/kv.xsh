@@ -2,42 +2,18 @@
 
 void
 put(EV::Etcd c, SV *key = NULL, SV *value = NULL, ...)
-  PREINIT:
-    pb_buf b;
-    SV *cb;
-    HV *opts;
   CODE:
-    check_fork(aTHX_ c);
-    opts = opts_and_cb(aTHX_ "put", &ST(3), items - 3, &cb);
-    pb_init(aTHX_ &b);
-    encode_put(aTHX_ &b, "put", key, value, opts, 0);
-    start_call(aTHX_ c, "put", &b, cb);
+    kv_call(aTHX_ c, KV_PUT, key, value, &ST(3), items - 3);
 
 void
 get(EV::Etcd c, SV *key = NULL, ...)
-  PREINIT:
-    pb_buf b;
-    SV *cb;
-    HV *opts;
   CODE:
-    check_fork(aTHX_ c);
-    opts = opts_and_cb(aTHX_ "get", &ST(2), items - 2, &cb);
-    pb_init(aTHX_ &b);
-    encode_range(aTHX_ &b, "get", key, opts, 0);
-    start_call(aTHX_ c, "get", &b, cb);
+    kv_call(aTHX_ c, KV_GET, key, NULL, &ST(2), items - 2);
 
 void
 delete(EV::Etcd c, SV *key = NULL, ...)
-  PREINIT:
-    pb_buf b;
-    SV *cb;
-    HV *opts;
   CODE:
-    check_fork(aTHX_ c);
-    opts = opts_and_cb(aTHX_ "delete", &ST(2), items - 2, &cb);
-    pb_init(aTHX_ &b);
-    encode_delete(aTHX_ &b, "delete", key, opts, 0);
-    start_call(aTHX_ c, "delete", &b, cb);
+    kv_call(aTHX_ c, KV_DELETE, key, NULL, &ST(2), items - 2);
 
 void
 txn(EV::Etcd c, SV *compare = NULL, SV *success = NULL, SV *failure = NULL, SV *cb = NULL)
@@ -68,7 +44,7 @@ txn(EV::Etcd c, SV *compare = NULL, SV *success = NULL, SV *failure = NULL, SV *
             pb_msg(aTHX_ &b, l + 1, &sub);
         }
     }
-    start_call(aTHX_ c, "txn", &b, cb);
+    start_call(aTHX_ c, "txn", &b, cb, NULL);
 
 void
 compact(EV::Etcd c, SV *revision = NULL, ...)
@@ -81,10 +57,11 @@ compact(EV::Etcd c, SV *revision = NULL, ...)
     check_fork(aTHX_ c);
     opts = opts_and_cb(aTHX_ "compact", &ST(2), items - 2, &cb);
     OPT_BEGIN(opts)
+        if (OPT_IS("timeout")) continue; /* start_call reads it */
         if (OPT_IS("physical")) physical = opt_true(aTHX_ v);
         else unknown_option(aTHX_ "compact", k, klen);
     OPT_END
     pb_init(aTHX_ &b);
     pb_int(aTHX_ &b, 1, need_int(aTHX_ revision, "compact", "revision"));
     pb_int(aTHX_ &b, 2, physical);
-    start_call(aTHX_ c, "compact", &b, cb);
+    start_call(aTHX_ c, "compact", &b, cb, opts);

@@ -12,7 +12,7 @@ lease_grant(EV::Etcd c, SV *ttl = NULL, SV *cb = NULL)
     if (t <= 0) croak("lease_grant: ttl must be a positive number of seconds");
     pb_init(aTHX_ &b);
     pb_int(aTHX_ &b, 1, t);
-    start_call(aTHX_ c, "lease_grant", &b, cb);
+    start_call(aTHX_ c, "lease_grant", &b, cb, NULL);
 
 void
 lease_revoke(EV::Etcd c, SV *lease = NULL, SV *cb = NULL)
@@ -30,13 +30,14 @@ lease_time_to_live(EV::Etcd c, SV *lease = NULL, ...)
     check_fork(aTHX_ c);
     opts = opts_and_cb(aTHX_ "lease_time_to_live", &ST(2), items - 2, &cb);
     OPT_BEGIN(opts)
+        if (OPT_IS("timeout")) continue; /* start_call reads it */
         if (OPT_IS("keys")) keys = opt_true(aTHX_ v);
         else unknown_option(aTHX_ "lease_time_to_live", k, klen);
     OPT_END
     pb_init(aTHX_ &b);
     pb_int(aTHX_ &b, 1, need_nonneg_int(aTHX_ lease, "lease_time_to_live", "lease id"));
     pb_int(aTHX_ &b, 2, keys);
-    start_call(aTHX_ c, "lease_time_to_live", &b, cb);
+    start_call(aTHX_ c, "lease_time_to_live", &b, cb, opts);
 
 void
 lease_leases(EV::Etcd c, SV *cb = NULL)

@@ -1,19 +1,21 @@
 # Lock service: lock, unlock.
 
 void
-lock(EV::Etcd c, SV *name = NULL, SV *lease = NULL, SV *cb = NULL)
+lock(EV::Etcd c, SV *name = NULL, SV *lease = NULL, ...)
   PREINIT:
     pb_buf b;
     STRLEN n;
     const char *s;
+    SV *cb;
+    HV *opts;
   CODE:
     check_fork(aTHX_ c);
-    need_cb(aTHX_ cb);
+    opts = wait_opts(aTHX_ "lock", &ST(3), items - 3, &cb);
     s = need_bytes(aTHX_ name, &n, "lock", "name");
     pb_init(aTHX_ &b);
     pb_bytes(aTHX_ &b, 1, s, n);
     pb_int(aTHX_ &b, 2, need_nonneg_int(aTHX_ lease, "lock", "lease id"));
-    start_call(aTHX_ c, "lock", &b, cb);
+    start_call(aTHX_ c, "lock", &b, cb, opts);
 
 void
 unlock(EV::Etcd c, SV *key = NULL, SV *cb = NULL)

@@ -26,6 +26,7 @@ alarm(EV::Etcd c, SV *action = NULL, ...)
     else if (al == 10 && strncasecmp(a, "DEACTIVATE", 10) == 0) act = 2;
     else croak("alarm: unknown action '%s' (expected GET, ACTIVATE or DEACTIVATE)", a);
     OPT_BEGIN(opts)
+        if (OPT_IS("timeout")) continue; /* start_call reads it */
         if (OPT_IS("member_id")) member = SvOK(v) ? need_uint(aTHX_ v, "alarm", "member_id") : 0;
         else if (OPT_IS("alarm")) {
             STRLEN tl;
@@ -41,7 +42,7 @@ alarm(EV::Etcd c, SV *action = NULL, ...)
     pb_int(aTHX_ &b, 1, act);
     pb_uint(aTHX_ &b, 2, member);
     pb_int(aTHX_ &b, 3, kind);
-    start_call(aTHX_ c, "alarm", &b, cb);
+    start_call(aTHX_ c, "alarm", &b, cb, opts);
 
 void
 hash_kv(EV::Etcd c, ...)
@@ -56,7 +57,7 @@ hash_kv(EV::Etcd c, ...)
     if (items == 3) rev = need_int(aTHX_ ST(1), "hash_kv", "revision");
     pb_init(aTHX_ &b);
     pb_int(aTHX_ &b, 1, rev);
-    start_call(aTHX_ c, "hash_kv", &b, cb);
+    start_call(aTHX_ c, "hash_kv", &b, cb, NULL);
 
 void
 move_leader(EV::Etcd c, SV *target = NULL, SV *cb = NULL)

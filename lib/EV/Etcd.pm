@@ -163,12 +163,14 @@ reconnect on their own, to the next endpoint; see L</Reconnection>.
 
 =item timeout => $seconds
 
-Deadline for every unary request, in seconds (fractions allowed). Default
-30. Values below 1 are raised to 1; a value that is not a number croaks. A
-request that runs past its deadline fails with C<DEADLINE_EXCEEDED>.
-L</lock> and L</election_campaign> are exempt: they wait as long as it
-takes, because waiting for someone else to let go is their job. Streams
-(watch, keepalive, observe) have no deadline either.
+Deadline for every unary request, in seconds (fractions allowed), L</lock>
+and L</election_campaign> included. Default 30. Values below 1 are raised
+to 1; a value that is not a number croaks. A request that runs past its
+deadline fails with C<DEADLINE_EXCEEDED> (retryable), and the server is
+told the same deadline, so it stops working on the request too. One call
+can ask for another deadline with its own C<timeout> option (see
+L</Per-call deadlines>). Streams (watch, keepalive, observe) have no
+deadline.
 
 =item max_retries => $n
 
@@ -272,6 +274,28 @@ A transport breakdown in the middle of a request (a reset connection, a
 failed keep-alive ping) is reported as C<UNAVAILABLE> too, not as
 C<UNKNOWN>: C<UNKNOWN> is kept for errors the server itself reported that
 way (for example C<election: no leader>).
+
+=head2 Per-call deadlines
+
+Every unary method that takes an options hash (L</put>, L</get>,
+L</delete>, L</compact>, L</lease_time_to_live>, L</alarm>,
+L</member_list>, L</member_add>, L</lock>, L</election_campaign>) also
+takes C<timeout>, which replaces the client's C<timeout> (L</new>) for that one
+call:
+
+  $etcd->get('/config/', { prefix => 1, timeout => 0.25 }, $cb);
+  $etcd->lock('job', $lease_id, { timeout => 0 }, $cb);   # no deadline
+
+The value is in seconds, fractions allowed and not rounded up to 1 as the
+client option is; C<0> means no deadline at all, and C<undef> the client's.
+A negative, infinite or non-numeric value croaks
+(C<get: timeout must be a finite number of seconds, 0 or more>). The
+streams and the operations inside a L</txn> have no deadline to set: a
+C<timeout> there croaks (C<watch: timeout does not apply here ...>).
+
+When a write (put, delete, compact, ...) ends in C<DEADLINE_EXCEEDED>, it
+may or may not have been applied: the server may have received it just
+before giving up.
 
 =head2 Retryable errors
 
@@ -928,11 +952,18 @@ when its lease expires.
 =head2 lock
 
   $etcd->lock($name, $lease_id, $cb);
+  $etcd->lock($name, $lease_id, { timeout => $seconds }, $cb);
 
 Waits until the lock called C<$name> is free, takes it, and calls back
 with C<header> and C<key>: a unique key (C<$name> followed by a suffix)
-that represents this ownership. There is no deadline: the call waits as
-long as the holders queued before it keep the lock.
+that represents this ownership.
+
+The wait is bounded by the client's C<timeout> (L</new>), or by the call's own
+C<timeout> option; C<< timeout => 0 >> waits as long as it takes. When the
+deadline passes first, the callback gets C<DEADLINE_EXCEEDED> with source
+C<lock>, and the server withdraws the request from the queue (its key is
+deleted), so a timed-out request never holds the lock later. C<timeout> is
+the only option.
 
 Losing the lease while waiting (it expires, or you revoke it) removes this
 request's place in the queue, but it does not end the request right away:
@@ -941,9 +972,9 @@ reports an error (C<mutex: session is expired>); etcd 3.4 reports the lock
 as acquired although its key has already been deleted with the lease. If
 the lease may have lapsed while you waited, check it (L</lease_time_to_live>)
 before trusting the lock. A waiting request cannot be withdrawn from the
-client side; to give up, revoke the lease (which frees the queue for
-others) and ignore the eventual answer, or drop the client (see
-L</DESTRUCTION>).
+client side before its deadline; to give up earlier, revoke the lease
+(which frees the queue for others) and ignore the eventual answer, or drop
+the client (see L</DESTRUCTION>).
 
 =head2 unlock
 
@@ -977,11 +1008,15 @@ ends when the leader resigns or its lease disappears.
 =head2 election_campaign
 
   $etcd->election_campaign($name, $lease_id, $value, $cb);
+  $etcd->election_campaign($name, $lease_id, $value, { timeout => 0 }, $cb);
 
 Enters the election C<$name> with the value C<$value> (typically something
 that identifies the candidate, such as its address) and waits until this
-candidate is leader. Like L</lock> it has no deadline, and losing the
-lease while waiting does not end it either: it is answered only when the
+candidate is leader. Like L</lock>, the wait is bounded by the client's
+C<timeout> (L</new>) or the call's own C<timeout> (C<0>: no deadline, usual for a
+standby that may wait for days); on C<DEADLINE_EXCEEDED> (source
+C<election_campaign>) the server withdraws the candidate. Losing the
+lease while waiting does not end the call: it is answered only when the
 candidates ahead of it are gone, and then reports success (on etcd 3.4 and
 3.5 alike) even though the candidate key went away with the lease. Give up
 the same way as for a lock: revoke the lease and ignore the answer, or
