@@ -117,7 +117,15 @@ pub async fn reauthenticate(shared: &Shared) -> bool {
     let Some(route) = route("authenticate") else {
         return false;
     };
-    match round_trip(shared, &route, request.clone(), Some(shared.cfg.timeout)).await {
+    let mut endpoint = 0;
+    let login = round_trip(
+        shared,
+        &route,
+        request.clone(),
+        Some(shared.cfg.timeout),
+        &mut endpoint,
+    );
+    match login.await {
         Ok(reply) => store_token(shared, &request, reply).is_ok(),
         // Someone turned auth off: carry on without a token.
         Err((status, _)) if status.message().contains("authentication is not enabled") => {

@@ -3,7 +3,7 @@
 //! nowhere else.
 
 use crate::perl::{Builder, BuilderVtable, ToPerl};
-use crate::queue::Disposition;
+use crate::queue::{CallInfo, Disposition};
 use crate::runtime::{CallDeadline, Client, Config};
 use crate::streams::StreamKind;
 use bytes::Bytes;
@@ -23,6 +23,50 @@ pub struct EvetcdConfig {
     pub health_interval: f64,
     pub token: *const u8,
     pub token_len: usize,
+    pub on_request: c_int,
+}
+
+/// The size of a struct, then the offset and size of each named field in
+/// order: what the XS side compares with its own at load time.
+macro_rules! c_layout {
+    ($t:ty; $($f:ident),+) => {{
+        fn field_size<T, F>(_: fn(&T) -> &F) -> usize {
+            std::mem::size_of::<F>()
+        }
+        vec![
+            std::mem::size_of::<$t>(),
+            $(std::mem::offset_of!($t, $f), field_size(|x: &$t| &x.$f)),+
+        ]
+    }};
+}
+pub(crate) use c_layout;
+
+impl EvetcdConfig {
+    fn layout() -> Vec<usize> {
+        c_layout!(EvetcdConfig; endpoints, endpoint_lens, n_endpoints, timeout, max_retries,
+            health_interval, token, token_len, on_request)
+    }
+}
+
+/// Struct layouts the XS side checks at load time: `which` 0 is
+/// evetcd_config, 1 evetcd_builder. Writes up to `cap` numbers (the size,
+/// then each field's offset and size in declaration order) and returns how
+/// many there are.
+///
+/// # Safety
+/// `out` has room for `cap` values (or `cap` is 0).
+#[no_mangle]
+pub unsafe extern "C" fn evetcd_layout(which: c_int, out: *mut usize, cap: usize) -> usize {
+    let layout = match which {
+        0 => EvetcdConfig::layout(),
+        1 => BuilderVtable::layout(),
+        _ => return 0,
+    };
+    for (i, v) in layout.iter().take(cap).enumerate() {
+        // SAFETY: i < cap, and the caller gave `cap` writable values.
+        unsafe { *out.add(i) = *v };
+    }
+    layout.len()
 }
 
 /// Returned for a call the library rejected (unknown method, bad bytes).
@@ -81,6 +125,7 @@ pub unsafe extern "C" fn evetcd_new(
             health_interval: (cfg.health_interval > 0.0)
                 .then(|| Duration::from_secs_f64(cfg.health_interval)),
             auth_token: (!token.is_empty()).then(|| String::from_utf8_lossy(token).into_owned()),
+            on_request: cfg.on_request != 0,
         };
         Client::new(config)
     }));
@@ -260,6 +305,7 @@ pub unsafe extern "C" fn evetcd_ack(client: *const Client) {
 /// Takes the next completion, if any, and builds its Perl data.
 /// Returns 1 with `*id`, `*disposition` (0 keep, 1 last) and either
 /// `*resp` or `*err` set to a new HV (the other null), or 0 when empty.
+/// `*info` is the `on_request` hash of a unary call, or null.
 ///
 /// # Safety
 /// `client` is live; `vt` holds working XS builder functions; out-pointers are writable.
@@ -271,6 +317,7 @@ pub unsafe extern "C" fn evetcd_next(
     disposition: *mut c_int,
     resp: *mut *mut std::ffi::c_void,
     err: *mut *mut std::ffi::c_void,
+    info: *mut *mut std::ffi::c_void,
 ) -> c_int {
     // SAFETY: live client and builder per contract.
     let (client, vt) = unsafe { (&*client, &*vt) };
@@ -289,6 +336,16 @@ pub unsafe extern "C" fn evetcd_next(
         let hv = catch_unwind(AssertUnwindSafe(|| e.to_perl(&b).into_raw()));
         (std::ptr::null_mut(), hv.unwrap_or(std::ptr::null_mut()))
     });
+    let call = c.info.as_ref().and_then(|i| {
+        let status = match &c.result {
+            Ok(_) => "OK",
+            Err(e) => e.status_name(),
+        };
+        catch_unwind(AssertUnwindSafe(|| {
+            call_info_to_perl(&b, i, status).into_raw()
+        }))
+        .ok()
+    });
     let code = match c.disposition {
         Disposition::Keep => 0,
         Disposition::Last => 1,
@@ -299,8 +356,19 @@ pub unsafe extern "C" fn evetcd_next(
         *disposition = code;
         *resp = ok;
         *err = bad;
+        *info = call.unwrap_or(std::ptr::null_mut());
     }
     1
+}
+
+fn call_info_to_perl(b: &Builder, info: &CallInfo, status: &str) -> crate::perl::Hv {
+    let h = b.hv();
+    b.bytes(h, "method", info.method.as_bytes());
+    b.bytes(h, "endpoint", info.endpoint.as_bytes());
+    b.num(h, "duration", info.duration.as_secs_f64());
+    b.bytes(h, "status", status.as_bytes());
+    b.uint(h, "retries", u64::from(info.retries));
+    h
 }
 
 fn guard(f: impl FnOnce() -> c_int) -> c_int {

@@ -25,6 +25,15 @@ pub struct BuilderVtable {
     pub av_bytes: unsafe extern "C" fn(Ctx, Handle, *const u8, usize),
     pub av_int: unsafe extern "C" fn(Ctx, Handle, i64),
     pub av_ref: unsafe extern "C" fn(Ctx, Handle, Handle),
+    pub hv_num: unsafe extern "C" fn(Ctx, Handle, *const u8, usize, f64),
+}
+
+impl BuilderVtable {
+    /// Size and field offsets and sizes, checked at load time by the C side.
+    pub fn layout() -> Vec<usize> {
+        crate::ffi::c_layout!(BuilderVtable; ctx, hv_new, av_new, hv_bytes, hv_int, hv_uint,
+            hv_ref, av_bytes, av_int, av_ref, hv_num)
+    }
 }
 
 /// A Perl hash under construction (owned by the XS side).
@@ -83,6 +92,11 @@ impl<'a> Builder<'a> {
     pub fn uint(&self, hv: Hv, key: &str, v: u64) {
         // SAFETY: as above.
         unsafe { (self.vt.hv_uint)(self.vt.ctx, hv.0, key.as_ptr(), key.len(), v) }
+    }
+
+    pub fn num(&self, hv: Hv, key: &str, v: f64) {
+        // SAFETY: as above.
+        unsafe { (self.vt.hv_num)(self.vt.ctx, hv.0, key.as_ptr(), key.len(), v) }
     }
 
     pub fn flag(&self, hv: Hv, key: &str, v: bool) {

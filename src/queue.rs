@@ -29,6 +29,19 @@ pub struct Completion {
     pub id: u64,
     pub disposition: Disposition,
     pub result: Result<Reply, EtcdError>,
+    /// For `on_request`: how a unary call went (only when a hook is set).
+    pub info: Option<Box<CallInfo>>,
+}
+
+/// What the `on_request` hook learns about one finished unary call; its
+/// status comes from the completion's result.
+#[derive(Debug, Clone)]
+pub struct CallInfo {
+    pub method: &'static str,
+    /// host:port of the endpoint the last attempt went to.
+    pub endpoint: String,
+    pub duration: std::time::Duration,
+    pub retries: u32,
 }
 
 struct Wake {
@@ -76,14 +89,6 @@ impl CompletionSender {
             // A full socket buffer already means a wake-up is on its way.
             let _ = (&self.wake.write).write(&[1u8]);
         }
-    }
-
-    pub fn reply(&self, id: u64, result: Result<Reply, EtcdError>) {
-        self.send(Completion {
-            id,
-            disposition: Disposition::Last,
-            result,
-        });
     }
 }
 

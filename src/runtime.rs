@@ -4,11 +4,11 @@
 use crate::error::EtcdError;
 use crate::perl::{Builder, Hv, ToPerl};
 use crate::queue::{
-    completion_queue, Completion, CompletionQueue, CompletionSender, Disposition, Reply,
+    completion_queue, CallInfo, Completion, CompletionQueue, CompletionSender, Disposition, Reply,
 };
 use bytes::{Buf, BufMut, Bytes};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::http::uri::PathAndQuery;
 use tonic::metadata::{AsciiMetadataValue, MetadataValue};
@@ -24,6 +24,8 @@ pub struct Config {
     pub max_retries: i64,
     pub health_interval: Option<Duration>,
     pub auth_token: Option<String>,
+    /// Whether an `on_request` hook wants a CallInfo per unary call.
+    pub on_request: bool,
 }
 
 impl Config {
@@ -75,8 +77,22 @@ pub struct Shared {
 impl Shared {
     /// The channel in use and its generation (for `connection_failed`).
     pub fn channel(&self) -> (Channel, u64) {
+        let (channel, generation, _) = self.connection();
+        (channel, generation)
+    }
+
+    /// The channel in use, its generation and its endpoint's index.
+    fn connection(&self) -> (Channel, u64, usize) {
         let c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        (c.channel.clone(), c.generation)
+        (c.channel.clone(), c.generation, c.index)
+    }
+
+    /// host:port of endpoint `index`, as `on_request` reports it.
+    fn endpoint_address(&self, index: usize) -> String {
+        let uri = &self.uris[index];
+        uri.split_once("://")
+            .map_or(uri.as_str(), |(_, a)| a)
+            .to_string()
     }
 
     pub fn current_endpoint(&self) -> String {
@@ -161,6 +177,7 @@ impl Shared {
             id,
             disposition,
             result,
+            info: None,
         });
     }
 }
@@ -215,9 +232,14 @@ impl ReplyGuard {
         }
     }
 
-    pub fn reply(mut self, result: Result<Reply, EtcdError>) {
+    pub fn reply(mut self, result: Result<Reply, EtcdError>, info: Option<Box<CallInfo>>) {
         self.done = true;
-        self.shared.send(self.id, Disposition::Last, result);
+        self.shared.out.send(Completion {
+            id: self.id,
+            disposition: Disposition::Last,
+            result,
+            info,
+        });
     }
 }
 
@@ -324,14 +346,17 @@ pub fn grpc(channel: Channel) -> tonic::client::Grpc<Channel> {
         .max_encoding_message_size(usize::MAX)
 }
 
-/// One round trip of `route` on the current channel.
+/// One round trip of `route` on the current channel; `endpoint` is set to
+/// the index of the endpoint it went to.
 pub async fn round_trip(
     shared: &Shared,
     route: &Route,
     body: Bytes,
     deadline: Option<Duration>,
+    endpoint: &mut usize,
 ) -> Result<Bytes, (Status, u64)> {
-    let (channel, generation) = shared.channel();
+    let (channel, generation, index) = shared.connection();
+    *endpoint = index;
     let mut client = grpc(channel);
     let req = shared.request(body, route.with_token, deadline);
     client
@@ -345,14 +370,39 @@ pub async fn round_trip(
         .map_err(|s| (s, generation))
 }
 
+/// How a unary call went: its result, retries and the endpoint last used.
+struct Outcome {
+    result: Result<Reply, EtcdError>,
+    retries: u32,
+    endpoint: usize,
+}
+
 async fn unary_call(
     shared: &Shared,
     route: &Route,
     body: Bytes,
     deadline: Option<Duration>,
+) -> Outcome {
+    let mut retries = 0;
+    let mut endpoint = 0;
+    let result = unary_attempts(shared, route, body, deadline, &mut retries, &mut endpoint).await;
+    Outcome {
+        result,
+        retries,
+        endpoint,
+    }
+}
+
+async fn unary_attempts(
+    shared: &Shared,
+    route: &Route,
+    body: Bytes,
+    deadline: Option<Duration>,
+    retries: &mut u32,
+    endpoint: &mut usize,
 ) -> Result<Reply, EtcdError> {
     let attempts = async {
-        let mut outcome = round_trip(shared, route, body.clone(), deadline).await;
+        let mut outcome = round_trip(shared, route, body.clone(), deadline, endpoint).await;
         // The server forgot our token (expired, or auth changed): log in
         // again with the remembered credentials and retry once.
         if let Err((status, _)) = &outcome {
@@ -360,7 +410,8 @@ async fn unary_call(
                 && crate::auth::is_stale_token(status)
                 && crate::auth::reauthenticate(shared).await
             {
-                outcome = round_trip(shared, route, body.clone(), deadline).await;
+                *retries += 1;
+                outcome = round_trip(shared, route, body.clone(), deadline, endpoint).await;
             }
         }
         outcome
@@ -545,6 +596,7 @@ impl Client {
             CallDeadline::Unlimited => None,
             CallDeadline::After(d) => Some(d),
         };
+        let started = self.shared.cfg.on_request.then(Instant::now);
         // The dispatcher is woken only when it is idle: a burst of calls
         // from one drain costs one wake-up of the runtime thread.
         let _ = self.submit.send(Submission {
@@ -552,6 +604,7 @@ impl Client {
             route,
             body,
             deadline,
+            started,
         });
         true
     }
@@ -573,6 +626,8 @@ struct Submission {
     route: Route,
     body: Bytes,
     deadline: Option<Duration>,
+    /// When the Perl side submitted it; only kept for `on_request`.
+    started: Option<Instant>,
 }
 
 /// Turns submissions into tasks. Spawning here, on the runtime thread, is
@@ -584,13 +639,22 @@ async fn dispatch(shared: Arc<Shared>, mut rx: tokio::sync::mpsc::UnboundedRecei
         route,
         body,
         deadline,
+        started,
     }) = rx.recv().await
     {
         let shared = shared.clone();
         tokio::spawn(async move {
             let guard = ReplyGuard::new(shared.clone(), id, route.source);
-            let result = unary_call(&shared, &route, body, deadline).await;
-            guard.reply(result);
+            let outcome = unary_call(&shared, &route, body, deadline).await;
+            let info = started.map(|t| {
+                Box::new(CallInfo {
+                    method: route.source,
+                    endpoint: shared.endpoint_address(outcome.endpoint),
+                    duration: t.elapsed(),
+                    retries: outcome.retries,
+                })
+            });
+            guard.reply(outcome.result, info);
         });
     }
 }

@@ -29,7 +29,8 @@ is($err, undef, 'root role granted');
 (undef, $err) = wait_call($root, 'auth_enable');
 is($err, undef, 'auth enabled');
 
-my $client = EV::Etcd->new(endpoints => [$ep]);
+my @calls;    # what on_request saw, to count the transparent re-login
+my $client = EV::Etcd->new(endpoints => [$ep], on_request => sub { push @calls, $_[0] });
 my ($resp);
 ($resp, $err) = wait_call($client, 'authenticate', 'root', 'rootpw');
 is($err, undef, 'authenticated');
@@ -44,6 +45,10 @@ sleep 5;
 ($resp, $err) = wait_call($client, 'put', '/renew/b', '2');
 is($err, undef, 'put after the token expired succeeds (logged in again)')
     or diag explain $err;
+is($calls[-1]{method}, 'put', 'on_request saw that put');
+is($calls[-1]{retries}, 1, '... repeated once after the new login');
+is($calls[-1]{status}, 'OK', '... and successful');
+is($calls[-2]{retries}, 0, 'the put before the expiry was not repeated');
 ($resp, $err) = wait_call($client, 'get', '/renew/', { prefix => 1 });
 is($err, undef, 'get after renewal');
 is(scalar @{ $resp->{kvs} || [] }, 2, 'both keys visible');

@@ -24,6 +24,7 @@ typedef struct etcd_s {
     unsigned fork_gen;  /* fork_generation when created */
     SV *self;           /* the blessed referent (not counted) */
     SV *health_cb;
+    SV *request_cb;     /* on_request hook, or NULL */
 } etcd_t;
 
 typedef etcd_t *EV__Etcd;
@@ -100,11 +101,32 @@ static void b_av_ref(void *ctx, void *av, void *child)
     av_push((AV *)av, newRV_noinc((SV *)child));
 }
 
+static void b_hv_num(void *ctx, void *hv, const char *k, size_t kl, double v)
+{
+    dTHXa(ctx);
+    (void)hv_store((HV *)hv, k, (I32)kl, newSVnv((NV)v), 0);
+}
+
 /* The builder the Rust side fills replies through; ctx is set per drain. */
 static const evetcd_builder builder_template = {
     NULL, b_hv_new, b_av_new, b_hv_bytes, b_hv_int, b_hv_uint, b_hv_ref,
-    b_av_bytes, b_av_int, b_av_ref
+    b_av_bytes, b_av_int, b_av_ref, b_hv_num
 };
+
+/* The structs in evetcd.h are declared again in Rust: refuse to load when
+ * the two disagree on a size or an offset, before any of them is used. */
+static void check_layout(pTHX_ int which, const char *name, const size_t *mine, size_t n)
+{
+    size_t theirs[64], got = evetcd_layout(which, theirs, 64), i;
+    if (got != n)
+        croak("EV::Etcd: %s has %d fields in C and %d in Rust; rebuild from one source tree",
+              name, (int)(n - 1) / 2, (int)(got - 1) / 2);
+    for (i = 0; i < n; i++)
+        if (mine[i] != theirs[i])
+            croak("EV::Etcd: C and Rust disagree on the layout of %s (%s of field %d: %d vs %d)",
+                  name, i == 0 ? "struct size" : i % 2 ? "offset" : "size", (int)(i + 1) / 2,
+                  (int)mine[i], (int)theirs[i]);
+}
 
 /* ---- callbacks and the loop reference ---- */
 
@@ -171,7 +193,8 @@ static void bury_forgotten(pTHX_ etcd_t *c)
     }
 }
 
-/* Calls cb(a, b); a die goes to $EV::DIED, as for EV's own watchers.
+/* Calls cb(a, b), or cb(a) when b is NULL; a die goes to $EV::DIED, as for
+ * EV's own watchers.
  * Callers provide the ENTER/SAVETMPS scope that frees a and b. */
 static void invoke(pTHX_ SV *cb, SV *a, SV *b)
 {
@@ -179,7 +202,7 @@ static void invoke(pTHX_ SV *cb, SV *a, SV *b)
     PUSHMARK(SP);
     EXTEND(SP, 2);
     PUSHs(a);
-    PUSHs(b);
+    if (b) PUSHs(b); /* NULL: a one-argument call */
     PUTBACK;
     call_sv(cb, G_VOID | G_DISCARD | G_EVAL);
     if (SvTRUE(ERRSV)) {
@@ -223,7 +246,7 @@ static void drain(EV_P_ ev_io *w, int revents)
     evetcd_builder b;
     U64 id;
     int disp;
-    void *resp, *err;
+    void *resp, *err, *info;
     SV *self = c->self;
     PERL_UNUSED_ARG(revents);
 
@@ -246,11 +269,22 @@ static void drain(EV_P_ ev_io *w, int revents)
      * until the drain is over. */
     SvREFCNT_inc_simple_void_NN(self);
     evetcd_ack(c->rs);
-    while (evetcd_next(c->rs, &b, &id, &disp, &resp, &err)) {
+    while (evetcd_next(c->rs, &b, &id, &disp, &resp, &err, &info)) {
         SV **svp, *cb = NULL;
         if (id == 0) {
             report_health(aTHX_ c, resp);
             continue;
+        }
+        if (info) {
+            /* on_request runs before the call's own callback. */
+            ENTER;
+            SAVETMPS;
+            if (c->request_cb)
+                invoke(aTHX_ c->request_cb, hv_to_arg(aTHX_ info), NULL);
+            else
+                sv_2mortal((SV *)info);
+            FREETMPS;
+            LEAVE;
         }
         svp = hv_fetch(c->callbacks, (const char *)&id, sizeof id, 0);
         if (svp) {
@@ -656,6 +690,13 @@ PROTOTYPES: DISABLE
 BOOT:
 {
     I_EV_API("EV::Etcd");
+    {
+        static const size_t cfg_layout[] = { EVETCD_CONFIG_LAYOUT(evetcd_config) };
+        static const size_t builder_layout[] = { EVETCD_BUILDER_LAYOUT(evetcd_builder) };
+        check_layout(aTHX_ 0, "evetcd_config", cfg_layout, sizeof cfg_layout / sizeof *cfg_layout);
+        check_layout(aTHX_ 1, "evetcd_builder", builder_layout,
+                     sizeof builder_layout / sizeof *builder_layout);
+    }
     pthread_atfork(NULL, NULL, on_fork_child);
 }
 
@@ -665,7 +706,7 @@ new(const char *klass, ...)
     evetcd_config cfg;
     const char **eps = NULL;
     STRLEN *lens = NULL;
-    SV *health_cb = NULL;
+    SV *health_cb = NULL, *request_cb = NULL;
     char errbuf[512];
     etcd_t *c;
     int i;
@@ -720,6 +761,14 @@ new(const char *klass, ...)
                     croak("EV::Etcd->new: on_health_change must be a code reference");
                 health_cb = v;
             }
+        } else if (OPT_IS("on_request")) {
+            SvGETMAGIC(v);
+            if (SvOK(v)) {
+                if (!SvROK(v) || SvTYPE(SvRV(v)) != SVt_PVCV)
+                    croak("EV::Etcd->new: on_request must be a code reference");
+                request_cb = v;
+                cfg.on_request = 1;
+            }
         } else if (OPT_IS("auth_token")) {
             SvGETMAGIC(v);
             if (SvOK(v))
@@ -754,6 +803,7 @@ new(const char *klass, ...)
     c->forgotten = newAV();
     c->fork_gen = fork_generation;
     c->health_cb = health_cb ? newSVsv(health_cb) : NULL;
+    c->request_cb = request_cb ? newSVsv(request_cb) : NULL;
     ev_io_init(&c->io, drain, evetcd_fd(c->rs), EV_READ);
     ev_io_start(EV_DEFAULT_UC, &c->io);
     ev_unref(EV_DEFAULT_UC); /* an idle client does not hold the loop */
@@ -785,6 +835,7 @@ DESTROY(EV::Etcd c)
         bury_forgotten(aTHX_ c);
         SvREFCNT_dec((SV *)c->forgotten);
         if (c->health_cb) SvREFCNT_dec(c->health_cb);
+        if (c->request_cb) SvREFCNT_dec(c->request_cb);
         Safefree(c);
     }
     sv_setiv(SvRV(ST(0)), 0);

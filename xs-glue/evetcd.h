@@ -16,6 +16,7 @@ typedef struct {
     double health_interval;
     const char *token;
     size_t token_len;
+    int on_request; /* an on_request hook is set: report each unary call */
 } evetcd_config;
 
 /* Functions the Rust side calls to build Perl data (ctx is the interpreter). */
@@ -30,7 +31,24 @@ typedef struct {
     void (*av_bytes)(void *ctx, void *av, const char *v, size_t vlen);
     void (*av_int)(void *ctx, void *av, int64_t v);
     void (*av_ref)(void *ctx, void *av, void *child);
+    void (*hv_num)(void *ctx, void *hv, const char *k, size_t klen, double v);
 } evetcd_builder;
+
+/* The size of both structs, then each field's offset and size in order: the
+ * XS side compares them with the Rust side's at load time (which: 0 config,
+ * 1 builder). Keep these lists in step with the structs. */
+#define EVETCD_FIELD(T, f) offsetof(T, f), sizeof(((T *)0)->f)
+#define EVETCD_CONFIG_LAYOUT(T)                                                    \
+    sizeof(T), EVETCD_FIELD(T, endpoints), EVETCD_FIELD(T, endpoint_lens),         \
+        EVETCD_FIELD(T, n_endpoints), EVETCD_FIELD(T, timeout),                    \
+        EVETCD_FIELD(T, max_retries), EVETCD_FIELD(T, health_interval),            \
+        EVETCD_FIELD(T, token), EVETCD_FIELD(T, token_len), EVETCD_FIELD(T, on_request)
+#define EVETCD_BUILDER_LAYOUT(T)                                                   \
+    sizeof(T), EVETCD_FIELD(T, ctx), EVETCD_FIELD(T, hv_new), EVETCD_FIELD(T, av_new), \
+        EVETCD_FIELD(T, hv_bytes), EVETCD_FIELD(T, hv_int), EVETCD_FIELD(T, hv_uint),  \
+        EVETCD_FIELD(T, hv_ref), EVETCD_FIELD(T, av_bytes), EVETCD_FIELD(T, av_int),   \
+        EVETCD_FIELD(T, av_ref), EVETCD_FIELD(T, hv_num)
+size_t evetcd_layout(int which, size_t *out, size_t cap);
 
 enum { EVETCD_KEEP = 0, EVETCD_LAST = 1 };
 enum { EVETCD_WATCH = 1, EVETCD_KEEPALIVE = 2, EVETCD_OBSERVE = 3 };
@@ -49,6 +67,6 @@ int evetcd_observe(const evetcd_client *c, uint64_t id, const char *name, size_t
 int evetcd_cancel(const evetcd_client *c, int kind, uint64_t id, uint64_t cancel_id);
 void evetcd_ack(const evetcd_client *c);
 int evetcd_next(const evetcd_client *c, const evetcd_builder *b, uint64_t *id, int *disposition,
-                void **resp, void **err);
+                void **resp, void **err, void **info);
 
 #endif

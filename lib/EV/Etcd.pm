@@ -207,6 +207,29 @@ process). It is sent as C<token> metadata with every request and with every
 stream opened later, exactly as if C<authenticate> had just returned it.
 It must be printable ASCII. Undef means none.
 
+=item on_request => sub { my ($info) = @_; ... }
+
+A hook for metrics and logging, called once for every unary call when it
+has finished, just before that call's own callback, with a hash:
+
+  {
+      method   => 'put',              # the method as you called it
+      endpoint => '10.0.0.7:2379',    # host:port the (last) attempt went to
+      duration => 0.00042,            # seconds from the call to its answer
+      status   => 'OK',               # or the error's status, e.g. 'UNAVAILABLE'
+      retries  => 0,                  # how often the client repeated it
+  }
+
+C<retries> counts the repeats the client makes on its own, such as the one
+after logging in again when the server forgot the token. Streams (watch,
+keepalive, observe) and their cancels are not reported, nor are calls that
+croaked. A hook that dies is reported through C<$EV::DIED> like a dying
+callback; the call's callback still runs. Without a hook the client does
+not measure anything. Must be a code reference (undef means none).
+F<eg/request-metrics.pl> keeps Prometheus-style counters and a latency
+histogram with it. A hook that refers to its own client keeps the client
+alive (see L</DESTRUCTION>).
+
 =back
 
 =head1 CALLBACKS AND ERRORS
