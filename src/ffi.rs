@@ -24,6 +24,8 @@ pub struct EvetcdConfig {
     pub token: *const u8,
     pub token_len: usize,
     pub on_request: c_int,
+    pub max_recv_size: u64,
+    pub max_send_size: u64,
 }
 
 /// The size of a struct, then the offset and size of each named field in
@@ -44,7 +46,7 @@ pub(crate) use c_layout;
 impl EvetcdConfig {
     fn layout() -> Vec<usize> {
         c_layout!(EvetcdConfig; endpoints, endpoint_lens, n_endpoints, timeout, max_retries,
-            health_interval, token, token_len, on_request)
+            health_interval, token, token_len, on_request, max_recv_size, max_send_size)
     }
 }
 
@@ -126,6 +128,8 @@ pub unsafe extern "C" fn evetcd_new(
                 .then(|| Duration::from_secs_f64(cfg.health_interval)),
             auth_token: (!token.is_empty()).then(|| String::from_utf8_lossy(token).into_owned()),
             on_request: cfg.on_request != 0,
+            max_recv_size: message_limit(cfg.max_recv_size),
+            max_send_size: message_limit(cfg.max_send_size),
         };
         Client::new(config)
     }));
@@ -369,6 +373,14 @@ fn call_info_to_perl(b: &Builder, info: &CallInfo, status: &str) -> crate::perl:
     b.bytes(h, "status", status.as_bytes());
     b.uint(h, "retries", u64::from(info.retries));
     h
+}
+
+/// A message size limit from C: 0 means none.
+fn message_limit(bytes: u64) -> usize {
+    match bytes {
+        0 => usize::MAX,
+        n => usize::try_from(n).unwrap_or(usize::MAX),
+    }
 }
 
 fn guard(f: impl FnOnce() -> c_int) -> c_int {

@@ -26,6 +26,9 @@ pub struct Config {
     pub auth_token: Option<String>,
     /// Whether an `on_request` hook wants a CallInfo per unary call.
     pub on_request: bool,
+    /// Largest unary reply and request, in bytes (`usize::MAX`: no limit).
+    pub max_recv_size: usize,
+    pub max_send_size: usize,
 }
 
 impl Config {
@@ -338,12 +341,36 @@ impl Decoder for RawCodec {
     }
 }
 
-/// A tonic client for `channel` with no message size limit: etcd serves
-/// ranges far beyond gRPC's 4 MiB default.
-pub fn grpc(channel: Channel) -> tonic::client::Grpc<Channel> {
+/// A tonic client for `channel` with the client's message size limits
+/// (none by default: etcd serves ranges far beyond gRPC's 4 MiB default).
+pub fn grpc(shared: &Shared, channel: Channel) -> tonic::client::Grpc<Channel> {
+    // The send limit is checked before a request is handed to tonic, whose
+    // own check would reset the HTTP/2 stream mid-request.
     tonic::client::Grpc::new(channel)
-        .max_decoding_message_size(usize::MAX)
+        .max_decoding_message_size(shared.cfg.max_recv_size)
         .max_encoding_message_size(usize::MAX)
+}
+
+/// tonic reports a reply over the decoding limit as OUT_OF_RANGE; the
+/// gRPC spec (and every other client) calls it RESOURCE_EXHAUSTED.
+fn over_recv_limit(shared: &Shared, status: &Status, source: &'static str) -> Option<EtcdError> {
+    let limit = shared.cfg.max_recv_size;
+    if limit == usize::MAX
+        || status.code() != tonic::Code::OutOfRange
+        || !status
+            .message()
+            .starts_with("Error, decoded message length too large")
+    {
+        return None;
+    }
+    Some(EtcdError::new(
+        tonic::Code::ResourceExhausted,
+        format!(
+            "reply exceeds max_recv_size ({limit} bytes): {}",
+            status.message()
+        ),
+        source,
+    ))
 }
 
 /// One round trip of `route` on the current channel; `endpoint` is set to
@@ -357,7 +384,7 @@ pub async fn round_trip(
 ) -> Result<Bytes, (Status, u64)> {
     let (channel, generation, index) = shared.connection();
     *endpoint = index;
-    let mut client = grpc(channel);
+    let mut client = grpc(shared, channel);
     let req = shared.request(body, route.with_token, deadline);
     client
         .ready()
@@ -401,6 +428,17 @@ async fn unary_attempts(
     retries: &mut u32,
     endpoint: &mut usize,
 ) -> Result<Reply, EtcdError> {
+    if body.len() > shared.cfg.max_send_size {
+        return Err(EtcdError::new(
+            tonic::Code::ResourceExhausted,
+            format!(
+                "request of {} bytes exceeds max_send_size ({} bytes)",
+                body.len(),
+                shared.cfg.max_send_size
+            ),
+            route.source,
+        ));
+    }
     let attempts = async {
         let mut outcome = round_trip(shared, route, body.clone(), deadline, endpoint).await;
         // The server forgot our token (expired, or auth changed): log in
@@ -429,6 +467,9 @@ async fn unary_attempts(
         Err((status, generation)) => {
             if crate::error::is_transport_failure(&status) {
                 shared.connection_failed(generation);
+            }
+            if let Some(err) = over_recv_limit(shared, &status, route.source) {
+                return Err(err);
             }
             let err = EtcdError::from_status(&status, route.source);
             // tonic's own timer for the grpc-timeout header may fire first.
@@ -468,7 +509,7 @@ async fn health_loop(shared: Arc<Shared>, every: Duration) {
         tick.tick().await;
         let (channel, generation) = shared.channel();
         let endpoint = shared.current_endpoint();
-        let mut client = grpc(channel);
+        let mut client = grpc(&shared, channel);
         let req = shared.request(Bytes::new(), true, Some(shared.cfg.timeout));
         let probe = async {
             client

@@ -769,6 +769,15 @@ new(const char *klass, ...)
                 request_cb = v;
                 cfg.on_request = 1;
             }
+        } else if (OPT_IS("max_recv_size") || OPT_IS("max_send_size")) {
+            U64 n = 0;
+            SvGETMAGIC(v);
+            if (SvOK(v)) {
+                n = need_uint(aTHX_ v, "EV::Etcd->new", k);
+                if (!n)
+                    croak("EV::Etcd->new: %s must be a positive number of bytes (undef for no limit)", k);
+            }
+            if (k[4] == 'r') cfg.max_recv_size = n; else cfg.max_send_size = n;
         } else if (OPT_IS("auth_token")) {
             SvGETMAGIC(v);
             if (SvOK(v))

@@ -207,6 +207,17 @@ process). It is sent as C<token> metadata with every request and with every
 stream opened later, exactly as if C<authenticate> had just returned it.
 It must be printable ASCII. Undef means none.
 
+=item max_send_size => $bytes, max_recv_size => $bytes
+
+Limits, in bytes, on one unary request (as encoded) and on one unary
+reply. By default there are none: etcd answers ranges far larger than
+gRPC's usual 4 MiB. A call whose request is too large fails with
+C<RESOURCE_EXHAUSTED> before anything is sent; a reply that is too large
+fails its call the same way while the server is told to stop sending it.
+Either way only that call is affected. Streams are not limited, since a
+single large event would otherwise end every watch sharing the stream.
+Each must be a positive integer; undef means no limit.
+
 =item on_request => sub { my ($info) = @_; ... }
 
 A hook for metrics and logging, called once for every unary call when it
