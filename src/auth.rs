@@ -1,5 +1,6 @@
 //! Auth service: authenticate, auth_enable/disable/status, users and roles.
 
+use crate::error::EtcdError;
 use crate::perl::{Builder, Hv, ToPerl};
 use crate::proto::authpb::permission::Type as PermType;
 use crate::proto::etcdserverpb::*;
@@ -93,48 +94,51 @@ pub fn is_stale_token(status: &Status) -> bool {
     m.contains("invalid auth token")
         || m.contains("revision of auth store is old")
         || m.contains("auth: revision in header is old")
+        // a call that went out between a rejected token and the new login
+        || m.contains("user name is empty")
 }
 
 /// For streams: when `status` says the token is stale and we can log in
-/// again, starts that login and returns true (the stream should be retried).
+/// again, drops the token and returns true; the stream's next opening logs
+/// in first.
 pub fn renew_token_for_stream(shared: &Arc<Shared>, status: &Status) -> bool {
-    if !is_stale_token(status) || shared.credentials().is_none() {
-        return false;
-    }
-    let shared = shared.clone();
-    tokio::spawn(async move {
-        reauthenticate(&shared).await;
-    });
-    true
+    is_stale_token(status) && shared.token_rejected(None)
 }
 
-/// Logs in again with the remembered credentials; true when a fresh token
-/// is in place. The stale token is not sent (3.4 rejects such a login).
-pub async fn reauthenticate(shared: &Shared) -> bool {
+/// Logs in with the remembered credentials, without sending a token (3.4
+/// rejects a login that carries a stale one). Call through
+/// `Shared::ensure_login`, which lets one login serve every waiting call.
+pub async fn login(shared: &Shared) -> Result<(), EtcdError> {
     let Some(request) = shared.credentials() else {
-        return false;
+        return Ok(());
     };
-    let Some(route) = route("authenticate") else {
-        return false;
+    let route = route("authenticate").expect("authenticate is a route");
+    let mut attempt = crate::runtime::Attempt::default();
+    let limit = shared.cfg.timeout;
+    let login = round_trip(shared, &route, request.clone(), Some(limit), &mut attempt);
+    let outcome = match tokio::time::timeout(limit, login).await {
+        Ok(outcome) => outcome,
+        Err(_) => return Err(EtcdError::deadline(SOURCE, limit.as_secs_f64())),
     };
-    let mut endpoint = 0;
-    let login = round_trip(
-        shared,
-        &route,
-        request.clone(),
-        Some(shared.cfg.timeout),
-        &mut endpoint,
-    );
-    match login.await {
-        Ok(reply) => store_token(shared, &request, reply).is_ok(),
+    match outcome {
+        Ok(reply) => store_token(shared, &request, reply)
+            .map(|_| ())
+            .map_err(|e| EtcdError::internal(format!("malformed login reply: {e}"), SOURCE)),
         // Someone turned auth off: carry on without a token.
         Err((status, _)) if status.message().contains("authentication is not enabled") => {
             shared.clear_auth();
-            true
+            Ok(())
         }
-        Err(_) => false,
+        Err((status, generation)) => {
+            if crate::error::is_transport_failure(&status) {
+                shared.connection_failed(generation);
+            }
+            Err(EtcdError::from_status(&status, SOURCE))
+        }
     }
 }
+
+const SOURCE: &str = "authenticate";
 
 impl ToPerl for AuthenticateResponse {
     fn to_perl(&self, b: &Builder) -> Hv {

@@ -123,6 +123,9 @@ impl ObserveTask {
         backoff: &mut Backoff,
     ) -> Status {
         let mut client = ElectionClient::new(channel).max_decoding_message_size(usize::MAX);
+        if let Err(e) = self.shared.ensure_login().await {
+            return Status::new(e.code, format!("observe: {}", e.message));
+        }
         let req = self.shared.request(
             LeaderRequest {
                 name: self.name.clone(),

@@ -26,6 +26,10 @@ pub struct EvetcdConfig {
     pub on_request: c_int,
     pub max_recv_size: u64,
     pub max_send_size: u64,
+    pub username: *const u8,
+    pub username_len: usize,
+    pub password: *const u8,
+    pub password_len: usize,
 }
 
 /// The size of a struct, then the offset and size of each named field in
@@ -46,7 +50,8 @@ pub(crate) use c_layout;
 impl EvetcdConfig {
     fn layout() -> Vec<usize> {
         c_layout!(EvetcdConfig; endpoints, endpoint_lens, n_endpoints, timeout, max_retries,
-            health_interval, token, token_len, on_request, max_recv_size, max_send_size)
+            health_interval, token, token_len, on_request, max_recv_size, max_send_size,
+            username, username_len, password, password_len)
     }
 }
 
@@ -120,6 +125,23 @@ pub unsafe extern "C" fn evetcd_new(
         }
         // SAFETY: token_len bytes at token, or null.
         let token = unsafe { slice(cfg.token, cfg.token_len) };
+        let login = if cfg.username.is_null() {
+            None
+        } else {
+            // SAFETY: the XS side passes both strings with their lengths.
+            let (user, pass) = unsafe {
+                (
+                    slice(cfg.username, cfg.username_len),
+                    slice(cfg.password, cfg.password_len),
+                )
+            };
+            let user = std::str::from_utf8(user).map_err(|_| "username must be UTF-8 text");
+            let pass = std::str::from_utf8(pass).map_err(|_| "password must be UTF-8 text");
+            match (user, pass) {
+                (Ok(u), Ok(p)) => Some((u.to_string(), p.to_string())),
+                (Err(e), _) | (_, Err(e)) => return Err(e.to_string()),
+            }
+        };
         let config = Config {
             endpoints,
             timeout: Duration::from_secs_f64(cfg.timeout.max(1.0)),
@@ -130,6 +152,7 @@ pub unsafe extern "C" fn evetcd_new(
             on_request: cfg.on_request != 0,
             max_recv_size: message_limit(cfg.max_recv_size),
             max_send_size: message_limit(cfg.max_send_size),
+            login,
         };
         Client::new(config)
     }));

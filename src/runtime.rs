@@ -7,6 +7,7 @@ use crate::queue::{
     completion_queue, CallInfo, Completion, CompletionQueue, CompletionSender, Disposition, Reply,
 };
 use bytes::{Buf, BufMut, Bytes};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
@@ -29,6 +30,8 @@ pub struct Config {
     /// Largest unary reply and request, in bytes (`usize::MAX`: no limit).
     pub max_recv_size: usize,
     pub max_send_size: usize,
+    /// `username` and `password` of `new`: log in before the first call.
+    pub login: Option<(String, String)>,
 }
 
 impl Config {
@@ -72,9 +75,23 @@ pub struct Shared {
     token: RwLock<Option<AsciiMetadataValue>>,
     /// `cfg.timeout` as a grpc-timeout header value, formatted once.
     grpc_timeout: AsciiMetadataValue,
-    /// The last successful AuthenticateRequest, to log in again when the
-    /// server drops the token.
+    /// The AuthenticateRequest to log in (again) with: from `new`'s
+    /// username and password, or the last successful `authenticate`.
     credentials: RwLock<Option<Bytes>>,
+    /// Bumped whenever the token changes, so a call that failed with an
+    /// old token does not throw away a newer one.
+    token_gen: AtomicU64,
+    /// Held by the one task that logs in; the others wait for its outcome.
+    login: tokio::sync::Mutex<Option<EtcdError>>,
+    /// Logins finished (successfully or not).
+    logins_done: AtomicU64,
+}
+
+/// What a round trip used: the endpoint and the token's generation.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Attempt {
+    pub endpoint: usize,
+    pub token_gen: u64,
 }
 
 impl Shared {
@@ -124,14 +141,66 @@ impl Shared {
         } else {
             Some(MetadataValue::try_from(token).map_err(|_| "auth token is not printable ASCII")?)
         };
-        *self.token.write().unwrap_or_else(|p| p.into_inner()) = v;
+        let mut t = self.token.write().unwrap_or_else(|p| p.into_inner());
+        *t = v;
+        self.token_gen.fetch_add(1, Ordering::AcqRel);
         Ok(())
     }
 
     /// Forgets token and credentials (auth was switched off).
     pub fn clear_auth(&self) {
-        *self.token.write().unwrap_or_else(|p| p.into_inner()) = None;
+        let mut t = self.token.write().unwrap_or_else(|p| p.into_inner());
+        *t = None;
+        self.token_gen.fetch_add(1, Ordering::AcqRel);
         *self.credentials.write().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// The server called our token stale. Drops it (unless it has been
+    /// replaced since `generation`, when given) so the next call logs in;
+    /// false when there are no credentials to log in with.
+    pub fn token_rejected(&self, generation: Option<u64>) -> bool {
+        if self.credentials().is_none() {
+            return false;
+        }
+        let mut t = self.token.write().unwrap_or_else(|p| p.into_inner());
+        let current = self.token_gen.load(Ordering::Acquire);
+        if generation.is_none_or(|g| g == current) && t.is_some() {
+            *t = None;
+            self.token_gen.fetch_add(1, Ordering::AcqRel);
+        }
+        true
+    }
+
+    fn needs_login(&self) -> bool {
+        self.token
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none()
+            && self.credentials().is_some()
+    }
+
+    /// Logs in unless a token is in place (or there are no credentials).
+    /// Calls that arrive while a login is under way wait for it and share
+    /// its outcome: a wrong password fails each of them once, and is only
+    /// tried again for calls made after that.
+    pub async fn ensure_login(&self) -> Result<(), EtcdError> {
+        if !self.needs_login() {
+            return Ok(());
+        }
+        let seen = self.logins_done.load(Ordering::Acquire);
+        let mut last_error = self.login.lock().await;
+        if !self.needs_login() {
+            return Ok(());
+        }
+        if self.logins_done.load(Ordering::Acquire) != seen {
+            if let Some(e) = last_error.as_ref() {
+                return Err(e.clone());
+            }
+        }
+        let outcome = crate::auth::login(self).await;
+        *last_error = outcome.as_ref().err().cloned();
+        self.logins_done.fetch_add(1, Ordering::AcqRel);
+        outcome
     }
 
     pub fn set_credentials(&self, request: Bytes) {
@@ -153,14 +222,22 @@ impl Shared {
         with_token: bool,
         deadline: Option<Duration>,
     ) -> tonic::Request<T> {
+        self.request_with_token(msg, with_token, deadline).0
+    }
+
+    /// `request`, also returning the generation of the token it carries.
+    fn request_with_token<T>(
+        &self,
+        msg: T,
+        with_token: bool,
+        deadline: Option<Duration>,
+    ) -> (tonic::Request<T>, u64) {
         let mut req = tonic::Request::new(msg);
+        let mut generation = 0;
         if with_token {
-            if let Some(t) = self
-                .token
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .as_ref()
-            {
+            let t = self.token.read().unwrap_or_else(|p| p.into_inner());
+            generation = self.token_gen.load(Ordering::Acquire);
+            if let Some(t) = t.as_ref() {
                 req.metadata_mut().insert("token", t.clone());
             }
         }
@@ -172,7 +249,7 @@ impl Shared {
             };
             req.metadata_mut().insert("grpc-timeout", value);
         }
-        req
+        (req, generation)
     }
 
     pub fn send(&self, id: u64, disposition: Disposition, result: Result<Reply, EtcdError>) {
@@ -373,19 +450,20 @@ fn over_recv_limit(shared: &Shared, status: &Status, source: &'static str) -> Op
     ))
 }
 
-/// One round trip of `route` on the current channel; `endpoint` is set to
-/// the index of the endpoint it went to.
+/// One round trip of `route` on the current channel; `attempt` records
+/// the endpoint and token it used.
 pub async fn round_trip(
     shared: &Shared,
     route: &Route,
     body: Bytes,
     deadline: Option<Duration>,
-    endpoint: &mut usize,
+    attempt: &mut Attempt,
 ) -> Result<Bytes, (Status, u64)> {
     let (channel, generation, index) = shared.connection();
-    *endpoint = index;
+    attempt.endpoint = index;
     let mut client = grpc(shared, channel);
-    let req = shared.request(body, route.with_token, deadline);
+    let (req, token_gen) = shared.request_with_token(body, route.with_token, deadline);
+    attempt.token_gen = token_gen;
     client
         .ready()
         .await
@@ -396,6 +474,9 @@ pub async fn round_trip(
         .map(|r| r.into_inner())
         .map_err(|s| (s, generation))
 }
+
+/// The login a call waited for failed.
+struct LoginFailed(EtcdError);
 
 /// How a unary call went: its result, retries and the endpoint last used.
 struct Outcome {
@@ -411,12 +492,12 @@ async fn unary_call(
     deadline: Option<Duration>,
 ) -> Outcome {
     let mut retries = 0;
-    let mut endpoint = 0;
-    let result = unary_attempts(shared, route, body, deadline, &mut retries, &mut endpoint).await;
+    let mut attempt = Attempt::default();
+    let result = unary_attempts(shared, route, body, deadline, &mut retries, &mut attempt).await;
     Outcome {
         result,
         retries,
-        endpoint,
+        endpoint: attempt.endpoint,
     }
 }
 
@@ -426,7 +507,7 @@ async fn unary_attempts(
     body: Bytes,
     deadline: Option<Duration>,
     retries: &mut u32,
-    endpoint: &mut usize,
+    attempt: &mut Attempt,
 ) -> Result<Reply, EtcdError> {
     if body.len() > shared.cfg.max_send_size {
         return Err(EtcdError::new(
@@ -440,19 +521,35 @@ async fn unary_attempts(
         ));
     }
     let attempts = async {
-        let mut outcome = round_trip(shared, route, body.clone(), deadline, endpoint).await;
+        if route.with_token {
+            // A first call waits for the login of `username`/`password`.
+            if let Err(e) = shared.ensure_login().await {
+                return Err(LoginFailed(e));
+            }
+        }
+        let mut outcome = round_trip(shared, route, body.clone(), deadline, attempt).await;
         // The server forgot our token (expired, or auth changed): log in
         // again with the remembered credentials and retry once.
         if let Err((status, _)) = &outcome {
             if route.with_token
                 && crate::auth::is_stale_token(status)
-                && crate::auth::reauthenticate(shared).await
+                && shared.token_rejected(Some(attempt.token_gen))
             {
+                if let Err(e) = shared.ensure_login().await {
+                    // The server's answer stays the error; why it could not
+                    // be cured is added (e.g. the password was changed).
+                    let msg = format!(
+                        "{}; logging in again failed: {}",
+                        status.message(),
+                        e.message
+                    );
+                    return Ok(Err((Status::new(status.code(), msg), 0)));
+                }
                 *retries += 1;
-                outcome = round_trip(shared, route, body.clone(), deadline, endpoint).await;
+                outcome = round_trip(shared, route, body.clone(), deadline, attempt).await;
             }
         }
-        outcome
+        Ok(outcome)
     };
     let outcome = match deadline {
         Some(limit) => match tokio::time::timeout(limit, attempts).await {
@@ -460,6 +557,11 @@ async fn unary_attempts(
             Err(_) => return Err(EtcdError::deadline(route.source, limit.as_secs_f64())),
         },
         None => attempts.await,
+    };
+    // A failed login is the call's error, under the call's own name.
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(LoginFailed(e)) => return Err(EtcdError::new(e.code, e.message, route.source)),
     };
     match outcome {
         Ok(reply) => (route.decode)(shared, &body, reply)
@@ -604,7 +706,22 @@ impl Client {
             token: RwLock::new(None),
             grpc_timeout,
             credentials: RwLock::new(None),
+            token_gen: AtomicU64::new(0),
+            login: tokio::sync::Mutex::new(None),
+            logins_done: AtomicU64::new(0),
         });
+        if let Some((name, password)) = &shared.cfg.login {
+            let request = crate::proto::etcdserverpb::AuthenticateRequest {
+                name: name.clone(),
+                password: password.clone(),
+            };
+            shared.set_credentials(prost::Message::encode_to_vec(&request).into());
+            // Log in now; calls made meanwhile wait for this login.
+            let early = shared.clone();
+            handle.spawn(async move {
+                let _ = early.ensure_login().await;
+            });
+        }
         if let Some(t) = &shared.cfg.auth_token {
             shared
                 .set_token(t)

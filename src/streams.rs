@@ -108,16 +108,31 @@ impl<Req, Resp> SharedStream<Req, Resp> {
         self.tx.is_none() && self.retry_at.is_none()
     }
 
+    /// Opens the stream once the client is logged in (when it has
+    /// credentials), with the token current at that moment.
     pub fn open(
         &mut self,
-        shared: &Shared,
-        start: impl FnOnce(Channel, tonic::Request<UnboundedReceiverStream<Req>>) -> Opening<Resp>,
-    ) {
+        shared: &Arc<Shared>,
+        start: impl FnOnce(Channel, tonic::Request<UnboundedReceiverStream<Req>>) -> Opening<Resp>
+            + Send
+            + 'static,
+    ) where
+        Req: Send + 'static,
+        Resp: 'static,
+    {
         let (channel, generation) = shared.channel();
         self.generation = generation;
         let (tx, rx) = mpsc::unbounded_channel();
-        let req = shared.request(UnboundedReceiverStream::new(rx), true, None);
-        self.opening = Some(start(channel, req));
+        let shared = shared.clone();
+        let kind = self.kind;
+        self.opening = Some(Box::pin(async move {
+            shared
+                .ensure_login()
+                .await
+                .map_err(|e| Status::new(e.code, format!("{kind}: {}", e.message)))?;
+            let req = shared.request(UnboundedReceiverStream::new(rx), true, None);
+            start(channel, req).await
+        }));
         self.tx = Some(tx);
     }
 

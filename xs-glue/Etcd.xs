@@ -778,6 +778,17 @@ new(const char *klass, ...)
                     croak("EV::Etcd->new: %s must be a positive number of bytes (undef for no limit)", k);
             }
             if (k[4] == 'r') cfg.max_recv_size = n; else cfg.max_send_size = n;
+        } else if (OPT_IS("username")) {
+            SvGETMAGIC(v);
+            if (SvOK(v)) {
+                cfg.username = need_bytes(aTHX_ v, &cfg.username_len, "EV::Etcd->new", "username");
+                if (!cfg.username_len)
+                    croak("EV::Etcd->new: username must not be empty");
+            }
+        } else if (OPT_IS("password")) {
+            SvGETMAGIC(v);
+            if (SvOK(v))
+                cfg.password = need_bytes(aTHX_ v, &cfg.password_len, "EV::Etcd->new", "password");
         } else if (OPT_IS("auth_token")) {
             SvGETMAGIC(v);
             if (SvOK(v))
@@ -786,6 +797,10 @@ new(const char *klass, ...)
             unknown_option(aTHX_ "EV::Etcd->new", k, klen);
         }
     }
+    if (cfg.username && !cfg.password)
+        croak("EV::Etcd->new: username needs a password");
+    if (cfg.password && !cfg.username)
+        croak("EV::Etcd->new: password needs a username");
     if (!cfg.n_endpoints) {
         static const char *dflt = "127.0.0.1:2379";
         static STRLEN dflt_len = 14;

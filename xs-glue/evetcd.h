@@ -19,6 +19,10 @@ typedef struct {
     int on_request; /* an on_request hook is set: report each unary call */
     uint64_t max_recv_size; /* bytes of one unary reply; 0 for no limit */
     uint64_t max_send_size; /* bytes of one unary request; 0 for no limit */
+    const char *username;   /* with password: log in before the first call */
+    size_t username_len;
+    const char *password;
+    size_t password_len;
 } evetcd_config;
 
 /* Functions the Rust side calls to build Perl data (ctx is the interpreter). */
@@ -45,7 +49,9 @@ typedef struct {
         EVETCD_FIELD(T, n_endpoints), EVETCD_FIELD(T, timeout),                    \
         EVETCD_FIELD(T, max_retries), EVETCD_FIELD(T, health_interval),            \
         EVETCD_FIELD(T, token), EVETCD_FIELD(T, token_len), EVETCD_FIELD(T, on_request), \
-        EVETCD_FIELD(T, max_recv_size), EVETCD_FIELD(T, max_send_size)
+        EVETCD_FIELD(T, max_recv_size), EVETCD_FIELD(T, max_send_size),           \
+        EVETCD_FIELD(T, username), EVETCD_FIELD(T, username_len),                  \
+        EVETCD_FIELD(T, password), EVETCD_FIELD(T, password_len)
 #define EVETCD_BUILDER_LAYOUT(T)                                                   \
     sizeof(T), EVETCD_FIELD(T, ctx), EVETCD_FIELD(T, hv_new), EVETCD_FIELD(T, av_new), \
         EVETCD_FIELD(T, hv_bytes), EVETCD_FIELD(T, hv_int), EVETCD_FIELD(T, hv_uint),  \

@@ -200,6 +200,25 @@ first probe, and afterwards only when the result differs from the previous
 one. Only useful together with C<health_interval>. Must be a code reference
 (undef is accepted and means none).
 
+=item username => $user, password => $password
+
+Log in as this user. The login starts as soon as the client is created;
+calls and streams made before it has finished wait for it and are sent
+with the new token, so none fails for lack of one. From then on the
+client logs in again by itself whenever etcd says the token is no longer
+good (see L</authenticate>), and every stream that opens or reopens does so
+with a current token.
+
+When the login fails (a wrong password, say), every call waiting for it
+gets that failure once, with etcd's status and message (for a wrong
+password C<INVALID_ARGUMENT>, C<etcdserver: authentication failed, invalid
+user ID or password>) under the call's own C<source>; a stream waiting for
+it ends with the same error. Nothing is retried in a loop: the next call
+made after the failure tries one new login. If the server has auth
+switched off, the login is skipped and calls go out without a token. Both
+must be given together; the user name must not be empty and both must be
+UTF-8 text (undef means no login).
+
 =item auth_token => $token
 
 A token obtained earlier (for example from L</authenticate> in another
@@ -1129,12 +1148,15 @@ afterwards (open streams are not re-checked by etcd). Call
 C<authenticate> again to switch to another user.
 
 The client also remembers the user name and password of the last
-successful login. When etcd rejects the token as no longer valid (a
+successful login (or those given to L</new>). When etcd rejects the token as no longer valid (a
 simple token expires after some idle time, C<--auth-token-ttl>; and a
 change to users or roles makes tokens stale), the client logs in again
 with those credentials, without sending the rejected token, and repeats
 the request once; a stream that fails this way is reopened with the new
-token. You only see the error if that fails too. A client that was given
+token. Calls that meet the stale token together share one new login. You
+only see the error if that fails too: then it is etcd's answer to the call,
+with the reason the new login failed added to the message (C<etcdserver:
+invalid auth token; logging in again failed: ...>). A client that was given
 a token through L</new> (C<auth_token>) and never called
 C<authenticate> has no credentials to do this with: it passes etcd's
 error on (e.g. C<etcdserver: invalid auth token>).
