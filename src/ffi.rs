@@ -6,10 +6,13 @@ use crate::perl::{Builder, BuilderVtable, ToPerl};
 use crate::queue::Disposition;
 use crate::runtime::{Client, Config};
 use crate::streams::StreamKind;
+use crate::tls::TlsOptions;
 use bytes::Bytes;
 use prost::Message;
-use std::ffi::{c_char, c_int};
+use std::ffi::{c_char, c_int, OsStr};
+use std::os::unix::ffi::OsStrExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Options of `new`, as the XS side passes them.
@@ -23,12 +26,43 @@ pub struct EvetcdConfig {
     pub health_interval: f64,
     pub token: *const u8,
     pub token_len: usize,
+    /// `tls =>`: -1 not given, 0 off, 1 on.
+    pub tls: i32,
+    /// The TLS strings below are null when their option was not given.
+    pub tls_ca_file: *const u8,
+    pub tls_ca_file_len: usize,
+    pub tls_cert_file: *const u8,
+    pub tls_cert_file_len: usize,
+    pub tls_key_file: *const u8,
+    pub tls_key_file_len: usize,
+    pub tls_server_name: *const u8,
+    pub tls_server_name_len: usize,
+}
+
+/// The size of `EvetcdConfig`, so the XS side can check at load time that
+/// its copy of the struct (xs-glue/evetcd.h) has the same layout.
+#[no_mangle]
+pub extern "C" fn evetcd_config_size() -> usize {
+    std::mem::size_of::<EvetcdConfig>()
 }
 
 /// Returned for a call the library rejected (unknown method, bad bytes).
 const REJECTED: c_int = -1;
 /// Returned when Rust code panicked; nothing was started.
 const PANICKED: c_int = -2;
+
+/// An optional string of the config: None when `ptr` is null.
+///
+/// # Safety
+/// `ptr` must point at `len` readable bytes, or be null.
+unsafe fn optional<'a>(ptr: *const u8, len: usize) -> Option<&'a [u8]> {
+    // SAFETY: guaranteed by the caller.
+    (!ptr.is_null()).then(|| unsafe { slice(ptr, len) })
+}
+
+fn path(bytes: &[u8]) -> PathBuf {
+    PathBuf::from(OsStr::from_bytes(bytes))
+}
 
 /// # Safety
 /// `ptr` must point at `len` readable bytes (or be null with `len` 0).
@@ -74,6 +108,22 @@ pub unsafe extern "C" fn evetcd_new(
         }
         // SAFETY: token_len bytes at token, or null.
         let token = unsafe { slice(cfg.token, cfg.token_len) };
+        // SAFETY: each TLS string is null or points at its length of bytes.
+        let (ca, cert, key, name) = unsafe {
+            (
+                optional(cfg.tls_ca_file, cfg.tls_ca_file_len),
+                optional(cfg.tls_cert_file, cfg.tls_cert_file_len),
+                optional(cfg.tls_key_file, cfg.tls_key_file_len),
+                optional(cfg.tls_server_name, cfg.tls_server_name_len),
+            )
+        };
+        let tls = TlsOptions {
+            enabled: (cfg.tls >= 0).then_some(cfg.tls != 0),
+            ca_file: ca.map(path),
+            cert_file: cert.map(path),
+            key_file: key.map(path),
+            server_name: name.map(|n| String::from_utf8_lossy(n).into_owned()),
+        };
         let config = Config {
             endpoints,
             timeout: Duration::from_secs_f64(cfg.timeout.max(1.0)),
@@ -81,6 +131,7 @@ pub unsafe extern "C" fn evetcd_new(
             health_interval: (cfg.health_interval > 0.0)
                 .then(|| Duration::from_secs_f64(cfg.health_interval)),
             auth_token: (!token.is_empty()).then(|| String::from_utf8_lossy(token).into_owned()),
+            tls,
         };
         Client::new(config)
     }));

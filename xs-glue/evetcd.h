@@ -16,6 +16,15 @@ typedef struct {
     double health_interval;
     const char *token;
     size_t token_len;
+    int32_t tls;                 /* -1 not given, 0 off, 1 on */
+    const char *tls_ca_file;     /* the TLS strings: NULL when not given */
+    size_t tls_ca_file_len;
+    const char *tls_cert_file;
+    size_t tls_cert_file_len;
+    const char *tls_key_file;
+    size_t tls_key_file_len;
+    const char *tls_server_name;
+    size_t tls_server_name_len;
 } evetcd_config;
 
 /* Functions the Rust side calls to build Perl data (ctx is the interpreter). */
@@ -35,6 +44,7 @@ typedef struct {
 enum { EVETCD_KEEP = 0, EVETCD_LAST = 1 };
 enum { EVETCD_WATCH = 1, EVETCD_KEEPALIVE = 2, EVETCD_OBSERVE = 3 };
 
+size_t evetcd_config_size(void);
 evetcd_client *evetcd_new(const evetcd_config *cfg, char *err, size_t err_cap);
 void evetcd_free(evetcd_client *c);
 int evetcd_fd(const evetcd_client *c);
