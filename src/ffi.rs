@@ -6,10 +6,13 @@ use crate::perl::{Builder, BuilderVtable, ToPerl};
 use crate::queue::{CallInfo, Disposition};
 use crate::runtime::{CallDeadline, Client, Config};
 use crate::streams::StreamKind;
+use crate::tls::TlsOptions;
 use bytes::Bytes;
 use prost::Message;
-use std::ffi::{c_char, c_int};
+use std::ffi::{c_char, c_int, OsStr};
+use std::os::unix::ffi::OsStrExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Options of `new`, as the XS side passes them.
@@ -30,6 +33,17 @@ pub struct EvetcdConfig {
     pub username_len: usize,
     pub password: *const u8,
     pub password_len: usize,
+    /// `tls =>`: -1 not given, 0 off, 1 on.
+    pub tls: i32,
+    /// The TLS strings below are null when their option was not given.
+    pub tls_ca_file: *const u8,
+    pub tls_ca_file_len: usize,
+    pub tls_cert_file: *const u8,
+    pub tls_cert_file_len: usize,
+    pub tls_key_file: *const u8,
+    pub tls_key_file_len: usize,
+    pub tls_server_name: *const u8,
+    pub tls_server_name_len: usize,
 }
 
 /// The size of a struct, then the offset and size of each named field in
@@ -51,7 +65,9 @@ impl EvetcdConfig {
     fn layout() -> Vec<usize> {
         c_layout!(EvetcdConfig; endpoints, endpoint_lens, n_endpoints, timeout, max_retries,
             health_interval, token, token_len, on_request, max_recv_size, max_send_size,
-            username, username_len, password, password_len)
+            username, username_len, password, password_len, tls, tls_ca_file, tls_ca_file_len,
+            tls_cert_file, tls_cert_file_len, tls_key_file, tls_key_file_len, tls_server_name,
+            tls_server_name_len)
     }
 }
 
@@ -80,6 +96,19 @@ pub unsafe extern "C" fn evetcd_layout(which: c_int, out: *mut usize, cap: usize
 const REJECTED: c_int = -1;
 /// Returned when Rust code panicked; nothing was started.
 const PANICKED: c_int = -2;
+
+/// An optional string of the config: None when `ptr` is null.
+///
+/// # Safety
+/// `ptr` must point at `len` readable bytes, or be null.
+unsafe fn optional<'a>(ptr: *const u8, len: usize) -> Option<&'a [u8]> {
+    // SAFETY: guaranteed by the caller.
+    (!ptr.is_null()).then(|| unsafe { slice(ptr, len) })
+}
+
+fn path(bytes: &[u8]) -> PathBuf {
+    PathBuf::from(OsStr::from_bytes(bytes))
+}
 
 /// # Safety
 /// `ptr` must point at `len` readable bytes (or be null with `len` 0).
@@ -142,6 +171,22 @@ pub unsafe extern "C" fn evetcd_new(
                 (Err(e), _) | (_, Err(e)) => return Err(e.to_string()),
             }
         };
+        // SAFETY: each TLS string is null or points at its length of bytes.
+        let (ca, cert, key, name) = unsafe {
+            (
+                optional(cfg.tls_ca_file, cfg.tls_ca_file_len),
+                optional(cfg.tls_cert_file, cfg.tls_cert_file_len),
+                optional(cfg.tls_key_file, cfg.tls_key_file_len),
+                optional(cfg.tls_server_name, cfg.tls_server_name_len),
+            )
+        };
+        let tls = TlsOptions {
+            enabled: (cfg.tls >= 0).then_some(cfg.tls != 0),
+            ca_file: ca.map(path),
+            cert_file: cert.map(path),
+            key_file: key.map(path),
+            server_name: name.map(|n| String::from_utf8_lossy(n).into_owned()),
+        };
         let config = Config {
             endpoints,
             timeout: Duration::from_secs_f64(cfg.timeout.max(1.0)),
@@ -153,6 +198,7 @@ pub unsafe extern "C" fn evetcd_new(
             max_recv_size: message_limit(cfg.max_recv_size),
             max_send_size: message_limit(cfg.max_send_size),
             login,
+            tls,
         };
         Client::new(config)
     }));

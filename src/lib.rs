@@ -9,6 +9,7 @@ pub mod proto;
 pub mod queue;
 pub mod runtime;
 pub mod streams;
+pub mod tls;
 
 pub mod auth;
 pub mod cluster;

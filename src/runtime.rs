@@ -6,12 +6,14 @@ use crate::perl::{Builder, Hv, ToPerl};
 use crate::queue::{
     completion_queue, CallInfo, Completion, CompletionQueue, CompletionSender, Disposition, Reply,
 };
+use crate::tls::{TlsConnector, TlsOptions, TlsSettings};
 use bytes::{Buf, BufMut, Bytes};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::http::uri::PathAndQuery;
+use tonic::codegen::http::Uri;
 use tonic::metadata::{AsciiMetadataValue, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 use tonic::Status;
@@ -32,31 +34,82 @@ pub struct Config {
     pub max_send_size: usize,
     /// `username` and `password` of `new`: log in before the first call.
     pub login: Option<(String, String)>,
+    pub tls: TlsOptions,
+}
+
+/// How an endpoint was written: its scheme, if any, and `host:port`.
+fn split_scheme(e: &str) -> (Option<&'static str>, &str) {
+    if let Some(rest) = e.strip_prefix("https://") {
+        (Some("https"), rest)
+    } else if let Some(rest) = e.strip_prefix("http://") {
+        (Some("http"), rest)
+    } else {
+        (None, e)
+    }
 }
 
 impl Config {
-    /// Normalises endpoints to URIs; the error names the bad one.
-    pub fn endpoint_uris(&self) -> Result<Vec<String>, String> {
+    /// Normalises endpoints to URIs and decides whether the client uses TLS
+    /// (true: every URI is https). Errors name the endpoint or option at fault.
+    pub fn endpoint_uris(&self) -> Result<(Vec<String>, bool), String> {
         if self.endpoints.is_empty() {
             return Err("endpoints must not be empty".into());
         }
-        self.endpoints
+        let scheme_of = |want: &str| {
+            self.endpoints
+                .iter()
+                .find(|e| split_scheme(e).0 == Some(want))
+        };
+        let (https, http) = (scheme_of("https"), scheme_of("http"));
+        if let (Some(s), Some(p)) = (https, http) {
+            return Err(format!(
+                "endpoints mix TLS and plaintext ('{s}' and '{p}'): a client uses one or the other"
+            ));
+        }
+        let tls = match (self.tls.enabled, https, http) {
+            (Some(true), _, Some(p)) => {
+                return Err(format!(
+                    "endpoint '{p}' asks for plaintext, but tls => 1 was given; \
+                     write it as host:port or https://host:port"
+                ))
+            }
+            (Some(false), Some(s), _) => {
+                return Err(format!(
+                    "endpoint '{s}' asks for TLS, but tls => 0 was given"
+                ))
+            }
+            (Some(on), _, _) => on,
+            (None, https, _) => https.is_some(),
+        };
+        if !tls {
+            if let Some(option) = self.tls.first_given() {
+                return Err(if self.tls.enabled == Some(false) {
+                    format!("{option} was given, but tls => 0 turns TLS off")
+                } else {
+                    format!(
+                        "{option} was given, but the endpoints are plaintext: \
+                         add tls => 1 or use https:// endpoints"
+                    )
+                });
+            }
+        }
+        let scheme = if tls { "https" } else { "http" };
+        let uris = self
+            .endpoints
             .iter()
             .map(|e| {
-                if e.starts_with("https://") {
-                    return Err(format!("endpoint '{e}': TLS (https) is not supported"));
-                }
-                let rest = e.strip_prefix("http://").unwrap_or(e);
+                let (_, rest) = split_scheme(e);
                 // host:port, optionally with one trailing slash; no path.
                 if rest.is_empty() || rest.trim_end_matches('/').contains('/') {
                     return Err(format!("endpoint '{e}' is not host:port"));
                 }
-                let uri = format!("http://{}", rest.trim_end_matches('/'));
+                let uri = format!("{scheme}://{}", rest.trim_end_matches('/'));
                 Endpoint::from_shared(uri.clone())
                     .map_err(|_| format!("endpoint '{e}' is not host:port"))?;
                 Ok(uri)
             })
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((uris, tls))
     }
 }
 
@@ -70,7 +123,8 @@ struct Connection {
 pub struct Shared {
     pub cfg: Config,
     pub out: CompletionSender,
-    uris: Vec<String>,
+    /// One per configured endpoint, TLS already set up where it applies.
+    endpoints: Vec<Target>,
     conn: Mutex<Connection>,
     token: RwLock<Option<AsciiMetadataValue>>,
     /// `cfg.timeout` as a grpc-timeout header value, formatted once.
@@ -109,10 +163,8 @@ impl Shared {
 
     /// host:port of endpoint `index`, as `on_request` reports it.
     fn endpoint_address(&self, index: usize) -> String {
-        let uri = &self.uris[index];
-        uri.split_once("://")
-            .map_or(uri.as_str(), |(_, a)| a)
-            .to_string()
+        let (_, address) = split_scheme(&self.cfg.endpoints[index]);
+        address.trim_end_matches('/').to_string()
     }
 
     pub fn current_endpoint(&self) -> String {
@@ -123,16 +175,16 @@ impl Shared {
     /// Moves to the next endpoint after a transport failure on `generation`;
     /// a no-op when another task already moved on or there is one endpoint.
     pub fn connection_failed(&self, generation: u64) {
-        if self.uris.len() < 2 {
+        if self.endpoints.len() < 2 {
             return;
         }
         let mut c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         if c.generation != generation {
             return;
         }
-        c.index = (c.index + 1) % self.uris.len();
+        c.index = (c.index + 1) % self.endpoints.len();
         c.generation += 1;
-        c.channel = make_channel(&self.uris[c.index], self.cfg.timeout);
+        c.channel = make_channel(&self.endpoints[c.index]);
     }
 
     pub fn set_token(&self, token: &str) -> Result<(), String> {
@@ -277,9 +329,31 @@ fn grpc_timeout_value(timeout: Duration) -> AsciiMetadataValue {
 const CONNECTION_WINDOW: u32 = 64 << 20;
 const STREAM_WINDOW: u32 = 16 << 20;
 
-fn make_channel(uri: &str, timeout: Duration) -> Channel {
-    Endpoint::from_shared(uri.to_string())
-        .expect("endpoint validated at construction")
+/// One endpoint as the client dials it.
+struct Target {
+    endpoint: Endpoint,
+    /// Set for TLS: the connection is then opened by our connector, and
+    /// tonic sees a plain `http://` endpoint with an `https://` origin (its
+    /// own TLS stays out of the way; requests still say `https`).
+    tls: Option<TlsConnector>,
+}
+
+/// The target for `uri` (already normalised by `endpoint_uris`); with TLS
+/// it checks that the host can be matched against a certificate.
+fn make_target(uri: &str, timeout: Duration, tls: Option<&TlsSettings>) -> Result<Target, String> {
+    let bad = |e: &dyn std::fmt::Display| format!("endpoint '{uri}' is not host:port: {e}");
+    let (dial, connector) = match tls {
+        None => (uri.to_string(), None),
+        Some(tls) => {
+            let parsed: Uri = uri.parse().map_err(|e| bad(&e))?;
+            let host = parsed.host().ok_or_else(|| bad(&"no host"))?;
+            let port = parsed.port_u16().unwrap_or(443);
+            let plain = format!("http://{}", uri.strip_prefix("https://").unwrap_or(uri));
+            (plain, Some(tls.connector(host, port)?))
+        }
+    };
+    let mut endpoint = Endpoint::from_shared(dial)
+        .map_err(|e| bad(&e))?
         .connect_timeout(timeout.min(Duration::from_secs(5)))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(10))
@@ -289,8 +363,24 @@ fn make_channel(uri: &str, timeout: Duration) -> Channel {
         // half its connection window allows; hundreds of replies can arrive
         // before their tasks run, so give it a large window.
         .initial_connection_window_size(CONNECTION_WINDOW)
-        .initial_stream_window_size(STREAM_WINDOW)
-        .connect_lazy()
+        .initial_stream_window_size(STREAM_WINDOW);
+    if connector.is_some() {
+        endpoint = endpoint.origin(uri.parse().map_err(|e| bad(&e))?);
+    }
+    Ok(Target {
+        endpoint,
+        tls: connector,
+    })
+}
+
+/// A channel that connects on first use (and again after each failure).
+fn make_channel(target: &Target) -> Channel {
+    match &target.tls {
+        Some(connector) => target
+            .endpoint
+            .connect_with_connector_lazy(connector.clone()),
+        None => target.endpoint.connect_lazy(),
+    }
 }
 
 /// Sends an error for its call if dropped without replying: a panicking or
@@ -661,7 +751,16 @@ pub struct Client {
 
 impl Client {
     pub fn new(cfg: Config) -> Result<Client, String> {
-        let uris = cfg.endpoint_uris()?;
+        let (uris, use_tls) = cfg.endpoint_uris()?;
+        let tls = if use_tls {
+            Some(TlsSettings::load(&cfg.tls)?)
+        } else {
+            None
+        };
+        let endpoints = uris
+            .iter()
+            .map(|uri| make_target(uri, cfg.timeout, tls.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
         let (out, queue) =
             completion_queue().map_err(|e| format!("cannot create wake-up socket: {e}"))?;
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
@@ -691,13 +790,13 @@ impl Client {
             .map_err(|_| "client thread failed to start".to_string())??;
         let channel = {
             let _ctx = handle.enter();
-            make_channel(&uris[0], cfg.timeout)
+            make_channel(&endpoints[0])
         };
         let grpc_timeout = grpc_timeout_value(cfg.timeout);
         let shared = Arc::new(Shared {
             cfg,
             out,
-            uris,
+            endpoints,
             conn: Mutex::new(Connection {
                 index: 0,
                 generation: 0,
@@ -831,6 +930,71 @@ impl Drop for Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn config(endpoints: &[&str], tls: TlsOptions) -> Config {
+        Config {
+            endpoints: endpoints.iter().map(|e| e.to_string()).collect(),
+            timeout: Duration::from_secs(5),
+            max_retries: 3,
+            health_interval: None,
+            auth_token: None,
+            on_request: false,
+            max_recv_size: usize::MAX,
+            max_send_size: usize::MAX,
+            login: None,
+            tls,
+        }
+    }
+
+    fn tls_on() -> TlsOptions {
+        TlsOptions {
+            enabled: Some(true),
+            ..TlsOptions::default()
+        }
+    }
+
+    #[test]
+    fn the_endpoints_or_the_tls_option_decide_tls() {
+        let none = TlsOptions::default;
+        let uris = |e: &[&str], t| config(e, t).endpoint_uris().unwrap();
+        assert_eq!(
+            uris(&["a:1", "http://b:2/"], none()),
+            (vec!["http://a:1".into(), "http://b:2".into()], false)
+        );
+        assert_eq!(
+            uris(&["https://a:1", "b:2"], none()),
+            (vec!["https://a:1".into(), "https://b:2".into()], true)
+        );
+        assert_eq!(uris(&["a:1"], tls_on()), (vec!["https://a:1".into()], true));
+        let ca = TlsOptions {
+            ca_file: Some("ca.pem".into()),
+            ..TlsOptions::default()
+        };
+        assert!(uris(&["https://a:1"], ca).1);
+    }
+
+    #[test]
+    fn contradictions_are_refused() {
+        let err = |e: &[&str], t| config(e, t).endpoint_uris().unwrap_err();
+        assert!(err(&["https://a:1", "http://b:2"], TlsOptions::default())
+            .contains("mix TLS and plaintext"));
+        assert!(err(&["http://a:1"], tls_on()).contains("asks for plaintext"));
+        let off = TlsOptions {
+            enabled: Some(false),
+            ..TlsOptions::default()
+        };
+        assert!(err(&["https://a:1"], off.clone()).contains("asks for TLS"));
+        let named = TlsOptions {
+            server_name: Some("etcd.test".into()),
+            ..off
+        };
+        assert!(err(&["a:1"], named.clone()).starts_with("tls_server_name was given, but tls => 0"));
+        let implied = TlsOptions {
+            enabled: None,
+            ..named
+        };
+        assert!(err(&["a:1"], implied).contains("the endpoints are plaintext"));
+    }
 
     #[test]
     fn grpc_timeout_header_fits_eight_digits() {

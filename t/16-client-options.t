@@ -39,8 +39,8 @@ my @bad = (
     [ 'endpoints empty',              [ endpoints => [] ],                  qr/endpoints must not be empty/ ],
     [ 'endpoints with undef',         [ endpoints => [ $ep, undef ] ],      qr/endpoints\[1\] is undefined/ ],
     [ 'endpoints with empty string',  [ endpoints => [''] ],                qr/endpoints\[0\] is empty/ ],
-    [ 'https endpoint',               [ endpoints => ["https://$ep"] ],     qr/TLS \(https\) is not supported/ ],
-    [ 'https among others',           [ endpoints => [ $ep, "https://$ep" ] ], qr/https:\/\/\Q$ep\E.*TLS \(https\) is not supported/ ],
+    [ 'https mixed with http',        [ endpoints => [ "http://$ep", "https://$ep" ] ], qr/endpoints mix TLS and plaintext/ ],
+    [ 'TLS option, plaintext endpoint', [ endpoints => [$ep], tls_ca_file => 'ca.pem' ], qr/tls_ca_file was given, but the endpoints are plaintext/ ],
     [ 'garbage endpoint',             [ endpoints => ['not an endpoint'] ], qr/'not an endpoint'/ ],
     [ 'auth_token a reference',       [ auth_token => [] ],                 qr/auth_token must be a string/ ],
 );

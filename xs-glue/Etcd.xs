@@ -527,6 +527,22 @@ static void unknown_option(pTHX_ const char *method, const char *k, STRLEN klen)
     croak("%s: unknown option '%.*s'", method, (int)klen, k);
 }
 
+/* A string option of new's TLS group: NULL for undef (not given); an empty
+ * string croaks, as it cannot name a file or a server. */
+static const char *tls_string(pTHX_ SV *v, size_t *len, const char *what)
+{
+    STRLEN l;
+    const char *s;
+    SvGETMAGIC(v);
+    if (!SvOK(v))
+        return NULL;
+    s = need_bytes(aTHX_ v, &l, "EV::Etcd->new", what);
+    if (!l)
+        croak("EV::Etcd->new: %s must not be empty", what);
+    *len = l;
+    return s;
+}
+
 /* The range end that selects every key starting with key[0..len). */
 static void prefix_end(const char *key, STRLEN len, char *out, STRLEN *out_len)
 {
@@ -707,13 +723,14 @@ new(const char *klass, ...)
     const char **eps = NULL;
     STRLEN *lens = NULL;
     SV *health_cb = NULL, *request_cb = NULL;
-    char errbuf[512];
+    char errbuf[2048];  /* room for messages naming long file paths */
     etcd_t *c;
     int i;
   CODE:
     if ((items - 1) % 2)
         croak("EV::Etcd->new: options must be name => value pairs");
     Zero(&cfg, 1, evetcd_config);
+    cfg.tls = -1;
     cfg.timeout = 30;
     cfg.max_retries = 3;
     for (i = 1; i < items; i += 2) {
@@ -793,6 +810,17 @@ new(const char *klass, ...)
             SvGETMAGIC(v);
             if (SvOK(v))
                 cfg.token = need_bytes(aTHX_ v, &cfg.token_len, "EV::Etcd->new", "auth_token");
+        } else if (OPT_IS("tls")) {
+            SvGETMAGIC(v);
+            cfg.tls = SvOK(v) ? (SvTRUE_nomg(v) ? 1 : 0) : -1;
+        } else if (OPT_IS("tls_ca_file")) {
+            cfg.tls_ca_file = tls_string(aTHX_ v, &cfg.tls_ca_file_len, "tls_ca_file");
+        } else if (OPT_IS("tls_cert_file")) {
+            cfg.tls_cert_file = tls_string(aTHX_ v, &cfg.tls_cert_file_len, "tls_cert_file");
+        } else if (OPT_IS("tls_key_file")) {
+            cfg.tls_key_file = tls_string(aTHX_ v, &cfg.tls_key_file_len, "tls_key_file");
+        } else if (OPT_IS("tls_server_name")) {
+            cfg.tls_server_name = tls_string(aTHX_ v, &cfg.tls_server_name_len, "tls_server_name");
         } else {
             unknown_option(aTHX_ "EV::Etcd->new", k, klen);
         }

@@ -23,6 +23,15 @@ typedef struct {
     size_t username_len;
     const char *password;
     size_t password_len;
+    int32_t tls;                 /* -1 not given, 0 off, 1 on */
+    const char *tls_ca_file;     /* the TLS strings: NULL when not given */
+    size_t tls_ca_file_len;
+    const char *tls_cert_file;
+    size_t tls_cert_file_len;
+    const char *tls_key_file;
+    size_t tls_key_file_len;
+    const char *tls_server_name;
+    size_t tls_server_name_len;
 } evetcd_config;
 
 /* Functions the Rust side calls to build Perl data (ctx is the interpreter). */
@@ -51,7 +60,12 @@ typedef struct {
         EVETCD_FIELD(T, token), EVETCD_FIELD(T, token_len), EVETCD_FIELD(T, on_request), \
         EVETCD_FIELD(T, max_recv_size), EVETCD_FIELD(T, max_send_size),           \
         EVETCD_FIELD(T, username), EVETCD_FIELD(T, username_len),                  \
-        EVETCD_FIELD(T, password), EVETCD_FIELD(T, password_len)
+        EVETCD_FIELD(T, password), EVETCD_FIELD(T, password_len),                  \
+        EVETCD_FIELD(T, tls), EVETCD_FIELD(T, tls_ca_file),                        \
+        EVETCD_FIELD(T, tls_ca_file_len), EVETCD_FIELD(T, tls_cert_file),          \
+        EVETCD_FIELD(T, tls_cert_file_len), EVETCD_FIELD(T, tls_key_file),         \
+        EVETCD_FIELD(T, tls_key_file_len), EVETCD_FIELD(T, tls_server_name),       \
+        EVETCD_FIELD(T, tls_server_name_len)
 #define EVETCD_BUILDER_LAYOUT(T)                                                   \
     sizeof(T), EVETCD_FIELD(T, ctx), EVETCD_FIELD(T, hv_new), EVETCD_FIELD(T, av_new), \
         EVETCD_FIELD(T, hv_bytes), EVETCD_FIELD(T, hv_int), EVETCD_FIELD(T, hv_uint),  \

@@ -149,10 +149,13 @@ it, so a wrong address shows up as an C<UNAVAILABLE> error on that request.
 
 =item endpoints => \@list
 
-Servers to talk to, each either C<host:port> or C<http://host:port>. The
-default is C<['127.0.0.1:2379']>. The list must not be empty and no entry
-may be undefined or empty. An C<https://> address croaks with
-C<TLS (https) is not supported>.
+Servers to talk to, each written C<host:port>, C<http://host:port> or
+C<https://host:port>. The default is C<['127.0.0.1:2379']>. The list must
+not be empty and no entry may be undefined or empty. A client speaks either
+TLS or plaintext to all of its endpoints: an C<https://> entry switches the
+whole client to TLS (bare C<host:port> entries included), and a list that
+has both C<https://> and C<http://> entries croaks with C<endpoints mix TLS
+and plaintext>. See L</tls> for the rest.
 
 Requests go to the first endpoint. When a request fails because the
 connection itself failed (status C<UNAVAILABLE> from the transport), the
@@ -226,6 +229,68 @@ process). It is sent as C<token> metadata with every request and with every
 stream opened later, exactly as if C<authenticate> had just returned it.
 It must be printable ASCII. Undef means none.
 
+=item tls => $bool
+
+Talk TLS to every endpoint. With a true value, bare C<host:port> endpoints
+(and the default one) are reached over TLS, and an endpoint written
+C<http://...> croaks, since it asks for plaintext. A false value insists on
+plaintext: an C<https://> endpoint or any of the C<tls_*> options below then
+croaks. Leaving the option out (or passing undef) lets the endpoints decide:
+TLS when one of them is written C<https://>, plaintext otherwise.
+
+  my $etcd = EV::Etcd->new(
+      endpoints     => ['etcd1.example.net:2379', 'etcd2.example.net:2379'],
+      tls           => 1,
+      tls_ca_file   => '/etc/etcd/pki/ca.pem',
+      tls_cert_file => '/etc/etcd/pki/client.pem',   # only for mutual TLS
+      tls_key_file  => '/etc/etcd/pki/client-key.pem',
+  );
+
+The TLS options below only make sense when the client uses TLS: giving one
+to a client whose endpoints are plaintext croaks with, for example,
+C<tls_ca_file was given, but the endpoints are plaintext: add tls =E<gt> 1
+or use https:// endpoints>. Undef counts as not given; an empty string
+croaks. The files are read and checked when the client is made, so a
+missing or unreadable file, or one with nothing usable in it, croaks right
+there, naming the option and the path:
+
+  EV::Etcd->new: tls_ca_file '/etc/etcd/ca.pem': cannot read it: No such file or directory (os error 2) at app.pl line 12.
+  EV::Etcd->new: tls_key_file '/tmp/c.pem': no private key in it (expected a PEM 'BEGIN PRIVATE KEY' block) at app.pl line 12.
+
+All files are PEM text. The module supports TLS 1.2 and 1.3 only, through
+rustls, and keys of type RSA, ECDSA (P-256, P-384) and Ed25519.
+
+=item tls_ca_file => $path
+
+The certificate authorities that the server's certificate must chain up
+to: one or more C<BEGIN CERTIFICATE> blocks. Without this option the
+system's trusted roots are used instead (on Linux, the distribution's CA
+bundle; the C<SSL_CERT_FILE> and C<SSL_CERT_DIR> environment variables, if
+set when the client is made, replace it), and a system with no roots at
+all croaks. A file in which no certificate can be found, or holding one
+that does not parse as a certificate, croaks.
+
+=item tls_cert_file => $path
+
+=item tls_key_file => $path
+
+The client's own certificate (its chain, leaf first) and that
+certificate's private key, for servers that demand one (etcd's
+C<--client-cert-auth>). The two go together: either one alone croaks, and
+so does a key that does not belong to the certificate (C<tls_key_file
+'...' is not the key of the certificate in tls_cert_file '...'>). The key
+must be unencrypted (PKCS#8, PKCS#1 or SEC1).
+
+=item tls_server_name => $name
+
+The name the server's certificate must carry. By default that is the
+host part of the endpoint being contacted, which may be a DNS name or an
+IP address (matched against the certificate's IP address entries). Set
+this when the certificates name the servers differently from the way you
+reach them, for instance when connecting by IP address to a server whose
+certificate only lists C<etcd.internal>. It is also sent as the TLS SNI
+name when it is a DNS name. The same name is checked for every endpoint.
+
 =item max_send_size => $bytes, max_recv_size => $bytes
 
 Limits, in bytes, on one unary request (as encoded) and on one unary
@@ -261,6 +326,31 @@ histogram with it. A hook that refers to its own client keeps the client
 alive (see L</DESTRUCTION>).
 
 =back
+
+=head2 TLS errors
+
+A handshake that fails is reported to the callback of the call that needed
+the connection (or to the stream's callback), like any other connection
+failure: status C<UNAVAILABLE>, C<retryable> 1, and, when there are
+several endpoints, the client moves on to the next one. The message
+begins with what went wrong, for example:
+
+  TLS handshake with 10.0.0.5:2379 failed: invalid peer certificate: UnknownIssuer
+  TLS handshake with 10.0.0.5:2379 failed: invalid peer certificate: certificate not valid for name "10.0.0.5"; ...
+  TLS handshake with 10.0.0.5:2379 failed: received fatal alert: BadCertificate
+
+The first means the server's certificate was not issued by a CA in
+C<tls_ca_file> (or the system's roots); the second, that it does not name
+the host (see C<tls_server_name>); the third, that the server rejected the
+client: no C<tls_cert_file> was given, or the server does not trust the CA
+that issued it (some servers send C<CertificateRequired> instead). Retrying
+such a call cannot succeed until the configuration changes, even though it
+is marked retryable: look at the message before retrying forever.
+
+Connecting to a TLS port without TLS fails with an C<UNAVAILABLE> error
+too, whose message is less telling (a broken pipe or a reset connection);
+a TLS client that reaches a plaintext port gets C<TLS handshake with ...
+failed: tls handshake eof> or similar.
 
 =head1 CALLBACKS AND ERRORS
 
@@ -1427,9 +1517,10 @@ the client's own callbacks.
 
 =item *
 
-Plain-text gRPC only: there is no TLS and no client certificate support,
-and C<https://> endpoints are rejected. Reach a TLS-only cluster through a
-local proxy such as C<etcd grpc-proxy>.
+TLS is rustls: TLS 1.2 and 1.3 only, no encrypted private keys, no
+certificate revocation lists, and one C<tls_server_name> for all endpoints.
+The certificate files are read once, when the client is made; to pick up
+renewed certificates, make a new client.
 
 =item *
 

@@ -496,6 +496,7 @@ sub _new {
         extra        => [ @{ $o{extra} // [] } ],
         env          => { %{ $o{env} // {} } },
         timeout      => $o{timeout},
+        tls          => $o{tls} ? 1 : 0,
         owner        => $$,
         pid          => undef,
         exit_status  => undef,
@@ -518,7 +519,8 @@ sub client_port     { $_[0]{client_port} }
 sub peer_port       { $_[0]{peer_port} }
 sub metrics_port    { $_[0]{metrics_port} }
 sub endpoint        { "127.0.0.1:$_[0]{client_port}" }
-sub client_url      { "http://127.0.0.1:$_[0]{client_port}" }
+sub client_url      { ($_[0]{tls} ? 'https' : 'http') . "://127.0.0.1:$_[0]{client_port}" }
+sub tls             { $_[0]{tls} }
 sub peer_url        { "http://127.0.0.1:$_[0]{peer_port}" }
 sub metrics_url     { "http://127.0.0.1:$_[0]{metrics_port}" }
 sub initial_cluster { $_[0]{initial_cluster} }
@@ -644,8 +646,11 @@ sub _die_if_exited {
 
 sub is_healthy {
     my ($self, $timeout) = @_;
+    # A TLS client port does not speak plain HTTP: ask the metrics port,
+    # which serves /health too.
+    my $port = $self->{tls} ? $self->{metrics_port} : $self->{client_port};
     my ($code, $body) = EtcdTest::http_request(
-        'GET', $self->{client_port}, '/health', undef, $timeout // 2);
+        'GET', $port, '/health', undef, $timeout // 2);
     return defined $body && $body =~ /"health"\s*:\s*"true"/ ? 1 : 0;
 }
 
@@ -808,7 +813,10 @@ C<EtcdTest::Server>.  Options: C<name>, C<extra> (arrayref of extra etcd
 flags), C<timeout>, C<log_level> (default C<warn>), C<client_port>,
 C<peer_port>, C<metrics_port>, C<token>, C<bin>, C<env> (hashref of
 environment variables for etcd; inherited C<ETCD*> variables are removed),
-C<keep> (keep the temp dir; also C<EV_ETCD_TEST_KEEP=1>).  Dies with the
+C<keep> (keep the temp dir; also C<EV_ETCD_TEST_KEEP=1>), C<tls> (the
+client URL is C<https://>; pass the certificate flags such as
+C<--cert-file> in C<extra>; health is then checked on the plain-HTTP
+metrics port).  Dies with the
 tail of the server log if the server exits or stays unhealthy.
 
 =item start_cluster($n, %opt)
@@ -883,7 +891,7 @@ C<metrics_url>, C<client_port>, C<peer_port>, C<metrics_port>, C<pid>,
 C<name>, C<bin>, C<data_dir>, C<dir> (the temp dir holding data and log),
 C<log_file>, C<log_tail($lines)>, C<args> (the etcd command-line flags),
 C<initial_cluster>, C<initial_cluster_entry> (C<name=peer_url>),
-C<cluster_token>, C<version>, C<exit_status>, C<is_running>,
+C<cluster_token>, C<version>, C<exit_status>, C<tls>, C<is_running>,
 C<is_healthy($timeout)>, C<wait_healthy($timeout)>,
 C<wait_listening($timeout)>, C<metrics> (text of C</metrics> from the
 metrics port; the client port serves it too), C<stop($grace)> (SIGTERM,
