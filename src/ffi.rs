@@ -44,6 +44,8 @@ pub struct EvetcdConfig {
     pub tls_key_file_len: usize,
     pub tls_server_name: *const u8,
     pub tls_server_name_len: usize,
+    pub keepalive_time: f64,
+    pub keepalive_timeout: f64,
 }
 
 /// The size of a struct, then the offset and size of each named field in
@@ -67,7 +69,7 @@ impl EvetcdConfig {
             health_interval, token, token_len, on_request, max_recv_size, max_send_size,
             username, username_len, password, password_len, tls, tls_ca_file, tls_ca_file_len,
             tls_cert_file, tls_cert_file_len, tls_key_file, tls_key_file_len, tls_server_name,
-            tls_server_name_len)
+            tls_server_name_len, keepalive_time, keepalive_timeout)
     }
 }
 
@@ -198,6 +200,13 @@ pub unsafe extern "C" fn evetcd_new(
             max_recv_size: message_limit(cfg.max_recv_size),
             max_send_size: message_limit(cfg.max_send_size),
             login,
+            // 0 switches pings off; XS fills in the defaults.
+            keepalive: (cfg.keepalive_time > 0.0).then(|| {
+                (
+                    Duration::from_secs_f64(cfg.keepalive_time),
+                    Duration::from_secs_f64(cfg.keepalive_timeout.max(0.001)),
+                )
+            }),
             tls,
         };
         Client::new(config)

@@ -35,6 +35,9 @@ pub struct Config {
     /// `username` and `password` of `new`: log in before the first call.
     pub login: Option<(String, String)>,
     pub tls: TlsOptions,
+    /// HTTP/2 ping interval and how long to wait for its answer; `None`:
+    /// no pings.
+    pub keepalive: Option<(Duration, Duration)>,
 }
 
 /// How an endpoint was written: its scheme, if any, and `host:port`.
@@ -340,7 +343,7 @@ struct Target {
 
 /// The target for `uri` (already normalised by `endpoint_uris`); with TLS
 /// it checks that the host can be matched against a certificate.
-fn make_target(uri: &str, timeout: Duration, tls: Option<&TlsSettings>) -> Result<Target, String> {
+fn make_target(uri: &str, cfg: &Config, tls: Option<&TlsSettings>) -> Result<Target, String> {
     let bad = |e: &dyn std::fmt::Display| format!("endpoint '{uri}' is not host:port: {e}");
     let (dial, connector) = match tls {
         None => (uri.to_string(), None),
@@ -354,16 +357,21 @@ fn make_target(uri: &str, timeout: Duration, tls: Option<&TlsSettings>) -> Resul
     };
     let mut endpoint = Endpoint::from_shared(dial)
         .map_err(|e| bad(&e))?
-        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .connect_timeout(cfg.timeout.min(Duration::from_secs(5)))
         .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(10))
-        .keep_alive_timeout(Duration::from_secs(5))
-        .keep_alive_while_idle(true)
         // h2 drops a connection that has more small unread DATA frames than
         // half its connection window allows; hundreds of replies can arrive
         // before their tasks run, so give it a large window.
         .initial_connection_window_size(CONNECTION_WINDOW)
         .initial_stream_window_size(STREAM_WINDOW);
+    if let Some((every, answer_within)) = cfg.keepalive {
+        // Only while calls or streams are open: etcd's default policy
+        // answers pings on an idle connection with a too_many_pings GOAWAY.
+        endpoint = endpoint
+            .http2_keep_alive_interval(every)
+            .keep_alive_timeout(answer_within)
+            .keep_alive_while_idle(false);
+    }
     if connector.is_some() {
         endpoint = endpoint.origin(uri.parse().map_err(|e| bad(&e))?);
     }
@@ -759,7 +767,7 @@ impl Client {
         };
         let endpoints = uris
             .iter()
-            .map(|uri| make_target(uri, cfg.timeout, tls.as_ref()))
+            .map(|uri| make_target(uri, &cfg, tls.as_ref()))
             .collect::<Result<Vec<_>, _>>()?;
         let (out, queue) =
             completion_queue().map_err(|e| format!("cannot create wake-up socket: {e}"))?;
@@ -943,6 +951,7 @@ mod tests {
             max_send_size: usize::MAX,
             login: None,
             tls,
+            keepalive: None,
         }
     }
 

@@ -733,6 +733,8 @@ new(const char *klass, ...)
     cfg.tls = -1;
     cfg.timeout = 30;
     cfg.max_retries = 3;
+    cfg.keepalive_time = 10;   /* etcd accepts pings every 5 s or more */
+    cfg.keepalive_timeout = 5;
     for (i = 1; i < items; i += 2) {
         STRLEN klen;
         const char *k = SvPV(ST(i), klen);
@@ -786,6 +788,19 @@ new(const char *klass, ...)
                 request_cb = v;
                 cfg.on_request = 1;
             }
+        } else if (OPT_IS("keepalive_time") || OPT_IS("keepalive_timeout")) {
+            int answer = klen == sizeof("keepalive_timeout") - 1;
+            NV t;
+            SvGETMAGIC(v);
+            if (!SvOK(v) || SvROK(v) || !looks_like_number(v))
+                croak("EV::Etcd->new: %s must be a number of seconds", k);
+            t = SvNV_nomg(v);
+            if (t != t || t > 1e9)
+                croak("EV::Etcd->new: %s must be a finite number of seconds, at most 1e9", k);
+            if (t < 0 || (t == 0 && answer))
+                croak("EV::Etcd->new: %s must be a number of seconds, %s", k,
+                      answer ? "above 0" : "0 (no pings) or more");
+            if (answer) cfg.keepalive_timeout = t; else cfg.keepalive_time = t;
         } else if (OPT_IS("max_recv_size") || OPT_IS("max_send_size")) {
             U64 n = 0;
             SvGETMAGIC(v);

@@ -32,6 +32,8 @@ typedef struct {
     size_t tls_key_file_len;
     const char *tls_server_name;
     size_t tls_server_name_len;
+    double keepalive_time;    /* seconds between HTTP/2 pings; 0: none */
+    double keepalive_timeout; /* seconds to wait for a ping's answer */
 } evetcd_config;
 
 /* Functions the Rust side calls to build Perl data (ctx is the interpreter). */
@@ -65,7 +67,8 @@ typedef struct {
         EVETCD_FIELD(T, tls_ca_file_len), EVETCD_FIELD(T, tls_cert_file),          \
         EVETCD_FIELD(T, tls_cert_file_len), EVETCD_FIELD(T, tls_key_file),         \
         EVETCD_FIELD(T, tls_key_file_len), EVETCD_FIELD(T, tls_server_name),       \
-        EVETCD_FIELD(T, tls_server_name_len)
+        EVETCD_FIELD(T, tls_server_name_len), EVETCD_FIELD(T, keepalive_time),     \
+        EVETCD_FIELD(T, keepalive_timeout)
 #define EVETCD_BUILDER_LAYOUT(T)                                                   \
     sizeof(T), EVETCD_FIELD(T, ctx), EVETCD_FIELD(T, hv_new), EVETCD_FIELD(T, av_new), \
         EVETCD_FIELD(T, hv_bytes), EVETCD_FIELD(T, hv_int), EVETCD_FIELD(T, hv_uint),  \

@@ -291,6 +291,25 @@ reach them, for instance when connecting by IP address to a server whose
 certificate only lists C<etcd.internal>. It is also sent as the TLS SNI
 name when it is a DNS name. The same name is checked for every endpoint.
 
+=item keepalive_time => $seconds, keepalive_timeout => $seconds
+
+HTTP/2 pings that find a dead connection: while calls or streams are open,
+the client pings the server after C<keepalive_time> seconds without
+traffic and gives the connection up when no answer comes within
+C<keepalive_timeout> seconds. A server that died without closing the
+connection, or a network path that silently drops everything (a
+half-open connection), is thus noticed within about C<keepalive_time +
+keepalive_timeout>: calls in flight on it fail with C<UNAVAILABLE>, and
+streams reconnect, to the next endpoint when there are several. Defaults:
+10 and 5. An idle client (no calls, no streams) never pings.
+
+etcd refuses pings that come more often than its
+C<--grpc-keepalive-min-time> (5 s unless configured), by closing the
+connection (a C<too_many_pings> GOAWAY); keep C<keepalive_time> at or above
+that. C<< keepalive_time => 0 >> switches the pings off. Both take
+fractions; a negative or non-numeric value croaks, as does a
+C<keepalive_timeout> of 0.
+
 =item max_send_size => $bytes, max_recv_size => $bytes
 
 Limits, in bytes, on one unary request (as encoded) and on one unary

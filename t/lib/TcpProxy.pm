@@ -1,0 +1,121 @@
+package TcpProxy;
+# A TCP proxy in a child process, for tests that need a connection to go
+# bad in ways a server restart cannot show:
+#   my $p = TcpProxy->new(upstream => $port);   # listens on 127.0.0.1:$p->port
+#   $p->freeze;   # SIGSTOP: sockets stay open, nothing is forwarded (half-open)
+#   $p->thaw;     # SIGCONT
+#   $p->bytes_up; # bytes forwarded from clients to the upstream so far
+#   $p->connections; # client connections accepted so far
+#   $p->stop;     # also done when the object goes away
+use strict;
+use warnings;
+
+use Carp qw(croak);
+use File::Temp ();
+use IO::Select;
+use IO::Socket::INET;
+use POSIX ();
+use Time::HiRes qw(sleep);
+
+sub new {
+    my ($class, %o) = @_;
+    my $upstream = $o{upstream} or croak 'TcpProxy: upstream port needed';
+    my $listen = IO::Socket::INET->new(
+        LocalAddr => '127.0.0.1', LocalPort => $o{port} // 0,
+        Proto     => 'tcp',       Listen    => 64, ReuseAddr => 1,
+    ) or croak "TcpProxy: cannot listen: $!";
+    my $counter = File::Temp->new(TEMPLATE => 'ev-etcd-proxy-XXXXXX', TMPDIR => 1);
+    my $owner = $$;
+    my $pid = fork // croak "TcpProxy: fork: $!";
+    if (!$pid) {
+        eval { _serve($listen, $upstream, "$counter") };
+        POSIX::_exit(0);
+    }
+    my $port = $listen->sockport;
+    close $listen;
+    return bless { pid => $pid, port => $port, counter => $counter, owner => $owner }, $class;
+}
+
+sub port     { $_[0]{port} }
+sub endpoint { "127.0.0.1:$_[0]{port}" }
+sub pid      { $_[0]{pid} }
+
+sub freeze {
+    my ($self) = @_;
+    kill 'STOP', $self->{pid};
+    for (1 .. 200) {    # SIGSTOP is asynchronous
+        open my $fh, '<', "/proc/$self->{pid}/stat" or last;
+        last if (<$fh> // '') =~ /\)\s+T/;
+        sleep 0.01;
+    }
+}
+
+sub thaw { kill 'CONT', $_[0]{pid} }
+
+sub _counts {
+    my ($self) = @_;
+    open my $fh, '<', "$self->{counter}" or return (0, 0);
+    my ($up, $conns) = split ' ', (<$fh> // '');
+    return ($up // 0, $conns // 0);
+}
+sub bytes_up    { ($_[0]->_counts)[0] }
+sub connections { ($_[0]->_counts)[1] }
+
+sub stop {
+    my ($self) = @_;
+    my $pid = delete $self->{pid} or return;
+    return unless $self->{owner} == $$;
+    kill 'CONT', $pid;
+    kill 'KILL', $pid;
+    waitpid $pid, 0;
+}
+
+sub DESTROY { local ($?, $!, $@); $_[0]->stop }
+
+# The child: one select loop over every client/upstream pair.
+sub _serve {
+    my ($listen, $upstream, $counter) = @_;
+    my $sel = IO::Select->new($listen);
+    my (%peer, $up, $conns);
+    my $count = sub {
+        open my $fh, '>', "$counter.tmp" or return;
+        print $fh "$up $conns";
+        close $fh;
+        rename "$counter.tmp", $counter;
+    };
+    ($up, $conns) = (0, 0);
+    while (1) {
+        for my $fh ($sel->can_read) {
+            if ($fh == $listen) {
+                my $c = $listen->accept or next;
+                my $u = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $upstream, Proto => 'tcp');
+                if (!$u) { close $c; next }
+                $_->autoflush(1) for $c, $u;
+                @peer{ $c, $u } = ($u, $c);
+                $peer{"up$c"} = 1;
+                $sel->add($c, $u);
+                $conns++;
+                $count->();
+                next;
+            }
+            my $other = $peer{$fh} or next;
+            my $n = sysread $fh, my $buf, 65536;
+            if (!$n) {
+                $sel->remove($fh, $other);
+                delete @peer{ $fh, $other, "up$fh", "up$other" };
+                close $fh;
+                close $other;
+                next;
+            }
+            my $off = 0;
+            while ($off < $n) {
+                my $w = syswrite $other, $buf, $n - $off, $off;
+                last unless defined $w;
+                $off += $w;
+            }
+            if ($peer{"up$fh"}) { $up += $n; $count->() }
+        }
+    }
+}
+
+1;
