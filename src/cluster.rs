@@ -6,6 +6,9 @@ use crate::proto::etcdserverpb::{
     MemberUpdateResponse,
 };
 use crate::runtime::Route;
+use bytes::Bytes;
+use prost::Message;
+use std::time::Duration;
 
 pub fn route(method: &str) -> Option<Route> {
     Some(match method {
@@ -70,5 +73,55 @@ impl ToPerl for MemberAddResponse {
         }
         b.list(h, "members", &self.members, member);
         h
+    }
+}
+
+/// The client URLs of the started, voting members, in member order.
+fn client_urls(resp: &MemberListResponse) -> Vec<String> {
+    resp.members
+        .iter()
+        .filter(|m| !m.name.is_empty() && !m.is_learner)
+        .flat_map(|m| m.client_ur_ls.iter().cloned())
+        .collect()
+}
+
+/// `auto_sync_interval`: refreshes the endpoint list from member_list. A
+/// failed round, or a list this client cannot use (another scheme), keeps
+/// the endpoints it has.
+pub async fn sync_endpoints(shared: std::sync::Arc<crate::runtime::Shared>, every: Duration) {
+    let route = route("member_list").expect("member_list is a route");
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await; // the first tick is immediate: sync one interval in
+    loop {
+        tick.tick().await;
+        if shared.ensure_login().await.is_err() {
+            continue;
+        }
+        let mut attempt = crate::runtime::Attempt::default();
+        let limit = shared.cfg.timeout.min(every.max(Duration::from_secs(1)));
+        let call =
+            crate::runtime::round_trip(&shared, &route, Bytes::new(), Some(limit), &mut attempt);
+        let reply = match tokio::time::timeout(limit, call).await {
+            Ok(Ok(reply)) => reply,
+            Ok(Err((status, generation))) => {
+                if crate::error::is_transport_failure(&status) {
+                    shared.connection_failed(generation);
+                }
+                continue;
+            }
+            Err(_) => continue,
+        };
+        let Ok(resp) = MemberListResponse::decode(reply) else {
+            continue;
+        };
+        let urls = client_urls(&resp);
+        let mut now = shared.endpoints();
+        let mut want = urls.clone();
+        now.sort();
+        want.sort();
+        if !urls.is_empty() && now != want {
+            let _ = shared.set_endpoints(urls);
+        }
     }
 }

@@ -76,6 +76,8 @@ pub struct ObserveTask {
 enum Ended {
     /// Cancelled by the user (already answered), or the client is gone.
     Stopped,
+    /// The endpoint list moved away from the stream's endpoint.
+    Moved,
     Failed(Status),
 }
 
@@ -85,13 +87,16 @@ impl ObserveTask {
         // Leader already reported, as (key, mod_revision).
         let mut last: Option<(Vec<u8>, i64)> = None;
         loop {
+            let mut moves = Some(self.shared.watch_moves());
             let (channel, generation) = self.shared.channel();
             let ended = tokio::select! {
                 _ = &mut cancel => Ended::Stopped,
+                _ = crate::streams::moved(&mut moves) => Ended::Moved,
                 status = self.observe_once(channel, &mut last, &mut backoff) => Ended::Failed(status),
             };
             let status = match ended {
                 Ended::Stopped => return,
+                Ended::Moved => continue, // reopen on the new endpoint now
                 Ended::Failed(status) => status,
             };
             let (err, retry) = stream_failure(&self.shared, &status, generation, SOURCE);

@@ -46,6 +46,7 @@ pub struct EvetcdConfig {
     pub tls_server_name_len: usize,
     pub keepalive_time: f64,
     pub keepalive_timeout: f64,
+    pub auto_sync_interval: f64,
 }
 
 /// The size of a struct, then the offset and size of each named field in
@@ -69,7 +70,7 @@ impl EvetcdConfig {
             health_interval, token, token_len, on_request, max_recv_size, max_send_size,
             username, username_len, password, password_len, tls, tls_ca_file, tls_ca_file_len,
             tls_cert_file, tls_cert_file_len, tls_key_file, tls_key_file_len, tls_server_name,
-            tls_server_name_len, keepalive_time, keepalive_timeout)
+            tls_server_name_len, keepalive_time, keepalive_timeout, auto_sync_interval)
     }
 }
 
@@ -200,6 +201,8 @@ pub unsafe extern "C" fn evetcd_new(
             max_recv_size: message_limit(cfg.max_recv_size),
             max_send_size: message_limit(cfg.max_send_size),
             login,
+            auto_sync: (cfg.auto_sync_interval > 0.0)
+                .then(|| Duration::from_secs_f64(cfg.auto_sync_interval)),
             // 0 switches pings off; XS fills in the defaults.
             keepalive: (cfg.keepalive_time > 0.0).then(|| {
                 (
@@ -459,6 +462,65 @@ fn message_limit(bytes: u64) -> usize {
         0 => usize::MAX,
         n => usize::try_from(n).unwrap_or(usize::MAX),
     }
+}
+
+/// Replaces the endpoint list; on failure returns -1 and writes why.
+///
+/// # Safety
+/// `client` is live; `n` endpoints with their lengths; `err` has `err_cap` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn evetcd_set_endpoints(
+    client: *const Client,
+    endpoints: *const *const u8,
+    endpoint_lens: *const usize,
+    n: usize,
+    err: *mut c_char,
+    err_cap: usize,
+) -> c_int {
+    // SAFETY: live client per contract.
+    let client = unsafe { &*client };
+    let mut names = Vec::with_capacity(n);
+    for i in 0..n {
+        // SAFETY: n entries in both arrays, each pointing at its length of bytes.
+        let bytes = unsafe { slice(*endpoints.add(i), *endpoint_lens.add(i)) };
+        names.push(String::from_utf8_lossy(bytes).into_owned());
+    }
+    let outcome = catch_unwind(AssertUnwindSafe(|| client.set_endpoints(names)));
+    match outcome {
+        Ok(Ok(())) => 0,
+        Ok(Err(msg)) => {
+            write_error(err, err_cap, &msg);
+            REJECTED
+        }
+        Err(_) => {
+            write_error(err, err_cap, "internal error");
+            PANICKED
+        }
+    }
+}
+
+/// The endpoint list as an array of byte strings built with `vt`.
+///
+/// # Safety
+/// `client` is live; `vt` holds working XS builder functions.
+#[no_mangle]
+pub unsafe extern "C" fn evetcd_endpoints(
+    client: *const Client,
+    vt: *const BuilderVtable,
+) -> *mut std::ffi::c_void {
+    // SAFETY: live client and builder per contract.
+    let (client, vt) = unsafe { (&*client, &*vt) };
+    // SAFETY: the XS builder is valid for this call on the Perl thread.
+    let b = unsafe { Builder::new(vt) };
+    catch_unwind(AssertUnwindSafe(|| {
+        let names = client.shared.endpoints();
+        let av = b.av(names.len());
+        for n in &names {
+            b.push_bytes(av, n.as_bytes());
+        }
+        av.into_raw()
+    }))
+    .unwrap_or(std::ptr::null_mut())
 }
 
 fn guard(f: impl FnOnce() -> c_int) -> c_int {

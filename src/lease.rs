@@ -166,7 +166,7 @@ impl KeepaliveHub {
                 event = self.conn.next() => match event {
                     StreamEvent::Message(resp) => self.response(resp),
                     StreamEvent::Failed(status) => self.stream_failed(&status),
-                    StreamEvent::Opened | StreamEvent::RetryDue => {}
+                    StreamEvent::Opened | StreamEvent::RetryDue | StreamEvent::Moved => {}
                 },
                 _ = wait_until(next_due) => self.refresh_due(),
             }

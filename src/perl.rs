@@ -49,6 +49,12 @@ impl Hv {
     }
 }
 
+impl Av {
+    pub fn into_raw(self) -> Handle {
+        self.0
+    }
+}
+
 pub struct Builder<'a> {
     vt: &'a BuilderVtable,
 }

@@ -38,6 +38,8 @@ pub struct Config {
     /// HTTP/2 ping interval and how long to wait for its answer; `None`:
     /// no pings.
     pub keepalive: Option<(Duration, Duration)>,
+    /// Refresh the endpoint list from member_list this often.
+    pub auto_sync: Option<Duration>,
 }
 
 /// How an endpoint was written: its scheme, if any, and `host:port`.
@@ -96,27 +98,37 @@ impl Config {
                 });
             }
         }
-        let scheme = if tls { "https" } else { "http" };
         let uris = self
             .endpoints
             .iter()
-            .map(|e| {
-                let (_, rest) = split_scheme(e);
-                // host:port, optionally with one trailing slash; no path.
-                if rest.is_empty() || rest.trim_end_matches('/').contains('/') {
-                    return Err(format!("endpoint '{e}' is not host:port"));
-                }
-                let uri = format!("{scheme}://{}", rest.trim_end_matches('/'));
-                Endpoint::from_shared(uri.clone())
-                    .map_err(|_| format!("endpoint '{e}' is not host:port"))?;
-                Ok(uri)
-            })
+            .map(|e| endpoint_uri(e, tls))
             .collect::<Result<Vec<_>, _>>()?;
         Ok((uris, tls))
     }
 }
 
+/// `e` as a URI of the client's scheme; `e` may carry that scheme.
+fn endpoint_uri(e: &str, tls: bool) -> Result<String, String> {
+    let scheme = if tls { "https" } else { "http" };
+    let (_, rest) = split_scheme(e);
+    // host:port, optionally with one trailing slash; no path.
+    if rest.is_empty() || rest.trim_end_matches('/').contains('/') {
+        return Err(format!("endpoint '{e}' is not host:port"));
+    }
+    let uri = format!("{scheme}://{}", rest.trim_end_matches('/'));
+    Endpoint::from_shared(uri.clone()).map_err(|_| format!("endpoint '{e}' is not host:port"))?;
+    Ok(uri)
+}
+
+/// The endpoints a client rotates through, as given and as dialled.
+struct EndpointList {
+    names: Vec<String>,
+    uris: Vec<String>,
+    targets: Vec<Target>,
+}
+
 struct Connection {
+    list: Arc<EndpointList>,
     index: usize,
     generation: u64,
     channel: Channel,
@@ -126,9 +138,12 @@ struct Connection {
 pub struct Shared {
     pub cfg: Config,
     pub out: CompletionSender,
-    /// One per configured endpoint, TLS already set up where it applies.
-    endpoints: Vec<Target>,
     conn: Mutex<Connection>,
+    /// Loaded once: every endpoint list of this client uses it.
+    tls: Option<TlsSettings>,
+    /// Bumped when the endpoint list changes under the streams' feet:
+    /// they reopen on the new current endpoint.
+    moves: tokio::sync::watch::Sender<u64>,
     token: RwLock<Option<AsciiMetadataValue>>,
     /// `cfg.timeout` as a grpc-timeout header value, formatted once.
     grpc_timeout: AsciiMetadataValue,
@@ -166,28 +181,89 @@ impl Shared {
 
     /// host:port of endpoint `index`, as `on_request` reports it.
     fn endpoint_address(&self, index: usize) -> String {
-        let (_, address) = split_scheme(&self.cfg.endpoints[index]);
-        address.trim_end_matches('/').to_string()
+        let c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let uri = &c.list.uris[index.min(c.list.uris.len() - 1)];
+        split_scheme(uri).1.to_string()
     }
 
     pub fn current_endpoint(&self) -> String {
         let c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        self.cfg.endpoints[c.index].clone()
+        c.list.names[c.index].clone()
+    }
+
+    /// The endpoint list as the user gave it.
+    pub fn endpoints(&self) -> Vec<String> {
+        let c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        c.list.names.clone()
     }
 
     /// Moves to the next endpoint after a transport failure on `generation`;
     /// a no-op when another task already moved on or there is one endpoint.
     pub fn connection_failed(&self, generation: u64) {
-        if self.endpoints.len() < 2 {
-            return;
-        }
         let mut c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        if c.generation != generation {
+        if c.generation != generation || c.list.targets.len() < 2 {
             return;
         }
-        c.index = (c.index + 1) % self.endpoints.len();
+        c.index = (c.index + 1) % c.list.targets.len();
         c.generation += 1;
-        c.channel = make_channel(&self.endpoints[c.index]);
+        c.channel = make_channel(&c.list.targets[c.index]);
+    }
+
+    /// Replaces the endpoint list (must run inside the runtime). The
+    /// current endpoint stays in use when the new list has it; otherwise
+    /// calls go to the new list's first, and open streams reopen there.
+    pub fn set_endpoints(&self, names: Vec<String>) -> Result<(), String> {
+        if names.is_empty() {
+            return Err("the endpoint list must not be empty".into());
+        }
+        let tls = self.tls.is_some();
+        let mut uris = Vec::with_capacity(names.len());
+        for e in &names {
+            match (split_scheme(e).0, tls) {
+                (Some("http"), true) => {
+                    return Err(format!(
+                        "endpoint '{e}' asks for plaintext; this client uses TLS"
+                    ))
+                }
+                (Some("https"), false) => {
+                    return Err(format!(
+                        "endpoint '{e}' asks for TLS; this client uses plaintext"
+                    ))
+                }
+                _ => uris.push(endpoint_uri(e, tls)?),
+            }
+        }
+        let targets = uris
+            .iter()
+            .map(|u| make_target(u, &self.cfg, self.tls.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let list = Arc::new(EndpointList {
+            names,
+            uris,
+            targets,
+        });
+        let mut c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let current = &c.list.uris[c.index];
+        match list.uris.iter().position(|u| u == current) {
+            Some(i) => {
+                c.index = i;
+                c.list = list;
+            }
+            None => {
+                c.index = 0;
+                c.generation += 1;
+                c.channel = make_channel(&list.targets[0]);
+                c.list = list;
+                drop(c);
+                self.moves.send_modify(|n| *n += 1);
+            }
+        }
+        Ok(())
+    }
+
+    /// A receiver that fires when the streams should move (see `moves`).
+    pub fn watch_moves(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.moves.subscribe()
     }
 
     pub fn set_token(&self, token: &str) -> Result<(), String> {
@@ -765,10 +841,15 @@ impl Client {
         } else {
             None
         };
-        let endpoints = uris
+        let targets = uris
             .iter()
             .map(|uri| make_target(uri, &cfg, tls.as_ref()))
             .collect::<Result<Vec<_>, _>>()?;
+        let list = Arc::new(EndpointList {
+            names: cfg.endpoints.clone(),
+            uris,
+            targets,
+        });
         let (out, queue) =
             completion_queue().map_err(|e| format!("cannot create wake-up socket: {e}"))?;
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
@@ -798,14 +879,14 @@ impl Client {
             .map_err(|_| "client thread failed to start".to_string())??;
         let channel = {
             let _ctx = handle.enter();
-            make_channel(&endpoints[0])
+            make_channel(&list.targets[0])
         };
         let grpc_timeout = grpc_timeout_value(cfg.timeout);
         let shared = Arc::new(Shared {
             cfg,
             out,
-            endpoints,
             conn: Mutex::new(Connection {
+                list,
                 index: 0,
                 generation: 0,
                 channel,
@@ -816,6 +897,8 @@ impl Client {
             token_gen: AtomicU64::new(0),
             login: tokio::sync::Mutex::new(None),
             logins_done: AtomicU64::new(0),
+            tls,
+            moves: tokio::sync::watch::channel(0).0,
         });
         if let Some((name, password)) = &shared.cfg.login {
             let request = crate::proto::etcdserverpb::AuthenticateRequest {
@@ -834,6 +917,9 @@ impl Client {
                 .set_token(t)
                 .map_err(|_| "auth_token is not printable ASCII".to_string())?;
         }
+        if let Some(every) = shared.cfg.auto_sync {
+            handle.spawn(crate::cluster::sync_endpoints(shared.clone(), every));
+        }
         if let Some(every) = shared.cfg.health_interval {
             handle.spawn(health_loop(shared.clone(), every));
         }
@@ -848,6 +934,12 @@ impl Client {
             shutdown: Some(shutdown_tx),
             thread: Some(thread),
         })
+    }
+
+    /// `set_endpoints`: replaces the endpoint list.
+    pub fn set_endpoints(&self, names: Vec<String>) -> Result<(), String> {
+        let _ctx = self.handle.enter(); // a new channel is made in the runtime
+        self.shared.set_endpoints(names)
     }
 
     /// Starts a unary call; false when `method` is unknown. `deadline`
@@ -952,6 +1044,7 @@ mod tests {
             login: None,
             tls,
             keepalive: None,
+            auto_sync: None,
         }
     }
 

@@ -67,6 +67,9 @@ pub enum StreamEvent<Resp> {
     Message(Resp),
     /// The stream is gone (already closed here); why.
     Failed(Status),
+    /// The endpoint list changed: the stream was closed, to be reopened
+    /// on the new endpoint at once (no backoff, no error).
+    Moved,
     /// The backoff delay is over: the hub may open a new stream.
     RetryDue,
 }
@@ -77,6 +80,8 @@ pub enum StreamEvent<Resp> {
 pub struct SharedStream<Req, Resp> {
     tx: Option<mpsc::UnboundedSender<Req>>,
     opening: Option<Opening<Resp>>,
+    /// Fires when the endpoint list moved away from this stream's endpoint.
+    moves: Option<tokio::sync::watch::Receiver<u64>>,
     stream: Option<Streaming<Resp>>,
     generation: u64,
     retry_at: Option<Instant>,
@@ -90,6 +95,7 @@ impl<Req, Resp> SharedStream<Req, Resp> {
         SharedStream {
             tx: None,
             opening: None,
+            moves: None,
             stream: None,
             generation: 0,
             retry_at: None,
@@ -120,6 +126,7 @@ impl<Req, Resp> SharedStream<Req, Resp> {
         Req: Send + 'static,
         Resp: 'static,
     {
+        self.moves = Some(shared.watch_moves());
         let (channel, generation) = shared.channel();
         self.generation = generation;
         let (tx, rx) = mpsc::unbounded_channel();
@@ -140,6 +147,7 @@ impl<Req, Resp> SharedStream<Req, Resp> {
         self.tx = None;
         self.opening = None;
         self.stream = None;
+        self.moves = None;
     }
 
     pub fn send(&self, req: Req) {
@@ -182,6 +190,10 @@ impl<Req, Resp> SharedStream<Req, Resp> {
                     StreamEvent::Failed(status)
                 }
             },
+            _ = moved(&mut self.moves) => {
+                self.close();
+                StreamEvent::Moved
+            }
             _ = wait_until(self.retry_at) => {
                 self.retry_at = None;
                 StreamEvent::RetryDue
@@ -242,6 +254,16 @@ pub fn gave_up(err: &EtcdError, kind: &'static str, attempts: u32) -> EtcdError 
         err.message
     );
     EtcdError::new(err.code, msg, kind)
+}
+
+/// Resolves when the endpoint list moves (never without a receiver).
+pub async fn moved(moves: &mut Option<tokio::sync::watch::Receiver<u64>>) {
+    if let Some(rx) = moves {
+        if rx.changed().await.is_ok() {
+            return;
+        }
+    }
+    std::future::pending().await
 }
 
 async fn poll_opening<Resp>(

@@ -96,7 +96,7 @@ impl WatchHub {
                 event = self.conn.next() => match event {
                     StreamEvent::Message(resp) => self.response(resp),
                     StreamEvent::Failed(status) => self.stream_failed(&status),
-                    StreamEvent::Opened | StreamEvent::RetryDue => {}
+                    StreamEvent::Opened | StreamEvent::RetryDue | StreamEvent::Moved => {}
                 },
             }
         }

@@ -668,6 +668,29 @@ static void call_with_id(pTHX_ etcd_t *c, const char *method, SV *cb, SV *id, co
 /* Encoders shared by the plain methods and txn. */
 #include "encode.h"
 
+/* An endpoint list (array of non-empty strings) as pointer and length
+ * arrays that live until the end of the calling XSUB. */
+static size_t endpoint_list(pTHX_ SV *v, const char *method, const char ***eps, STRLEN **lens)
+{
+    AV *av = need_array(aTHX_ v, method, "endpoints");
+    SSize_t n = av_len(av) + 1, j;
+    if (n < 1)
+        croak("%s: endpoints must not be empty", method);
+    Newx(*eps, n, const char *);
+    SAVEFREEPV(*eps);
+    Newx(*lens, n, STRLEN);
+    SAVEFREEPV(*lens);
+    for (j = 0; j < n; j++) {
+        SV **e = av_fetch(av, j, 0);
+        if (!e || !SvOK(*e))
+            croak("%s: endpoints[%d] is undefined", method, (int)j);
+        (*eps)[j] = need_bytes(aTHX_ *e, &(*lens)[j], method, "endpoint");
+        if (!(*lens)[j])
+            croak("%s: endpoints[%d] is empty", method, (int)j);
+    }
+    return (size_t)n;
+}
+
 enum kv_kind { KV_PUT, KV_GET, KV_DELETE };
 
 /* The body of put, get and delete: options, encoding, submission. */
@@ -740,25 +763,20 @@ new(const char *klass, ...)
         const char *k = SvPV(ST(i), klen);
         SV *v = ST(i + 1);
         if (OPT_IS("endpoints")) {
-            AV *av = need_array(aTHX_ v, "EV::Etcd->new", "endpoints");
-            SSize_t n = av_len(av) + 1, j;
-            if (n < 1)
-                croak("EV::Etcd->new: endpoints must not be empty");
-            Newx(eps, n, const char *);
-            SAVEFREEPV(eps);
-            Newx(lens, n, STRLEN);
-            SAVEFREEPV(lens);
-            for (j = 0; j < n; j++) {
-                SV **e = av_fetch(av, j, 0);
-                if (!e || !SvOK(*e))
-                    croak("EV::Etcd->new: endpoints[%d] is undefined", (int)j);
-                eps[j] = need_bytes(aTHX_ *e, &lens[j], "EV::Etcd->new", "endpoint");
-                if (!lens[j])
-                    croak("EV::Etcd->new: endpoints[%d] is empty", (int)j);
-            }
+            cfg.n_endpoints = endpoint_list(aTHX_ v, "EV::Etcd->new", &eps, &lens);
             cfg.endpoints = eps;
             cfg.endpoint_lens = lens;
-            cfg.n_endpoints = (size_t)n;
+        } else if (OPT_IS("auto_sync_interval")) {
+            SvGETMAGIC(v);
+            if (SvOK(v)) {
+                NV t;
+                if (SvROK(v) || !looks_like_number(v))
+                    croak("EV::Etcd->new: auto_sync_interval must be a number of seconds");
+                t = SvNV_nomg(v);
+                if (t != t || t < 0 || t > 1e9)
+                    croak("EV::Etcd->new: auto_sync_interval must be a finite number of seconds, 0 (off) or more");
+                cfg.auto_sync_interval = t > 0 && t < 0.1 ? 0.1 : t;
+            }
         } else if (OPT_IS("timeout")) {
             SvGETMAGIC(v);
             if (!SvOK(v) || !looks_like_number(v) || SvNV(v) != SvNV(v))
@@ -876,6 +894,39 @@ new(const char *klass, ...)
     ev_unref(EV_DEFAULT_UC); /* an idle client does not hold the loop */
     RETVAL = sv_setref_pv(newSV(0), klass, (void *)c);
     c->self = SvRV(RETVAL);
+  OUTPUT:
+    RETVAL
+
+void
+set_endpoints(EV::Etcd c, SV *list = NULL)
+  PREINIT:
+    const char **eps;
+    STRLEN *lens;
+    size_t n;
+    char errbuf[2048];
+  CODE:
+    check_fork(aTHX_ c);
+    if (items != 2)
+        croak("set_endpoints: wrong number of arguments (expected an array reference)");
+    n = endpoint_list(aTHX_ list, "set_endpoints", &eps, &lens);
+    if (evetcd_set_endpoints(c->rs, eps, lens, n, errbuf, sizeof errbuf) != 0)
+        croak("set_endpoints: %s", errbuf);
+
+SV *
+endpoints(EV::Etcd c)
+  PREINIT:
+    evetcd_builder b;
+    void *av;
+  CODE:
+    check_fork(aTHX_ c);
+    b = builder_template;
+#ifdef MULTIPLICITY
+    b.ctx = (void *)aTHX;
+#endif
+    av = evetcd_endpoints(c->rs, &b);
+    if (!av)
+        croak("endpoints: internal error");
+    RETVAL = newRV_noinc((SV *)av);
   OUTPUT:
     RETVAL
 

@@ -34,6 +34,7 @@ typedef struct {
     size_t tls_server_name_len;
     double keepalive_time;    /* seconds between HTTP/2 pings; 0: none */
     double keepalive_timeout; /* seconds to wait for a ping's answer */
+    double auto_sync_interval; /* seconds between member_list syncs; 0: none */
 } evetcd_config;
 
 /* Functions the Rust side calls to build Perl data (ctx is the interpreter). */
@@ -68,7 +69,7 @@ typedef struct {
         EVETCD_FIELD(T, tls_cert_file_len), EVETCD_FIELD(T, tls_key_file),         \
         EVETCD_FIELD(T, tls_key_file_len), EVETCD_FIELD(T, tls_server_name),       \
         EVETCD_FIELD(T, tls_server_name_len), EVETCD_FIELD(T, keepalive_time),     \
-        EVETCD_FIELD(T, keepalive_timeout)
+        EVETCD_FIELD(T, keepalive_timeout), EVETCD_FIELD(T, auto_sync_interval)
 #define EVETCD_BUILDER_LAYOUT(T)                                                   \
     sizeof(T), EVETCD_FIELD(T, ctx), EVETCD_FIELD(T, hv_new), EVETCD_FIELD(T, av_new), \
         EVETCD_FIELD(T, hv_bytes), EVETCD_FIELD(T, hv_int), EVETCD_FIELD(T, hv_uint),  \
@@ -81,6 +82,9 @@ enum { EVETCD_WATCH = 1, EVETCD_KEEPALIVE = 2, EVETCD_OBSERVE = 3 };
 
 evetcd_client *evetcd_new(const evetcd_config *cfg, char *err, size_t err_cap);
 void evetcd_free(evetcd_client *c);
+int evetcd_set_endpoints(const evetcd_client *c, const char *const *endpoints,
+                         const size_t *endpoint_lens, size_t n, char *err, size_t err_cap);
+void *evetcd_endpoints(const evetcd_client *c, const evetcd_builder *b);
 int evetcd_fd(const evetcd_client *c);
 /* timeout: seconds; negative for the client's timeout, 0 for none. */
 int evetcd_call(const evetcd_client *c, uint64_t id, const char *method, size_t method_len,

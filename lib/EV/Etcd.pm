@@ -162,7 +162,21 @@ connection itself failed (status C<UNAVAILABLE> from the transport), the
 client switches to the next endpoint in the list (wrapping around) for the
 requests that follow. The request that failed is I<not> resent: it gets its
 error, and retrying it is up to you (see L</Retryable errors>). Streams
-reconnect on their own, to the next endpoint; see L</Reconnection>.
+reconnect on their own, to the next endpoint; see L</Reconnection>. The
+list can be replaced later with L</set_endpoints>, or kept up to date by
+the client itself (C<auto_sync_interval>).
+
+=item auto_sync_interval => $seconds
+
+Every this many seconds, ask the cluster for its members
+(L</member_list>) and make the client URLs of the started, voting members
+the endpoint list, as L</set_endpoints> would. Starting from one endpoint,
+a client thus learns every member and carries on when the one it started
+with goes away. The current endpoint stays in use while it is listed. A
+round that fails, or that returns URLs this client cannot use (C<https://>
+ones for a plaintext client, say), leaves the list as it is. Default 0: no
+syncing. Values below 0.1 are raised to 0.1; a negative or non-numeric
+value croaks.
 
 =item timeout => $seconds
 
@@ -1487,6 +1501,30 @@ Changes a member's peer URLs.
 
 Turns a learner into a voting member; etcd refuses while the learner is
 still catching up.
+
+=head1 ENDPOINTS AT RUN TIME
+
+=head2 set_endpoints
+
+  $etcd->set_endpoints(['10.0.0.5:2379', '10.0.0.6:2379']);
+
+Replaces the endpoint list, checked like the C<endpoints> option of
+L</new> (a bad list croaks and changes nothing); the entries must use the
+client's scheme: C<https://> entries croak on a plaintext client
+(C<endpoint '...' asks for TLS; this client uses plaintext>) and
+C<http://> ones on a TLS client. When the new list contains the endpoint
+in use, the client stays on it and nothing else happens. Otherwise new
+calls go to the first entry of the new list and open streams (watches,
+keepalives, observes) reopen there at once, resuming where they were, so
+no event is lost or repeated and no callback is told about the move. Calls
+already in flight finish on the connection they started on.
+
+=head2 endpoints
+
+  my $list = $etcd->endpoints;   # ['127.0.0.1:2379', ...]
+
+The endpoint list in use, as given to L</new> or L</set_endpoints> (or as
+the last automatic sync found it), as a new array reference.
 
 =head1 FORK SAFETY
 
