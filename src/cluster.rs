@@ -14,6 +14,7 @@ pub fn route(method: &str) -> Option<Route> {
     Some(match method {
         "member_list" => {
             Route::new::<MemberListResponse>("/etcdserverpb.Cluster/MemberList", "member_list")
+                .read_only()
         }
         "member_add" => {
             Route::new::<MemberAddResponse>("/etcdserverpb.Cluster/MemberAdd", "member_add")

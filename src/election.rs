@@ -28,6 +28,7 @@ pub fn route(method: &str) -> Option<Route> {
         }
         "election_leader" => {
             Route::new::<LeaderResponse>("/v3electionpb.Election/Leader", "election_leader")
+                .read_only()
         }
         "election_resign" => {
             Route::new::<ResignResponse>("/v3electionpb.Election/Resign", "election_resign")

@@ -83,10 +83,24 @@ pub fn is_retryable(code: Code) -> bool {
 
 /// tonic enforces the grpc-timeout we send with its own timer and reports
 /// it as a transport error; it is the call's deadline all the same.
-fn is_deadline(status: &tonic::Status) -> bool {
+pub fn is_deadline(status: &tonic::Status) -> bool {
     let mut cause = status.source();
     while let Some(e) = cause {
         if e.is::<tonic::TimeoutExpired>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
+/// The request provably never left the client: no connection to the
+/// server could be made (tonic wraps every connector failure in
+/// `ConnectError`), so repeating even a write cannot apply it twice.
+pub fn never_sent(status: &tonic::Status) -> bool {
+    let mut cause = status.source();
+    while let Some(e) = cause {
+        if e.is::<tonic::ConnectError>() {
             return true;
         }
         cause = e.source();

@@ -47,6 +47,7 @@ pub struct EvetcdConfig {
     pub keepalive_time: f64,
     pub keepalive_timeout: f64,
     pub auto_sync_interval: f64,
+    pub retry: u32,
 }
 
 /// The size of a struct, then the offset and size of each named field in
@@ -70,7 +71,7 @@ impl EvetcdConfig {
             health_interval, token, token_len, on_request, max_recv_size, max_send_size,
             username, username_len, password, password_len, tls, tls_ca_file, tls_ca_file_len,
             tls_cert_file, tls_cert_file_len, tls_key_file, tls_key_file_len, tls_server_name,
-            tls_server_name_len, keepalive_time, keepalive_timeout, auto_sync_interval)
+            tls_server_name_len, keepalive_time, keepalive_timeout, auto_sync_interval, retry)
     }
 }
 
@@ -201,6 +202,7 @@ pub unsafe extern "C" fn evetcd_new(
             max_recv_size: message_limit(cfg.max_recv_size),
             max_send_size: message_limit(cfg.max_send_size),
             login,
+            retry: cfg.retry,
             auto_sync: (cfg.auto_sync_interval > 0.0)
                 .then(|| Duration::from_secs_f64(cfg.auto_sync_interval)),
             // 0 switches pings off; XS fills in the defaults.

@@ -8,7 +8,7 @@ use crate::runtime::Route;
 
 pub fn route(method: &str) -> Option<Route> {
     Some(match method {
-        "get" => Route::new::<RangeResponse>("/etcdserverpb.KV/Range", "get"),
+        "get" => Route::new::<RangeResponse>("/etcdserverpb.KV/Range", "get").read_only(),
         "put" => Route::new::<PutResponse>("/etcdserverpb.KV/Put", "put"),
         "delete" => Route::new::<DeleteRangeResponse>("/etcdserverpb.KV/DeleteRange", "delete"),
         "txn" => Route::new::<TxnResponse>("/etcdserverpb.KV/Txn", "txn"),

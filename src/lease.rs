@@ -31,9 +31,11 @@ pub fn route(method: &str) -> Option<Route> {
         "lease_time_to_live" => Route::new::<LeaseTimeToLiveResponse>(
             "/etcdserverpb.Lease/LeaseTimeToLive",
             "lease_time_to_live",
-        ),
+        )
+        .read_only(),
         "lease_leases" => {
             Route::new::<LeaseLeasesResponse>("/etcdserverpb.Lease/LeaseLeases", "lease_leases")
+                .read_only()
         }
         _ => return None,
     })

@@ -9,17 +9,32 @@ use crate::runtime::Route;
 
 pub fn route(method: &str) -> Option<Route> {
     Some(match method {
-        "status" => Route::new::<StatusResponse>("/etcdserverpb.Maintenance/Status", "status"),
-        "alarm" => Route::new::<AlarmResponse>("/etcdserverpb.Maintenance/Alarm", "alarm"),
+        "status" => {
+            Route::new::<StatusResponse>("/etcdserverpb.Maintenance/Status", "status").read_only()
+        }
+        "alarm" => Route {
+            read_only: alarm_get,
+            ..Route::new::<AlarmResponse>("/etcdserverpb.Maintenance/Alarm", "alarm")
+        },
         "defragment" => {
             Route::new::<DefragmentResponse>("/etcdserverpb.Maintenance/Defragment", "defragment")
         }
-        "hash_kv" => Route::new::<HashKvResponse>("/etcdserverpb.Maintenance/HashKV", "hash_kv"),
+        "hash_kv" => {
+            Route::new::<HashKvResponse>("/etcdserverpb.Maintenance/HashKV", "hash_kv").read_only()
+        }
         "move_leader" => {
             Route::new::<MoveLeaderResponse>("/etcdserverpb.Maintenance/MoveLeader", "move_leader")
         }
         _ => return None,
     })
+}
+
+/// An alarm request only reads when its action is GET (0).
+fn alarm_get(body: &[u8]) -> bool {
+    use prost::Message;
+    crate::proto::etcdserverpb::AlarmRequest::decode(body)
+        .map(|r| r.action == 0)
+        .unwrap_or(false)
 }
 
 impl ToPerl for StatusResponse {

@@ -40,6 +40,8 @@ pub struct Config {
     pub keepalive: Option<(Duration, Duration)>,
     /// Refresh the endpoint list from member_list this often.
     pub auto_sync: Option<Duration>,
+    /// `retry`: how often a failed call may be repeated (see `may_repeat`).
+    pub retry: u32,
 }
 
 /// How an endpoint was written: its scheme, if any, and `host:port`.
@@ -514,6 +516,9 @@ pub struct Route {
     pub decode: fn(&Shared, &Bytes, Bytes) -> Result<Reply, String>,
     /// False for authenticate: etcd 3.4 rejects a login carrying a stale token.
     pub with_token: bool,
+    /// Whether this request (its body) only reads: `retry` may repeat it
+    /// even when it may have reached the server.
+    pub read_only: fn(&[u8]) -> bool,
 }
 
 impl Route {
@@ -526,7 +531,14 @@ impl Route {
             source,
             decode: decode_as::<T>,
             with_token: true,
+            read_only: |_| false,
         }
+    }
+
+    /// Marks a method that never changes anything.
+    pub fn read_only(mut self) -> Route {
+        self.read_only = |_| true;
+        self
     }
 }
 
@@ -649,6 +661,19 @@ pub async fn round_trip(
         .map_err(|s| (s, generation))
 }
 
+/// First pause before a `retry`; doubled for each further one (to 16×).
+const RETRY_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Whether `retry` may repeat a call that failed with `status`: only when
+/// the server is unavailable, and only a read, or a write that never left.
+fn may_repeat(status: &Status, route: &Route, body: &[u8]) -> bool {
+    let unavailable =
+        status.code() == tonic::Code::Unavailable || crate::error::is_transport_failure(status);
+    unavailable
+        && !crate::error::is_deadline(status)
+        && ((route.read_only)(body) || crate::error::never_sent(status))
+}
+
 /// The login a call waited for failed.
 struct LoginFailed(EtcdError);
 
@@ -722,6 +747,21 @@ async fn unary_attempts(
                 *retries += 1;
                 outcome = round_trip(shared, route, body.clone(), deadline, attempt).await;
             }
+        }
+        // `retry`: repeat what cannot do harm twice, on the next endpoint.
+        let mut repeats = 0;
+        while repeats < shared.cfg.retry {
+            let Err((status, generation)) = &outcome else {
+                break;
+            };
+            if !may_repeat(status, route, &body) {
+                break;
+            }
+            shared.connection_failed(*generation);
+            tokio::time::sleep(RETRY_BACKOFF * (1 << repeats.min(4))).await;
+            repeats += 1;
+            *retries += 1;
+            outcome = round_trip(shared, route, body.clone(), deadline, attempt).await;
         }
         Ok(outcome)
     };
@@ -1045,6 +1085,7 @@ mod tests {
             tls,
             keepalive: None,
             auto_sync: None,
+            retry: 0,
         }
     }
 

@@ -766,6 +766,14 @@ new(const char *klass, ...)
             cfg.n_endpoints = endpoint_list(aTHX_ v, "EV::Etcd->new", &eps, &lens);
             cfg.endpoints = eps;
             cfg.endpoint_lens = lens;
+        } else if (OPT_IS("retry")) {
+            SvGETMAGIC(v);
+            if (SvOK(v)) {
+                I64 n = need_nonneg_int(aTHX_ v, "EV::Etcd->new", "retry");
+                if (n > 100)
+                    croak("EV::Etcd->new: retry must be at most 100");
+                cfg.retry = (uint32_t)n;
+            }
         } else if (OPT_IS("auto_sync_interval")) {
             SvGETMAGIC(v);
             if (SvOK(v)) {

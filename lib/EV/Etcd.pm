@@ -166,6 +166,33 @@ reconnect on their own, to the next endpoint; see L</Reconnection>. The
 list can be replaced later with L</set_endpoints>, or kept up to date by
 the client itself (C<auto_sync_interval>).
 
+=item retry => $n
+
+How many times a unary call that failed with C<UNAVAILABLE> is repeated,
+after a short pause (50 ms, doubling) and on the next endpoint when there
+are several. Default 0: calls are not repeated. Only what cannot do harm
+twice is repeated:
+
+=over 4
+
+=item * reads, always: L</get>, L</lease_time_to_live>, L</lease_leases>,
+L</status>, L</member_list>, L</alarm> with C<GET>, L</hash_kv>,
+C<user_get>, C<user_list>, C<role_get>, C<role_list>, L</auth_status> and
+L</election_leader>;
+
+=item * writes (everything else: put, delete, txn, lease_grant,
+lease_revoke, compact, lock, unlock, changes of auth or membership, ...)
+only when no connection to the server could be made, so the request
+provably never left the client. A write that failed after it was sent
+(the server died with it in flight, say) is never repeated: it may have
+been applied.
+
+=back
+
+C<DEADLINE_EXCEEDED> is never retried: the deadline covers all attempts.
+L</on_request> reports how many repeats a call needed. An integer from 0
+to 100.
+
 =item auto_sync_interval => $seconds
 
 Every this many seconds, ask the cluster for its members
@@ -476,10 +503,11 @@ before giving up.
 =head2 Retryable errors
 
 C<retryable> is 1 for exactly four statuses: C<UNAVAILABLE>,
-C<RESOURCE_EXHAUSTED>, C<ABORTED> and C<DEADLINE_EXCEEDED>. The client
-does not resend a failed unary request by itself (the one exception is the
-transparent re-login described under L</authenticate>); a small helper is
-enough when you want that:
+C<RESOURCE_EXHAUSTED>, C<ABORTED> and C<DEADLINE_EXCEEDED>. Unless the
+client was made with L</retry>, it does not resend a failed unary request
+by itself (the one exception is the transparent re-login described under
+L</authenticate>); even with it, a write that may have reached the server
+is handed back to you. A small helper is enough for your own policy:
 
   sub put_with_retry {
       my ($etcd, $key, $value, $tries, $done) = @_;
@@ -1594,7 +1622,8 @@ instead of being ignored.
 =item *
 
 Failed unary requests are not retried automatically (except once after
-an automatic re-login, see L</authenticate>); only streams reconnect.
+an automatic re-login, see L</authenticate>) unless L</retry> asks for it;
+streams reconnect on their own.
 
 =item *
 
