@@ -661,6 +661,44 @@ pub async fn round_trip(
         .map_err(|s| (s, generation))
 }
 
+/// One attempt: the login the call waits for, the round trip, and the one
+/// repeat after logging in again when the server forgot our token.
+async fn attempt_once(
+    shared: &Shared,
+    route: &Route,
+    body: &Bytes,
+    deadline: Option<Duration>,
+    retries: &mut u32,
+    attempt: &mut Attempt,
+) -> Result<Result<Bytes, (Status, u64)>, LoginFailed> {
+    if route.with_token {
+        // A first call waits for the login of `username`/`password`.
+        shared.ensure_login().await.map_err(LoginFailed)?;
+    }
+    let outcome = round_trip(shared, route, body.clone(), deadline, attempt).await;
+    let Err((status, _)) = &outcome else {
+        return Ok(outcome);
+    };
+    if !(route.with_token
+        && crate::auth::is_stale_token(status)
+        && shared.token_rejected(Some(attempt.token_gen)))
+    {
+        return Ok(outcome);
+    }
+    if let Err(e) = shared.ensure_login().await {
+        // The server's answer stays the error; why it could not be cured
+        // is added (e.g. the password was changed).
+        let msg = format!(
+            "{}; logging in again failed: {}",
+            status.message(),
+            e.message
+        );
+        return Ok(Err((Status::new(status.code(), msg), 0)));
+    }
+    *retries += 1;
+    Ok(round_trip(shared, route, body.clone(), deadline, attempt).await)
+}
+
 /// First pause before a `retry`; doubled for each further one (to 16×).
 const RETRY_BACKOFF: Duration = Duration::from_millis(50);
 
@@ -720,50 +758,27 @@ async fn unary_attempts(
         ));
     }
     let attempts = async {
-        if route.with_token {
-            // A first call waits for the login of `username`/`password`.
-            if let Err(e) = shared.ensure_login().await {
-                return Err(LoginFailed(e));
-            }
-        }
-        let mut outcome = round_trip(shared, route, body.clone(), deadline, attempt).await;
-        // The server forgot our token (expired, or auth changed): log in
-        // again with the remembered credentials and retry once.
-        if let Err((status, _)) = &outcome {
-            if route.with_token
-                && crate::auth::is_stale_token(status)
-                && shared.token_rejected(Some(attempt.token_gen))
-            {
-                if let Err(e) = shared.ensure_login().await {
-                    // The server's answer stays the error; why it could not
-                    // be cured is added (e.g. the password was changed).
-                    let msg = format!(
-                        "{}; logging in again failed: {}",
-                        status.message(),
-                        e.message
-                    );
-                    return Ok(Err((Status::new(status.code(), msg), 0)));
-                }
-                *retries += 1;
-                outcome = round_trip(shared, route, body.clone(), deadline, attempt).await;
-            }
-        }
         // `retry`: repeat what cannot do harm twice, on the next endpoint.
         let mut repeats = 0;
-        while repeats < shared.cfg.retry {
-            let Err((status, generation)) = &outcome else {
-                break;
-            };
-            if !may_repeat(status, route, &body) {
-                break;
+        loop {
+            let outcome = attempt_once(shared, route, &body, deadline, retries, attempt).await;
+            let again = repeats < shared.cfg.retry
+                && match &outcome {
+                    // The call itself was not sent: the login failed.
+                    Err(LoginFailed(e)) => e.code == tonic::Code::Unavailable,
+                    Ok(Err((status, _))) => may_repeat(status, route, &body),
+                    Ok(Ok(_)) => false,
+                };
+            if !again {
+                return outcome;
             }
-            shared.connection_failed(*generation);
+            if let Ok(Err((_, generation))) = &outcome {
+                shared.connection_failed(*generation);
+            }
             tokio::time::sleep(RETRY_BACKOFF * (1 << repeats.min(4))).await;
             repeats += 1;
             *retries += 1;
-            outcome = round_trip(shared, route, body.clone(), deadline, attempt).await;
         }
-        Ok(outcome)
     };
     let outcome = match deadline {
         Some(limit) => match tokio::time::timeout(limit, attempts).await {

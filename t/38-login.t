@@ -161,6 +161,48 @@ my $root = EV::Etcd->new(endpoints => [$ep], username => 'root', password => 'ro
     like $e->{message}, qr/authentication failed/, 'a later call tries again and fails the same way';
 }
 
+# --- a login that meets a dead endpoint ---------------------------------------------
+# The login starts in new(); whether the first call waits for that attempt
+# or starts its own after it failed over depends on timing, so either way
+# the call must end well with retry, and at worst fail once without it.
+{
+    my $dead = '127.0.0.1:' . EtcdTest::free_port();
+    my @calls;
+    my $c = EV::Etcd->new(endpoints => [ $dead, $ep ], username => 'app', password => 'app-pw',
+                          retry => 2, on_request => sub { push @calls, $_[0] });
+    my ($r, $e) = call($c, 'put', '/app/dead-first', 1);
+    ok !$e, 'with retry, a login that met a dead endpoint does not fail the call'
+        or diag explain $e;
+    is $calls[-1]{endpoint}, $ep, '... which went to the live endpoint';
+
+    $c = EV::Etcd->new(endpoints => [ $dead, $ep ], username => 'app', password => 'app-pw');
+    ($r, $e) = call($c, 'get', '/app/dead-first');
+    ok !$e || ($e->{status} eq 'UNAVAILABLE' && $e->{source} eq 'get'),
+        'without retry the first call succeeds or gets the failed login, under its own name'
+        or diag explain $e;
+    ($r, $e) = call($c, 'get', '/app/dead-first');
+    ok !$e, 'the next call is logged in on the next endpoint' or diag explain $e;
+}
+
+# A frozen first endpoint holds the login until the pings give it up: the
+# call waits for that very login, and retry repeats it on the next endpoint.
+{
+    require TcpProxy;
+    my $proxy = TcpProxy->new(upstream => $srv->client_port);
+    $proxy->freeze;
+    my @calls;
+    my $c = EV::Etcd->new(endpoints => [ $proxy->endpoint, $ep ], username => 'app', password => 'app-pw',
+                          retry => 2, timeout => 20, keepalive_time => 1, keepalive_timeout => 1,
+                          on_request => sub { push @calls, $_[0] });
+    my $t0 = time;
+    my ($r, $e) = call($c, 'put', '/app/frozen-first', 1);
+    ok !$e, 'a login stuck on a frozen endpoint is repeated on the next' or diag explain $e;
+    is $calls[-1]{retries}, 1, '... as one retry of the call that waited for it';
+    is $calls[-1]{endpoint}, $ep, '... on the live endpoint';
+    cmp_ok time - $t0, '<', 10, '... well before the 20 s deadline';
+    $proxy->stop;
+}
+
 # --- bad options --------------------------------------------------------------------
 {
     my @cases = (

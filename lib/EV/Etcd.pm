@@ -189,6 +189,8 @@ been applied.
 
 =back
 
+A login (C<username>, C<password>) that failed with C<UNAVAILABLE> counts
+as an attempt of the call that waited for it and is repeated the same way.
 C<DEADLINE_EXCEEDED> is never retried: the deadline covers all attempts.
 L</on_request> reports how many repeats a call needed. An integer from 0
 to 100.
