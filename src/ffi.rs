@@ -50,6 +50,42 @@ pub struct EvetcdConfig {
     pub retry: u32,
 }
 
+/// The defaults `new` starts from (the XS side sets the same).
+impl Default for EvetcdConfig {
+    fn default() -> Self {
+        EvetcdConfig {
+            endpoints: std::ptr::null(),
+            endpoint_lens: std::ptr::null(),
+            n_endpoints: 0,
+            timeout: 30.0,
+            max_retries: 3,
+            health_interval: 0.0,
+            token: std::ptr::null(),
+            token_len: 0,
+            on_request: 0,
+            max_recv_size: 0,
+            max_send_size: 0,
+            username: std::ptr::null(),
+            username_len: 0,
+            password: std::ptr::null(),
+            password_len: 0,
+            tls: -1,
+            tls_ca_file: std::ptr::null(),
+            tls_ca_file_len: 0,
+            tls_cert_file: std::ptr::null(),
+            tls_cert_file_len: 0,
+            tls_key_file: std::ptr::null(),
+            tls_key_file_len: 0,
+            tls_server_name: std::ptr::null(),
+            tls_server_name_len: 0,
+            keepalive_time: 10.0,
+            keepalive_timeout: 5.0,
+            auto_sync_interval: 0.0,
+            retry: 0,
+        }
+    }
+}
+
 /// The size of a struct, then the offset and size of each named field in
 /// order: what the XS side compares with its own at load time.
 macro_rules! c_layout {

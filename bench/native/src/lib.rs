@@ -69,7 +69,9 @@ pub fn args() -> Args {
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
-        let v = it.next().unwrap_or_else(|| fail(&format!("{k} needs a value")));
+        let v = it
+            .next()
+            .unwrap_or_else(|| fail(&format!("{k} needs a value")));
         match k.as_str() {
             "--endpoint" => a.endpoint = v,
             "--workload" => a.workload = v,

@@ -37,12 +37,25 @@ fn check_get(r: &etcd_client::GetResponse, key: &str) {
 }
 
 fn check_event(r: &WatchResponse, key: &str, val: &[u8], what: &str) {
-    check!(!r.created() && !r.canceled(), "{what}: unexpected created/canceled message");
+    check!(
+        !r.created() && !r.canceled(),
+        "{what}: unexpected created/canceled message"
+    );
     let evs = r.events();
-    check!(evs.len() == 1, "{what}: {} events in one message, expected 1", evs.len());
-    check!(evs[0].event_type() == EventType::Put, "{what}: event is not a PUT");
+    check!(
+        evs.len() == 1,
+        "{what}: {} events in one message, expected 1",
+        evs.len()
+    );
+    check!(
+        evs[0].event_type() == EventType::Put,
+        "{what}: event is not a PUT"
+    );
     let kv = evs[0].kv().unwrap_or_else(|| fail("event without kv"));
-    check!(kv.key() == key.as_bytes(), "{what}: event for the wrong key");
+    check!(
+        kv.key() == key.as_bytes(),
+        "{what}: event for the wrong key"
+    );
     check!(kv.value() == val, "{what}: event with the wrong value");
 }
 
@@ -92,7 +105,10 @@ async fn windowed<T, F>(
 }
 
 async fn run(a: Args) {
-    let client = fail_on(Client::connect([a.endpoint.as_str()], None).await, "connect");
+    let client = fail_on(
+        Client::connect([a.endpoint.as_str()], None).await,
+        "connect",
+    );
     let mut kv = client.kv_client();
     let tag = format!("{CLIENT}-{}", a.tag);
 
@@ -206,11 +222,18 @@ async fn run(a: Args) {
             for _ in 0..RANGE_GETS {
                 let t0 = Instant::now();
                 let opts = GetOptions::new().with_range(RANGE_END);
-                let r = fail_on(stall("range", kv.get(RANGE_PREFIX, Some(opts))).await, "range");
+                let r = fail_on(
+                    stall("range", kv.get(RANGE_PREFIX, Some(opts))).await,
+                    "range",
+                );
                 lat.push(t0.elapsed().as_secs_f64());
                 check!(r.count() == RANGE_KEYS as i64, "range: wrong count");
                 let kvs = r.kvs();
-                check!(kvs.len() == RANGE_KEYS, "range: {} kvs, expected {RANGE_KEYS}", kvs.len());
+                check!(
+                    kvs.len() == RANGE_KEYS,
+                    "range: {} kvs, expected {RANGE_KEYS}",
+                    kvs.len()
+                );
                 for (i, kv) in kvs.iter().enumerate() {
                     check!(kv.key() == &keys[i][..], "range: wrong key at {i}");
                     check!(kv.value() == &vals[i][..], "range: wrong value at {i}");
@@ -242,8 +265,10 @@ async fn run(a: Args) {
             }
             let mut rev = 0;
             let mut round = async |phase: &str, lat: &mut Vec<f64>| {
-                let vals: Vec<Vec<u8>> =
-                    keys.iter().map(|k| value(&format!("{k}#{phase}"))).collect();
+                let vals: Vec<Vec<u8>> = keys
+                    .iter()
+                    .map(|k| value(&format!("{k}#{phase}")))
+                    .collect();
                 let mut sent_at = vec![None::<Instant>; MANY_WATCHES];
                 let mut seen = vec![false; MANY_WATCHES];
                 let mut set: JoinSet<Result<etcd_client::PutResponse, etcd_client::Error>> =
