@@ -17,6 +17,7 @@ typedef struct etcd_s {
     evetcd_client *rs;
     ev_io io;
     HV *callbacks;      /* completion id (8 raw bytes) -> CODE ref */
+    HV *streams;        /* id of each live stream -> its kind */
     AV *forgotten;      /* callbacks forgotten since the last drain */
     U64 next_id;
     IV pending;         /* callbacks that keep EV::run alive */
@@ -143,15 +144,18 @@ static void update_loop_ref(etcd_t *c)
     }
 }
 
-static SV *need_cb(pTHX_ SV *cb)
+/* The message starts as the original module's does; the method follows. */
+static SV *need_cb(pTHX_ SV *cb, const char *method)
 {
-    if (!cb)
-        croak("callback must be a code reference");
-    SvGETMAGIC(cb);
-    if (!SvROK(cb) || SvTYPE(SvRV(cb)) != SVt_PVCV)
-        croak("callback must be a code reference");
+    if (cb)
+        SvGETMAGIC(cb);
+    if (!cb || !SvROK(cb) || SvTYPE(SvRV(cb)) != SVt_PVCV)
+        croak("callback must be a code reference (%s)", method);
     return cb;
 }
+
+/* need_cb inside an XSUB, naming it. */
+#define NEED_CB(cb) need_cb(aTHX_ (cb), GvNAME(CvGV(cv)))
 
 static U64 register_cb(pTHX_ etcd_t *c, SV *cb)
 {
@@ -169,6 +173,8 @@ static void drop_entry(pTHX_ etcd_t *c, U64 id, SV *cb)
 {
     av_push(c->forgotten, cb);
     (void)hv_delete(c->callbacks, (const char *)&id, sizeof id, G_DISCARD);
+    if (HvUSEDKEYS(c->streams))
+        (void)hv_delete(c->streams, (const char *)&id, sizeof id, G_DISCARD);
     c->pending--;
     update_loop_ref(c);
 }
@@ -489,13 +495,13 @@ static AV *need_array(pTHX_ SV *sv, const char *method, const char *what)
 static HV *opts_and_cb(pTHX_ const char *method, SV **args, int n, SV **cb)
 {
     if (n <= 0)
-        croak("callback must be a code reference");
+        croak("callback must be a code reference (%s)", method);
     if (n == 1) {
-        *cb = need_cb(aTHX_ args[0]);
+        *cb = need_cb(aTHX_ args[0], method);
         return NULL;
     }
     if (n == 2) {
-        *cb = need_cb(aTHX_ args[1]);
+        *cb = need_cb(aTHX_ args[1], method);
         SvGETMAGIC(args[0]);
         if (!SvOK(args[0]))
             return NULL;
@@ -621,10 +627,12 @@ static U64 start_call(pTHX_ etcd_t *c, const char *method, pb_buf *body, SV *cb,
     return id;
 }
 
-/* A handle for a stream: { client, id, kind } blessed into klass. */
-static SV *stream_handle(pTHX_ SV *client, U64 id, int kind, const char *klass)
+/* A handle for a stream: { client, id, kind } blessed into klass; the
+ * client remembers the id as a stream of that kind (see _cancel_stream). */
+static SV *stream_handle(pTHX_ etcd_t *c, SV *client, U64 id, int kind, const char *klass)
 {
     HV *h = newHV();
+    (void)hv_store(c->streams, (const char *)&id, sizeof id, newSViv(kind), 0);
     (void)hv_stores(h, "client", newSVsv(client));
     (void)hv_stores(h, "id", newSVuv((UV)id));
     (void)hv_stores(h, "kind", newSViv(kind));
@@ -639,7 +647,7 @@ static void call_with_strings(pTHX_ etcd_t *c, const char *method, SV *cb, int n
     pb_buf b;
     int i;
     check_fork(aTHX_ c);
-    need_cb(aTHX_ cb);
+    need_cb(aTHX_ cb, method);
     pb_init(aTHX_ &b);
     for (i = 0; i < n; i++) {
         STRLEN len;
@@ -656,7 +664,7 @@ static void call_with_id(pTHX_ etcd_t *c, const char *method, SV *cb, SV *id, co
 {
     pb_buf b;
     check_fork(aTHX_ c);
-    need_cb(aTHX_ cb);
+    need_cb(aTHX_ cb, method);
     pb_init(aTHX_ &b);
     if (lease)
         pb_int(aTHX_ &b, 1, need_nonneg_int(aTHX_ id, method, name));
@@ -893,6 +901,7 @@ new(const char *klass, ...)
         croak("EV::Etcd->new: %s", errbuf);
     }
     c->callbacks = newHV();
+    c->streams = newHV();
     c->forgotten = newAV();
     c->fork_gen = fork_generation;
     c->health_cb = health_cb ? newSVsv(health_cb) : NULL;
@@ -958,6 +967,7 @@ DESTROY(EV::Etcd c)
         }
         evetcd_free(c->rs); /* stops the runtime: pending callbacks are never called */
         SvREFCNT_dec((SV *)c->callbacks);
+        SvREFCNT_dec((SV *)c->streams);
         bury_forgotten(aTHX_ c);
         SvREFCNT_dec((SV *)c->forgotten);
         if (c->health_cb) SvREFCNT_dec(c->health_cb);
@@ -975,11 +985,19 @@ void
 _cancel_stream(EV::Etcd c, int kind, UV id, SV *cb)
   CODE:
     check_fork(aTHX_ c);
-    need_cb(aTHX_ cb);
+    need_cb(aTHX_ cb, "cancel");
     {
+        U64 sid = (U64)id;
+        SV **kindp = hv_fetch(c->streams, (const char *)&sid, sizeof sid, 0);
+        U64 cancel_id;
+        /* A handle may only cancel its own stream: never a unary call's
+         * callback or a stream of another kind (a forged or foreign handle). */
+        if (kindp ? SvIV(*kindp) != kind
+                  : hv_exists(c->callbacks, (const char *)&sid, sizeof sid) != 0)
+            croak("cancel: this handle does not belong to a stream of this client");
         /* From here on the stream delivers nothing, even what is already
          * queued; the Rust side answers the cancel at once. */
-        U64 cancel_id = register_cb(aTHX_ c, cb);
+        cancel_id = register_cb(aTHX_ c, cb);
         forget_cb(aTHX_ c, (U64)id);
         if (evetcd_cancel(c->rs, kind, (U64)id, cancel_id) != 0) {
             forget_cb(aTHX_ c, cancel_id);

@@ -57,7 +57,7 @@ role_grant_permission(EV::Etcd c, SV *role = NULL, SV *perm_type = NULL, SV *key
     int type;
   CODE:
     check_fork(aTHX_ c);
-    need_cb(aTHX_ cb);
+    NEED_CB(cb);
     r = need_bytes(aTHX_ role, &rl, "role_grant_permission", "role name");
     t = need_bytes(aTHX_ perm_type, &tl, "role_grant_permission", "perm_type");
     if (tl == 4 && strncasecmp(t, "READ", 4) == 0) type = 0;
@@ -85,7 +85,7 @@ role_revoke_permission(EV::Etcd c, SV *role = NULL, SV *key = NULL, SV *range_en
     const char *r, *k, *e = NULL;
   CODE:
     check_fork(aTHX_ c);
-    need_cb(aTHX_ cb);
+    NEED_CB(cb);
     r = need_bytes(aTHX_ role, &rl, "role_revoke_permission", "role name");
     k = need_bytes(aTHX_ key, &kl, "role_revoke_permission", "key");
     SvGETMAGIC(range_end);

@@ -52,7 +52,7 @@ member_update(EV::Etcd c, SV *id = NULL, SV *peer_urls = NULL, SV *cb = NULL)
     pb_buf b;
   CODE:
     check_fork(aTHX_ c);
-    need_cb(aTHX_ cb);
+    NEED_CB(cb);
     pb_init(aTHX_ &b);
     pb_uint(aTHX_ &b, 1, need_uint(aTHX_ id, "member_update", "member id"));
     encode_urls(aTHX_ &b, 2, peer_urls, "member_update");

@@ -34,7 +34,7 @@ election_proclaim(EV::Etcd c, SV *leader = NULL, SV *value = NULL, SV *cb = NULL
     const char *val;
   CODE:
     check_fork(aTHX_ c);
-    need_cb(aTHX_ cb);
+    NEED_CB(cb);
     pb_init(aTHX_ &b);
     encode_leader_key(aTHX_ &b, 1, leader, "election_proclaim");
     val = need_bytes(aTHX_ value, &vl, "election_proclaim", "value");
@@ -47,7 +47,7 @@ election_resign(EV::Etcd c, SV *leader = NULL, SV *cb = NULL)
     pb_buf b;
   CODE:
     check_fork(aTHX_ c);
-    need_cb(aTHX_ cb);
+    NEED_CB(cb);
     pb_init(aTHX_ &b);
     encode_leader_key(aTHX_ &b, 1, leader, "election_resign");
     start_call(aTHX_ c, "election_resign", &b, cb, NULL);
@@ -74,6 +74,6 @@ election_observe(EV::Etcd c, SV *name = NULL, ...)
         forget_cb(aTHX_ c, id);
         croak("election_observe: the request could not be started");
     }
-    RETVAL = stream_handle(aTHX_ ST(0), id, EVETCD_OBSERVE, "EV::Etcd::Observe");
+    RETVAL = stream_handle(aTHX_ c, ST(0), id, EVETCD_OBSERVE, "EV::Etcd::Observe");
   OUTPUT:
     RETVAL

@@ -25,7 +25,7 @@ txn(EV::Etcd c, SV *compare = NULL, SV *success = NULL, SV *failure = NULL, SV *
     SSize_t i;
   CODE:
     check_fork(aTHX_ c);
-    need_cb(aTHX_ cb);
+    NEED_CB(cb);
     lists[0] = compare; lists[1] = success; lists[2] = failure;
     pb_init(aTHX_ &b);
     for (l = 0; l < 3; l++) {

@@ -7,7 +7,7 @@ lease_grant(EV::Etcd c, SV *ttl = NULL, SV *cb = NULL)
     I64 t;
   CODE:
     check_fork(aTHX_ c);
-    need_cb(aTHX_ cb);
+    NEED_CB(cb);
     t = need_int(aTHX_ ttl, "lease_grant", "ttl");
     if (t <= 0) croak("lease_grant: ttl must be a positive number of seconds");
     pb_init(aTHX_ &b);
@@ -66,6 +66,6 @@ lease_keepalive(EV::Etcd c, SV *lease = NULL, ...)
         forget_cb(aTHX_ c, id);
         croak("lease_keepalive: the request could not be started");
     }
-    RETVAL = stream_handle(aTHX_ ST(0), id, EVETCD_KEEPALIVE, "EV::Etcd::Keepalive");
+    RETVAL = stream_handle(aTHX_ c, ST(0), id, EVETCD_KEEPALIVE, "EV::Etcd::Keepalive");
   OUTPUT:
     RETVAL

@@ -52,8 +52,8 @@ hash_kv(EV::Etcd c, ...)
     I64 rev = 0;
   CODE:
     check_fork(aTHX_ c);
-    if (items < 2 || items > 3) croak("callback must be a code reference");
-    cb = need_cb(aTHX_ ST(items - 1));
+    if (items < 2 || items > 3) croak("callback must be a code reference (hash_kv)");
+    cb = need_cb(aTHX_ ST(items - 1), "hash_kv");
     if (items == 3) rev = need_int(aTHX_ ST(1), "hash_kv", "revision");
     pb_init(aTHX_ &b);
     pb_int(aTHX_ &b, 1, rev);

@@ -37,6 +37,6 @@ watch(EV::Etcd c, SV *key = NULL, ...)
         forget_cb(aTHX_ c, id);
         croak("watch: the request could not be started");
     }
-    RETVAL = stream_handle(aTHX_ ST(0), id, EVETCD_WATCH, "EV::Etcd::Watch");
+    RETVAL = stream_handle(aTHX_ c, ST(0), id, EVETCD_WATCH, "EV::Etcd::Watch");
   OUTPUT:
     RETVAL

@@ -3,6 +3,7 @@ package EV::Etcd;
 use strict;
 use warnings;
 use Carp ();
+use Scalar::Util ();
 use EV ();
 
 our $VERSION = '0.01';
@@ -24,11 +25,11 @@ XSLoader::load('EV::Etcd', $VERSION);
         shift;
         my $cb;
         $cb = pop if @_ % 2 && ref $_[-1] eq 'CODE';
-        Carp::croak('callback must be a code reference') if @_ % 2;
+        Carp::croak('callback must be a code reference (txn)') if @_ % 2;
         my %arg = @_;
         my $named_cb = delete $arg{callback};
         $cb //= $named_cb;
-        Carp::croak('callback must be a code reference') unless ref $cb eq 'CODE';
+        Carp::croak('callback must be a code reference (txn)') unless ref $cb eq 'CODE';
         for my $list (qw(compare success failure)) {
             Carp::croak("txn '$list' must be an array reference")
                 if defined $arg{$list} && ref $arg{$list} ne 'ARRAY';
@@ -45,8 +46,11 @@ package EV::Etcd::Stream;
 
 sub cancel {
     my ($self, $cb) = @_;
+    Carp::croak('cancel: called on something that is not a stream handle')
+        unless Scalar::Util::blessed($self) && Scalar::Util::reftype($self) eq 'HASH'
+        && Scalar::Util::blessed($self->{client}) && $self->{client}->isa('EV::Etcd');
     $self->{client}->_assert_usable;    # croaks in a child after fork()
-    Carp::croak('callback must be a code reference') unless ref $cb eq 'CODE';
+    Carp::croak('callback must be a code reference (cancel)') unless ref $cb eq 'CODE';
     if ($self->{cancelled}++) {
         $cb->({}, undef);    # already cancelled: answer at once
         return;
@@ -573,7 +577,7 @@ message that names the method and the argument:
   put: lease must be an integer, got 'abc'
   member_remove: member id must not be negative, got '-1'
   lease_revoke: lease id is too large (must be at most 9223372036854775807), got '9223372036854775808'
-  callback must be a code reference
+  callback must be a code reference (put)
 
 Integer arguments (ids, revisions, counts) may be Perl numbers, including
 floating-point ones that hold a whole number, or decimal strings. A string
