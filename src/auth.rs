@@ -11,63 +11,22 @@ use prost::Message;
 use std::sync::Arc;
 use tonic::Status;
 
-pub fn route(method: &str) -> Option<Route> {
-    macro_rules! r {
-        ($t:ty, $rpc:literal) => {
-            Route::new::<$t>(concat!("/etcdserverpb.Auth/", $rpc), method_name(method)?)
-        };
+/// authenticate: keeps the token and credentials, and goes out without a
+/// token (etcd 3.4 rejects a login that carries a stale one).
+pub fn login_route(r: Route) -> Route {
+    Route {
+        decode: store_token,
+        with_token: false,
+        ..r
     }
-    Some(match method {
-        "authenticate" => Route {
-            decode: store_token,
-            with_token: false,
-            ..r!(AuthenticateResponse, "Authenticate")
-        },
-        "auth_enable" => r!(AuthEnableResponse, "AuthEnable"),
-        "auth_disable" => Route {
-            decode: forget_token,
-            ..r!(AuthDisableResponse, "AuthDisable")
-        },
-        "auth_status" => r!(AuthStatusResponse, "AuthStatus").read_only(),
-        "user_add" => r!(AuthUserAddResponse, "UserAdd"),
-        "user_get" => r!(AuthUserGetResponse, "UserGet").read_only(),
-        "user_list" => r!(AuthUserListResponse, "UserList").read_only(),
-        "user_delete" => r!(AuthUserDeleteResponse, "UserDelete"),
-        "user_change_password" => r!(AuthUserChangePasswordResponse, "UserChangePassword"),
-        "user_grant_role" => r!(AuthUserGrantRoleResponse, "UserGrantRole"),
-        "user_revoke_role" => r!(AuthUserRevokeRoleResponse, "UserRevokeRole"),
-        "role_add" => r!(AuthRoleAddResponse, "RoleAdd"),
-        "role_get" => r!(AuthRoleGetResponse, "RoleGet").read_only(),
-        "role_list" => r!(AuthRoleListResponse, "RoleList").read_only(),
-        "role_delete" => r!(AuthRoleDeleteResponse, "RoleDelete"),
-        "role_grant_permission" => r!(AuthRoleGrantPermissionResponse, "RoleGrantPermission"),
-        "role_revoke_permission" => r!(AuthRoleRevokePermissionResponse, "RoleRevokePermission"),
-        _ => return None,
-    })
 }
 
-/// The 'static spelling of an auth method name (error `source`).
-fn method_name(method: &str) -> Option<&'static str> {
-    const NAMES: &[&str] = &[
-        "authenticate",
-        "auth_enable",
-        "auth_disable",
-        "auth_status",
-        "user_add",
-        "user_get",
-        "user_list",
-        "user_delete",
-        "user_change_password",
-        "user_grant_role",
-        "user_revoke_role",
-        "role_add",
-        "role_get",
-        "role_list",
-        "role_delete",
-        "role_grant_permission",
-        "role_revoke_permission",
-    ];
-    NAMES.iter().copied().find(|n| *n == method)
+/// auth_disable: forgets the token, which etcd would now reject.
+pub fn disable_route(r: Route) -> Route {
+    Route {
+        decode: forget_token,
+        ..r
+    }
 }
 
 /// A successful login replaces the token every later call sends, and its
@@ -112,7 +71,7 @@ pub async fn login(shared: &Shared) -> Result<(), EtcdError> {
     let Some(request) = shared.credentials() else {
         return Ok(());
     };
-    let route = route("authenticate").expect("authenticate is a route");
+    let route = crate::routes::route("authenticate").expect("authenticate is a route");
     let mut attempt = crate::runtime::Attempt::default();
     let limit = shared.cfg.timeout;
     let login = round_trip(shared, &route, request.clone(), Some(limit), &mut attempt);

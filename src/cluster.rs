@@ -5,35 +5,9 @@ use crate::proto::etcdserverpb::{
     Member, MemberAddResponse, MemberListResponse, MemberPromoteResponse, MemberRemoveResponse,
     MemberUpdateResponse,
 };
-use crate::runtime::Route;
 use bytes::Bytes;
 use prost::Message;
 use std::time::Duration;
-
-pub fn route(method: &str) -> Option<Route> {
-    Some(match method {
-        "member_list" => {
-            Route::new::<MemberListResponse>("/etcdserverpb.Cluster/MemberList", "member_list")
-                .read_only()
-        }
-        "member_add" => {
-            Route::new::<MemberAddResponse>("/etcdserverpb.Cluster/MemberAdd", "member_add")
-        }
-        "member_remove" => Route::new::<MemberRemoveResponse>(
-            "/etcdserverpb.Cluster/MemberRemove",
-            "member_remove",
-        ),
-        "member_update" => Route::new::<MemberUpdateResponse>(
-            "/etcdserverpb.Cluster/MemberUpdate",
-            "member_update",
-        ),
-        "member_promote" => Route::new::<MemberPromoteResponse>(
-            "/etcdserverpb.Cluster/MemberPromote",
-            "member_promote",
-        ),
-        _ => return None,
-    })
-}
 
 fn member(b: &Builder, m: &Member) -> Hv {
     let h = b.hv();
@@ -90,7 +64,7 @@ fn client_urls(resp: &MemberListResponse) -> Vec<String> {
 /// failed round, or a list this client cannot use (another scheme), keeps
 /// the endpoints it has.
 pub async fn sync_endpoints(shared: std::sync::Arc<crate::runtime::Shared>, every: Duration) {
-    let route = route("member_list").expect("member_list is a route");
+    let route = crate::routes::route("member_list").expect("member_list is a route");
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await; // the first tick is immediate: sync one interval in

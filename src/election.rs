@@ -9,7 +9,7 @@ use crate::proto::v3electionpb::{
     ProclaimResponse, ResignResponse,
 };
 use crate::queue::Disposition;
-use crate::runtime::{Route, Shared};
+use crate::runtime::Shared;
 use crate::streams::{gave_up, stream_failure, Backoff};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -17,25 +17,6 @@ use tokio::sync::oneshot;
 use tonic::Status;
 
 const SOURCE: &str = "observe";
-
-pub fn route(method: &str) -> Option<Route> {
-    Some(match method {
-        "election_campaign" => {
-            Route::new::<CampaignResponse>("/v3electionpb.Election/Campaign", "election_campaign")
-        }
-        "election_proclaim" => {
-            Route::new::<ProclaimResponse>("/v3electionpb.Election/Proclaim", "election_proclaim")
-        }
-        "election_leader" => {
-            Route::new::<LeaderResponse>("/v3electionpb.Election/Leader", "election_leader")
-                .read_only()
-        }
-        "election_resign" => {
-            Route::new::<ResignResponse>("/v3electionpb.Election/Resign", "election_resign")
-        }
-        _ => return None,
-    })
-}
 
 impl ToPerl for CampaignResponse {
     fn to_perl(&self, b: &Builder) -> Hv {

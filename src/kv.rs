@@ -4,18 +4,6 @@ use crate::perl::{Builder, Hv, ToPerl};
 use crate::proto::etcdserverpb::{
     response_op, CompactionResponse, DeleteRangeResponse, PutResponse, RangeResponse, TxnResponse,
 };
-use crate::runtime::Route;
-
-pub fn route(method: &str) -> Option<Route> {
-    Some(match method {
-        "get" => Route::new::<RangeResponse>("/etcdserverpb.KV/Range", "get").read_only(),
-        "put" => Route::new::<PutResponse>("/etcdserverpb.KV/Put", "put"),
-        "delete" => Route::new::<DeleteRangeResponse>("/etcdserverpb.KV/DeleteRange", "delete"),
-        "txn" => Route::new::<TxnResponse>("/etcdserverpb.KV/Txn", "txn"),
-        "compact" => Route::new::<CompactionResponse>("/etcdserverpb.KV/Compact", "compact"),
-        _ => return None,
-    })
-}
 
 impl ToPerl for RangeResponse {
     fn to_perl(&self, b: &Builder) -> Hv {

@@ -9,7 +9,7 @@ use crate::proto::etcdserverpb::{
     LeaseLeasesResponse, LeaseRevokeResponse, LeaseTimeToLiveResponse,
 };
 use crate::queue::Disposition;
-use crate::runtime::{Route, Shared};
+use crate::runtime::Shared;
 use crate::streams::{wait_until, SharedStream, StreamEvent};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -19,27 +19,6 @@ use tokio::time::Instant;
 use tonic::{Code, Status};
 
 const SOURCE: &str = "keepalive";
-
-pub fn route(method: &str) -> Option<Route> {
-    Some(match method {
-        "lease_grant" => {
-            Route::new::<LeaseGrantResponse>("/etcdserverpb.Lease/LeaseGrant", "lease_grant")
-        }
-        "lease_revoke" => {
-            Route::new::<LeaseRevokeResponse>("/etcdserverpb.Lease/LeaseRevoke", "lease_revoke")
-        }
-        "lease_time_to_live" => Route::new::<LeaseTimeToLiveResponse>(
-            "/etcdserverpb.Lease/LeaseTimeToLive",
-            "lease_time_to_live",
-        )
-        .read_only(),
-        "lease_leases" => {
-            Route::new::<LeaseLeasesResponse>("/etcdserverpb.Lease/LeaseLeases", "lease_leases")
-                .read_only()
-        }
-        _ => return None,
-    })
-}
 
 impl ToPerl for LeaseGrantResponse {
     fn to_perl(&self, b: &Builder) -> Hv {

@@ -2,15 +2,6 @@
 
 use crate::perl::{Builder, Hv, ToPerl};
 use crate::proto::v3lockpb::{LockResponse, UnlockResponse};
-use crate::runtime::Route;
-
-pub fn route(method: &str) -> Option<Route> {
-    Some(match method {
-        "lock" => Route::new::<LockResponse>("/v3lockpb.Lock/Lock", "lock"),
-        "unlock" => Route::new::<UnlockResponse>("/v3lockpb.Lock/Unlock", "unlock"),
-        _ => return None,
-    })
-}
 
 impl ToPerl for LockResponse {
     fn to_perl(&self, b: &Builder) -> Hv {

@@ -7,29 +7,14 @@ use crate::proto::etcdserverpb::{
 };
 use crate::runtime::Route;
 
-pub fn route(method: &str) -> Option<Route> {
-    Some(match method {
-        "status" => {
-            Route::new::<StatusResponse>("/etcdserverpb.Maintenance/Status", "status").read_only()
-        }
-        "alarm" => Route {
-            read_only: alarm_get,
-            ..Route::new::<AlarmResponse>("/etcdserverpb.Maintenance/Alarm", "alarm")
-        },
-        "defragment" => {
-            Route::new::<DefragmentResponse>("/etcdserverpb.Maintenance/Defragment", "defragment")
-        }
-        "hash_kv" => {
-            Route::new::<HashKvResponse>("/etcdserverpb.Maintenance/HashKV", "hash_kv").read_only()
-        }
-        "move_leader" => {
-            Route::new::<MoveLeaderResponse>("/etcdserverpb.Maintenance/MoveLeader", "move_leader")
-        }
-        _ => return None,
-    })
+/// alarm: only a GET (action 0) is a read that `retry` may repeat.
+pub fn alarm_route(r: Route) -> Route {
+    Route {
+        read_only: alarm_get,
+        ..r
+    }
 }
 
-/// An alarm request only reads when its action is GET (0).
 fn alarm_get(body: &[u8]) -> bool {
     use prost::Message;
     crate::proto::etcdserverpb::AlarmRequest::decode(body)

@@ -549,16 +549,6 @@ where
     Ok(Box::new(T::decode(body).map_err(|e| e.to_string())?))
 }
 
-fn route(method: &str) -> Option<Route> {
-    crate::kv::route(method)
-        .or_else(|| crate::lease::route(method))
-        .or_else(|| crate::lock::route(method))
-        .or_else(|| crate::election::route(method))
-        .or_else(|| crate::auth::route(method))
-        .or_else(|| crate::maintenance::route(method))
-        .or_else(|| crate::cluster::route(method))
-}
-
 /// Passes request bytes (already protobuf, encoded by the XS side) through
 /// unchanged and hands the reply bytes back undecoded.
 #[derive(Clone, Copy, Default)]
@@ -1000,7 +990,7 @@ impl Client {
     /// Starts a unary call; false when `method` is unknown. `deadline`
     /// is the call's own timeout (`None`: wait as long as it takes).
     pub fn call(&self, id: u64, method: &str, body: Bytes, deadline: CallDeadline) -> bool {
-        let Some(route) = route(method) else {
+        let Some(route) = crate::routes::route(method) else {
             return false;
         };
         let deadline = match deadline {
