@@ -425,6 +425,17 @@ pub unsafe extern "C" fn evetcd_ack(client: *const Client) {
     let _ = catch_unwind(AssertUnwindSafe(|| client.queue.acknowledge()));
 }
 
+/// After a drain that stopped early: wake the loop again if anything is left.
+///
+/// # Safety
+/// `client` is live.
+#[no_mangle]
+pub unsafe extern "C" fn evetcd_rewake(client: *const Client) {
+    // SAFETY: live client per contract.
+    let client = unsafe { &*client };
+    let _ = catch_unwind(AssertUnwindSafe(|| client.queue.rewake()));
+}
+
 /// Takes the next completion, if any, and builds its Perl data.
 /// Returns 1 with `*id`, `*disposition` (0 keep, 1 last) and either
 /// `*resp` or `*err` set to a new HV (the other null), or 0 when empty.

@@ -109,6 +109,14 @@ impl CompletionQueue {
         std::sync::atomic::fence(Ordering::SeqCst);
     }
 
+    /// Asks for another wake-up when completions are left over (a drain
+    /// that stopped early so the loop can run other watchers).
+    pub fn rewake(&self) {
+        if !self.rx.is_empty() && !self.wake.pending.swap(true, Ordering::AcqRel) {
+            let _ = (&self.wake.write).write(&[1u8]);
+        }
+    }
+
     pub fn try_next(&self) -> Option<Completion> {
         self.rx.try_recv().ok()
     }

@@ -268,6 +268,28 @@ in_child('B', sub {
         "watch messages $watch0 -> " . scalar(@watch_msgs) . ", keepalive ticks $ka0 -> $ka_ticks");
     # leaves with _exit, the inherited client never destroyed
 });
+# --- child D: runs EV (without loop_fork) while the parent's watch gets events ---
+# The child writes to the key the parent watches while the parent sits in
+# waitpid, so the parent's wake-up socket stays readable while the child's
+# loop runs on the epoll set it inherited. The parent's client must not be
+# unhooked by what the child's loop does with the inherited watcher.
+{
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        my $mine = EV::Etcd->new(endpoints => [$ep], timeout => 20);
+        my $acked = 0;
+        $mine->put('fork/watched', "child D $_", sub { $acked++ unless $_[1] }) for 1 .. 20;
+        run_until(sub { $acked >= 20 }, 20);
+        run_until(sub { 0 }, 0.5);
+        POSIX::_exit($acked == 20 ? 0 : 1);
+    }
+    waitpid $pid, 0;    # the parent's loop does not run meanwhile
+    is $?, 0, 'child D wrote 20 watched values with its own client';
+    ok run_until(sub { (grep { ($_->{events}[0]{kv}{value} // '') =~ /^child D/ } @watch_msgs) >= 20 }, 10),
+        "the parent's watch delivers the child's 20 writes afterwards";
+}
+parent_still_works('child D');
+
 if (parent_still_works('child B')) {
     my $done;
     $ka->cancel(sub { $done = 1 });

@@ -33,7 +33,16 @@ typedef etcd_t *EV__Etcd;
 /* Bumped in every child after fork(): a client from an older generation
  * belongs to a runtime thread that does not exist here. */
 static volatile unsigned fork_generation;
-static void on_fork_child(void) { fork_generation++; }
+/* In the child, also tell libev to rebuild its kernel state (a new epoll
+ * instance) before the loop runs again: otherwise every watcher change the
+ * child makes, ours included, edits the epoll set it shares with the
+ * parent and silently unhooks the parent's clients. This EV does not do it
+ * by itself. ev_loop_fork only sets a flag. */
+static void on_fork_child(void)
+{
+    fork_generation++;
+    ev_loop_fork(EV_DEFAULT_UC);
+}
 
 static void check_fork(pTHX_ etcd_t *c)
 {
@@ -244,7 +253,14 @@ static void report_health(pTHX_ etcd_t *c, void *hv)
     }
 }
 
-/* The io watcher: acknowledge the wake-up, then deliver every completion. */
+/* What one wake-up delivers at most, in completions and in seconds: then
+ * the loop runs its other watchers (timers, I/O) before the rest, so a
+ * flood cannot starve them. One completion can hold a thousand events, so
+ * the time limit is the one that usually applies under a backlog. */
+#define DRAIN_BATCH 1024
+#define DRAIN_SECONDS 0.01
+
+/* The io watcher: acknowledge the wake-up, then deliver the completions. */
 static void drain(EV_P_ ev_io *w, int revents)
 {
     etcd_t *c = (etcd_t *)((char *)w - offsetof(etcd_t, io));
@@ -254,6 +270,8 @@ static void drain(EV_P_ ev_io *w, int revents)
     int disp;
     void *resp, *err, *info;
     SV *self = c->self;
+    int budget = DRAIN_BATCH;
+    ev_tstamp until;
     PERL_UNUSED_ARG(revents);
 
     /* In a child the wake-ups belong to the parent's client: leave them to
@@ -275,7 +293,8 @@ static void drain(EV_P_ ev_io *w, int revents)
      * until the drain is over. */
     SvREFCNT_inc_simple_void_NN(self);
     evetcd_ack(c->rs);
-    while (evetcd_next(c->rs, &b, &id, &disp, &resp, &err, &info)) {
+    until = ev_time() + DRAIN_SECONDS;
+    while (budget-- > 0 && evetcd_next(c->rs, &b, &id, &disp, &resp, &err, &info)) {
         SV **svp, *cb = NULL;
         if (id == 0) {
             report_health(aTHX_ c, resp);
@@ -310,7 +329,13 @@ static void drain(EV_P_ ev_io *w, int revents)
             if (err) SvREFCNT_dec((SV *)err);
         }
         SvREFCNT_dec(cb);
+        if (ev_time() > until) {
+            budget = -1; /* out of time: the rest on the next turn */
+            break;
+        }
     }
+    if (budget < 0)
+        evetcd_rewake(c->rs); /* stopped early: come back for the rest */
     bury_forgotten(aTHX_ c);
     SvREFCNT_dec(self); /* may run DESTROY: c is not touched after this */
 }

@@ -98,6 +98,7 @@ int evetcd_observe(const evetcd_client *c, uint64_t id, const char *name, size_t
                    int auto_reconnect);
 int evetcd_cancel(const evetcd_client *c, int kind, uint64_t id, uint64_t cancel_id);
 void evetcd_ack(const evetcd_client *c);
+void evetcd_rewake(const evetcd_client *c);
 int evetcd_next(const evetcd_client *c, const evetcd_builder *b, uint64_t *id, int *disposition,
                 void **resp, void **err, void **info);
 

@@ -540,6 +540,12 @@ runs later, from the EV loop. The one exception is C<cancel> on a stream
 handle that has already been cancelled, which calls back immediately (see
 L</EV::Etcd::Watch-E<gt>cancel>).
 
+Callbacks run in the order their answers arrived. One turn of the loop
+delivers at most 1024 answers, or as many as fit in about 10 ms of
+callbacks, before the loop runs its other watchers and comes back for the
+rest, so timers and other I/O keep their pace while a backlog (a watch
+catching up on thousands of events, say) is worked off.
+
 =head2 Exceptions in callbacks
 
 If a callback dies, the exception is handed to C<$EV::DIED>, the same hook
@@ -1578,6 +1584,12 @@ client in the child when it needs etcd:
       my $child = EV::Etcd->new(endpoints => \@endpoints);
       ...
   }
+
+Loading EV::Etcd also marks EV's default loop for C<loop_fork> in every
+child (libev then builds a fresh epoll set the next time the loop runs).
+Without that, a child that keeps running EV shares the kernel's epoll set
+with its parent, and the watcher changes the child makes would silently
+unhook the parent's clients.
 
 =head1 DESTRUCTION
 

@@ -1,0 +1,80 @@
+#!/usr/bin/env perl
+# Fairness: a flood of completions does not starve the rest of the program.
+# A watch falls 100,000 events behind (the loop is kept busy while another
+# process writes them); once the loop runs again, an EV timer keeps firing
+# on time while the backlog is delivered, every event arrives once and in
+# order, and nothing is left stranded.
+use strict;
+use warnings;
+
+use Test::More;
+use Time::HiRes qw(time sleep);
+
+use lib 't/lib';
+use EtcdTest qw(:DEFAULT call ok_call);
+
+need_etcd();
+use EV;
+use EV::Etcd;
+use POSIX ();
+
+my $N   = $ENV{FAIR_N} || 100_000;
+my $srv = start_etcd(name => 'fair', extra => [ '--unsafe-no-fsync' ]) ;
+my $c   = EV::Etcd->new(endpoints => [ $srv->endpoint ]);
+
+my ($count, $rev, $bad) = (0, 0, 0);
+my $w = $c->watch('fair/', { prefix => 1 }, sub {
+    my ($m, $e) = @_;
+    die "watch error: $e->{message}\n" if $e;
+    for my $ev (@{ $m->{events} || [] }) {
+        $bad++ unless $ev->{kv}{mod_revision} > $rev;
+        $rev = $ev->{kv}{mod_revision};
+        $count++;
+        my $until = time + 0.00001;    # a callback that does a little work
+        1 while time < $until;
+    }
+});
+run_until(sub { 0 }, 0.5);    # created
+
+# The writer: another process, so our loop can stay away meanwhile.
+my $pid = fork // die "fork: $!";
+if (!$pid) {
+    my $wc = EV::Etcd->new(endpoints => [ $srv->endpoint ]);
+    my ($sent, $done) = (0, 0);
+    my $more;
+    $more = sub { return if $sent >= $N; my $i = ++$sent; $wc->put("fair/k", $i, sub { $done++; $more->() }) };
+    $more->() for 1 .. 200;
+    run_until(sub { $done >= $N }, 120);
+    POSIX::_exit($done >= $N ? 0 : 1);
+}
+
+# Stay out of the loop while the writer runs: the events pile up.
+my $t0 = time;
+waitpid $pid, 0;
+is $?, 0, "the writer put $N values";
+note sprintf 'writer took %.1f s', time - $t0;
+
+# Now run: a 10 ms timer must keep its pace while the backlog drains.
+my ($ticks, $late, $last) = (0, 0, time);
+my $timer = EV::timer(0.01, 0.01, sub {
+    my $now = time;
+    my $gap = $now - $last;
+    $late = $gap if $gap > $late;
+    $last = $now;
+    $ticks++;
+});
+my $start = time;
+ok run_until(sub { $count >= $N }, 120), "all $N events delivered";
+my $took = time - $start;
+undef $timer;
+note sprintf 'delivered in %.2f s, %d ticks, longest gap %.1f ms', $took, $ticks, $late * 1000;
+is $count, $N, 'each once';
+is $bad, 0, '... in revision order';
+cmp_ok $ticks, '>=', int($took / 0.01 / 4), 'the timer kept firing while the backlog drained';
+cmp_ok $late, '<', 0.25, 'no gap between ticks longer than 250 ms';
+
+my $done;
+$w->cancel(sub { $done = 1 });
+run_until(\$done, 5);
+ok $done, 'cancelled';
+done_testing;
