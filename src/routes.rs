@@ -175,6 +175,7 @@ mod tests {
         const STREAMS: &[&str] = &["watch", "lease_keepalive", "election_observe"];
         const NOT_RPCS: &[&str] = &[
             "set_endpoints",
+            "close",
             "endpoints",
             "DESTROY",
             "_assert_usable",

@@ -44,10 +44,13 @@ static void on_fork_child(void)
     ev_loop_fork(EV_DEFAULT_UC);
 }
 
+/* Whether the client may be used: not inherited across fork, not closed. */
 static void check_fork(pTHX_ etcd_t *c)
 {
     if (c->fork_gen != fork_generation)
         croak("EV::Etcd: this client was created before fork() and cannot be used after fork(); create a new client in the child");
+    if (!c->rs)
+        croak("EV::Etcd: this client was closed");
 }
 
 /* ---- building Perl data for the Rust side ---- */
@@ -973,6 +976,36 @@ endpoints(EV::Etcd c)
     RETVAL
 
 void
+close(EV::Etcd c)
+  PREINIT:
+    HV *old;
+  CODE:
+    if (c->fork_gen != fork_generation)
+        croak("EV::Etcd: this client was created before fork() and cannot be used after fork(); create a new client in the child");
+    if (c->rs) {
+        /* Freeing the callbacks may drop the last reference to the client:
+         * keep it alive until this method is done. */
+        SvREFCNT_inc_simple_void_NN(c->self);
+        if (ev_is_active(&c->io)) {
+            if (!c->refd)
+                ev_ref(EV_DEFAULT_UC);
+            ev_io_stop(EV_DEFAULT_UC, &c->io);
+        }
+        c->refd = 0;
+        evetcd_free(c->rs); /* stops the runtime: nothing more completes */
+        c->rs = NULL;
+        c->pending = 0;
+        old = c->callbacks;
+        c->callbacks = newHV();
+        hv_clear(c->streams);
+        SvREFCNT_dec((SV *)old); /* the callbacks, and what they captured */
+        bury_forgotten(aTHX_ c);
+        if (c->health_cb) { SvREFCNT_dec(c->health_cb); c->health_cb = NULL; }
+        if (c->request_cb) { SvREFCNT_dec(c->request_cb); c->request_cb = NULL; }
+        SvREFCNT_dec(c->self); /* may run DESTROY */
+    }
+
+void
 DESTROY(EV::Etcd c)
   CODE:
     if (c->fork_gen != fork_generation) {
@@ -990,7 +1023,8 @@ DESTROY(EV::Etcd c)
                 ev_ref(EV_DEFAULT_UC);
             ev_io_stop(EV_DEFAULT_UC, &c->io);
         }
-        evetcd_free(c->rs); /* stops the runtime: pending callbacks are never called */
+        if (c->rs)
+            evetcd_free(c->rs); /* stops the runtime: pending callbacks are never called */
         SvREFCNT_dec((SV *)c->callbacks);
         SvREFCNT_dec((SV *)c->streams);
         bury_forgotten(aTHX_ c);
@@ -1004,13 +1038,24 @@ DESTROY(EV::Etcd c)
 void
 _assert_usable(EV::Etcd c)
   CODE:
-    check_fork(aTHX_ c);
+    /* only the fork check: a closed client's handles still cancel */
+    if (c->fork_gen != fork_generation)
+        check_fork(aTHX_ c);
 
 void
 _cancel_stream(EV::Etcd c, int kind, UV id, SV *cb)
   CODE:
-    check_fork(aTHX_ c);
     need_cb(aTHX_ cb, "cancel");
+    if (c->fork_gen == fork_generation && !c->rs) {
+        /* closed: the stream is over already, as after a cancel */
+        ENTER;
+        SAVETMPS;
+        invoke(aTHX_ cb, sv_2mortal(newRV_noinc((SV *)newHV())), &PL_sv_undef);
+        FREETMPS;
+        LEAVE;
+        XSRETURN_EMPTY;
+    }
+    check_fork(aTHX_ c);
     {
         U64 sid = (U64)id;
         SV **kindp = hv_fetch(c->streams, (const char *)&sid, sizeof sid, 0);

@@ -1614,6 +1614,36 @@ waiting: F<eg/leader-election.pl> does this when interrupted while
 waiting in line. It is safe to drop the last reference from inside one of
 the client's own callbacks.
 
+=head2 Callbacks that refer to their client
+
+A callback stored by a client that mentions that client, or one of its
+stream handles (which hold their client), makes a reference cycle: the
+client keeps the callback, the callback keeps the client. Leaving the
+scope then frees neither, and the client, its thread and its connection
+live until the program ends. Either keep a weak reference in the
+callback:
+
+  use Scalar::Util qw(weaken);
+  my $self = $etcd;
+  weaken $self;
+  $etcd->watch('/jobs/', { prefix => 1 }, sub {
+      $self->get('/jobs/count', sub { ... }) if $self;
+  });
+
+or end the client explicitly with L</close> when you are done with it.
+
+=head2 close
+
+  $etcd->close;
+
+Shuts the client down now: the background thread stops, the connection is
+closed, nothing pending is answered (as when the client is dropped), and
+every callback the client holds is released, which breaks any reference
+cycle through them. Afterwards every call croaks (C<EV::Etcd: this client
+was closed>), except C<cancel> on its stream handles, which calls back at
+once as for an already cancelled stream. Calling C<close> again does
+nothing.
+
 =head1 LIMITS AND DIFFERENCES
 
 =over 4
