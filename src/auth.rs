@@ -1,6 +1,7 @@
 //! Auth service: authenticate, auth_enable/disable/status, users and roles.
 
 use crate::error::EtcdError;
+use crate::perl::k;
 use crate::perl::{Builder, Hv, ToPerl};
 use crate::proto::authpb::permission::Type as PermType;
 use crate::proto::etcdserverpb::*;
@@ -103,7 +104,7 @@ impl ToPerl for AuthenticateResponse {
     fn to_perl(&self, b: &Builder) -> Hv {
         let h = b.hv();
         b.header(h, &self.header);
-        b.bytes(h, "token", self.token.as_bytes());
+        b.bytes(h, k!("token"), self.token.as_bytes());
         h
     }
 }
@@ -112,8 +113,8 @@ impl ToPerl for AuthStatusResponse {
     fn to_perl(&self, b: &Builder) -> Hv {
         let h = b.hv();
         b.header(h, &self.header);
-        b.flag(h, "enabled", self.enabled);
-        b.uint(h, "auth_revision", self.auth_revision);
+        b.flag(h, k!("enabled"), self.enabled);
+        b.uint(h, k!("auth_revision"), self.auth_revision);
         h
     }
 }
@@ -122,7 +123,7 @@ impl ToPerl for AuthUserGetResponse {
     fn to_perl(&self, b: &Builder) -> Hv {
         let h = b.hv();
         b.header(h, &self.header);
-        b.strings(h, "roles", &self.roles);
+        b.strings(h, k!("roles"), &self.roles);
         h
     }
 }
@@ -131,7 +132,7 @@ impl ToPerl for AuthUserListResponse {
     fn to_perl(&self, b: &Builder) -> Hv {
         let h = b.hv();
         b.header(h, &self.header);
-        b.strings(h, "users", &self.users);
+        b.strings(h, k!("users"), &self.users);
         h
     }
 }
@@ -140,7 +141,7 @@ impl ToPerl for AuthRoleListResponse {
     fn to_perl(&self, b: &Builder) -> Hv {
         let h = b.hv();
         b.header(h, &self.header);
-        b.strings(h, "roles", &self.roles);
+        b.strings(h, k!("roles"), &self.roles);
         h
     }
 }
@@ -158,11 +159,11 @@ impl ToPerl for AuthRoleGetResponse {
     fn to_perl(&self, b: &Builder) -> Hv {
         let h = b.hv();
         b.header(h, &self.header);
-        b.list(h, "perm", &self.perm, |b, p| {
+        b.list(h, k!("perm"), &self.perm, |b, p| {
             let ph = b.hv();
-            b.bytes(ph, "perm_type", perm_type_name(p.perm_type).as_bytes());
-            b.bytes(ph, "key", &p.key);
-            b.bytes(ph, "range_end", &p.range_end);
+            b.bytes(ph, k!("perm_type"), perm_type_name(p.perm_type).as_bytes());
+            b.bytes(ph, k!("key"), &p.key);
+            b.bytes(ph, k!("range_end"), &p.range_end);
             ph
         });
         h

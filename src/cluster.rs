@@ -1,5 +1,6 @@
 //! Cluster service: member_list, member_add, member_remove, member_update, member_promote.
 
+use crate::perl::k;
 use crate::perl::{Builder, Hv, ToPerl};
 use crate::proto::etcdserverpb::{
     Member, MemberAddResponse, MemberListResponse, MemberPromoteResponse, MemberRemoveResponse,
@@ -11,11 +12,11 @@ use std::time::Duration;
 
 fn member(b: &Builder, m: &Member) -> Hv {
     let h = b.hv();
-    b.uint(h, "id", m.id);
-    b.bytes(h, "name", m.name.as_bytes());
-    b.strings(h, "peer_urls", &m.peer_ur_ls);
-    b.strings(h, "client_urls", &m.client_ur_ls);
-    b.flag(h, "is_learner", m.is_learner);
+    b.uint(h, k!("id"), m.id);
+    b.bytes(h, k!("name"), m.name.as_bytes());
+    b.strings(h, k!("peer_urls"), &m.peer_ur_ls);
+    b.strings(h, k!("client_urls"), &m.client_ur_ls);
+    b.flag(h, k!("is_learner"), m.is_learner);
     h
 }
 
@@ -26,7 +27,7 @@ macro_rules! members_reply {
             fn to_perl(&self, b: &Builder) -> Hv {
                 let h = b.hv();
                 b.header(h, &self.header);
-                b.list(h, "members", &self.members, member);
+                b.list(h, k!("members"), &self.members, member);
                 h
             }
         }
@@ -44,9 +45,9 @@ impl ToPerl for MemberAddResponse {
         let h = b.hv();
         b.header(h, &self.header);
         if let Some(m) = &self.member {
-            b.hash(h, "member", member(b, m));
+            b.hash(h, k!("member"), member(b, m));
         }
-        b.list(h, "members", &self.members, member);
+        b.list(h, k!("members"), &self.members, member);
         h
     }
 }

@@ -3,6 +3,7 @@
 //! the leader already reported).
 
 use crate::error::EtcdError;
+use crate::perl::k;
 use crate::perl::{Builder, Hv, ToPerl};
 use crate::proto::v3electionpb::{
     election_client::ElectionClient, CampaignResponse, LeaderRequest, LeaderResponse,
@@ -24,11 +25,11 @@ impl ToPerl for CampaignResponse {
         b.header(h, &self.header);
         if let Some(l) = &self.leader {
             let lh = b.hv();
-            b.bytes(lh, "name", &l.name);
-            b.bytes(lh, "key", &l.key);
-            b.int(lh, "rev", l.rev);
-            b.int(lh, "lease", l.lease);
-            b.hash(h, "leader", lh);
+            b.bytes(lh, k!("name"), &l.name);
+            b.bytes(lh, k!("key"), &l.key);
+            b.int(lh, k!("rev"), l.rev);
+            b.int(lh, k!("lease"), l.lease);
+            b.hash(h, k!("leader"), lh);
         }
         h
     }
@@ -39,7 +40,7 @@ impl ToPerl for LeaderResponse {
         let h = b.hv();
         b.header(h, &self.header);
         if let Some(kv) = &self.kv {
-            b.hash(h, "kv", b.kv(kv));
+            b.hash(h, k!("kv"), b.kv(kv));
         }
         h
     }

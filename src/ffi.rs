@@ -2,6 +2,7 @@
 //! unwinds into C or Perl; raw pointers are turned into Rust values here and
 //! nowhere else.
 
+use crate::perl::k;
 use crate::perl::{Builder, BuilderVtable, ToPerl};
 use crate::queue::{CallInfo, Disposition};
 use crate::runtime::{CallDeadline, Client, Config};
@@ -108,6 +109,23 @@ impl EvetcdConfig {
             username, username_len, password, password_len, tls, tls_ca_file, tls_ca_file_len,
             tls_cert_file, tls_cert_file_len, tls_key_file, tls_key_file_len, tls_server_name,
             tls_server_name_len, keepalive_time, keepalive_timeout, auto_sync_interval, retry)
+    }
+}
+
+/// The name of reply key `i` (see `perl::REPLY_KEYS`) with its length in
+/// `*len`, or null past the last one. The XS side hashes each once at load.
+///
+/// # Safety
+/// `len` must be writable.
+#[no_mangle]
+pub unsafe extern "C" fn evetcd_reply_key(i: usize, len: *mut usize) -> *const u8 {
+    match crate::perl::REPLY_KEYS.get(i) {
+        Some(name) => {
+            // SAFETY: the caller gave a writable `len`.
+            unsafe { *len = name.len() };
+            name.as_ptr()
+        }
+        None => std::ptr::null(),
     }
 }
 
@@ -497,11 +515,11 @@ pub unsafe extern "C" fn evetcd_next(
 
 fn call_info_to_perl(b: &Builder, info: &CallInfo, status: &str) -> crate::perl::Hv {
     let h = b.hv();
-    b.bytes(h, "method", info.method.as_bytes());
-    b.bytes(h, "endpoint", info.endpoint.as_bytes());
-    b.num(h, "duration", info.duration.as_secs_f64());
-    b.bytes(h, "status", status.as_bytes());
-    b.uint(h, "retries", u64::from(info.retries));
+    b.bytes(h, k!("method"), info.method.as_bytes());
+    b.bytes(h, k!("endpoint"), info.endpoint.as_bytes());
+    b.num(h, k!("duration"), info.duration.as_secs_f64());
+    b.bytes(h, k!("status"), status.as_bytes());
+    b.uint(h, k!("retries"), u64::from(info.retries));
     h
 }
 

@@ -1,5 +1,6 @@
 //! KV service: get, put, delete, txn, compact.
 
+use crate::perl::k;
 use crate::perl::{Builder, Hv, ToPerl};
 use crate::proto::etcdserverpb::{
     response_op, CompactionResponse, DeleteRangeResponse, PutResponse, RangeResponse, TxnResponse,
@@ -9,9 +10,9 @@ impl ToPerl for RangeResponse {
     fn to_perl(&self, b: &Builder) -> Hv {
         let h = b.hv();
         b.header(h, &self.header);
-        b.list(h, "kvs", &self.kvs, Builder::kv);
-        b.int(h, "count", self.count);
-        b.flag(h, "more", self.more);
+        b.list(h, k!("kvs"), &self.kvs, Builder::kv);
+        b.int(h, k!("count"), self.count);
+        b.flag(h, k!("more"), self.more);
         h
     }
 }
@@ -21,7 +22,7 @@ impl ToPerl for PutResponse {
         let h = b.hv();
         b.header(h, &self.header);
         if let Some(prev) = &self.prev_kv {
-            b.hash(h, "prev_kv", b.kv(prev));
+            b.hash(h, k!("prev_kv"), b.kv(prev));
         }
         h
     }
@@ -31,8 +32,8 @@ impl ToPerl for DeleteRangeResponse {
     fn to_perl(&self, b: &Builder) -> Hv {
         let h = b.hv();
         b.header(h, &self.header);
-        b.int(h, "deleted", self.deleted);
-        b.list(h, "prev_kvs", &self.prev_kvs, Builder::kv);
+        b.int(h, k!("deleted"), self.deleted);
+        b.list(h, k!("prev_kvs"), &self.prev_kvs, Builder::kv);
         h
     }
 }
@@ -41,21 +42,21 @@ impl ToPerl for TxnResponse {
     fn to_perl(&self, b: &Builder) -> Hv {
         let h = b.hv();
         b.header(h, &self.header);
-        b.flag(h, "succeeded", self.succeeded);
-        b.list(h, "responses", &self.responses, |b, op| {
+        b.flag(h, k!("succeeded"), self.succeeded);
+        b.list(h, k!("responses"), &self.responses, |b, op| {
             let item = b.hv();
             match &op.response {
                 Some(response_op::Response::ResponseRange(r)) => {
-                    b.hash(item, "response_range", r.to_perl(b))
+                    b.hash(item, k!("response_range"), r.to_perl(b))
                 }
                 Some(response_op::Response::ResponsePut(r)) => {
-                    b.hash(item, "response_put", r.to_perl(b))
+                    b.hash(item, k!("response_put"), r.to_perl(b))
                 }
                 Some(response_op::Response::ResponseDeleteRange(r)) => {
-                    b.hash(item, "response_delete_range", r.to_perl(b))
+                    b.hash(item, k!("response_delete_range"), r.to_perl(b))
                 }
                 Some(response_op::Response::ResponseTxn(r)) => {
-                    b.hash(item, "response_txn", r.to_perl(b))
+                    b.hash(item, k!("response_txn"), r.to_perl(b))
                 }
                 None => {}
             }

@@ -3,6 +3,7 @@
 //! at a third of their TTL.
 
 use crate::error::EtcdError;
+use crate::perl::k;
 use crate::perl::{Builder, Hv, ToPerl};
 use crate::proto::etcdserverpb::{
     lease_client::LeaseClient, LeaseGrantResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse,
@@ -24,10 +25,10 @@ impl ToPerl for LeaseGrantResponse {
     fn to_perl(&self, b: &Builder) -> Hv {
         let h = b.hv();
         b.header(h, &self.header);
-        b.int(h, "id", self.id);
-        b.int(h, "ttl", self.ttl);
+        b.int(h, k!("id"), self.id);
+        b.int(h, k!("ttl"), self.ttl);
         if !self.error.is_empty() {
-            b.bytes(h, "error", self.error.as_bytes());
+            b.bytes(h, k!("error"), self.error.as_bytes());
         }
         h
     }
@@ -37,11 +38,11 @@ impl ToPerl for LeaseTimeToLiveResponse {
     fn to_perl(&self, b: &Builder) -> Hv {
         let h = b.hv();
         b.header(h, &self.header);
-        b.int(h, "id", self.id);
-        b.int(h, "ttl", self.ttl);
-        b.int(h, "granted_ttl", self.granted_ttl);
+        b.int(h, k!("id"), self.id);
+        b.int(h, k!("ttl"), self.ttl);
+        b.int(h, k!("granted_ttl"), self.granted_ttl);
         if !self.keys.is_empty() {
-            b.strings(h, "keys", &self.keys);
+            b.strings(h, k!("keys"), &self.keys);
         }
         h
     }
@@ -51,9 +52,9 @@ impl ToPerl for LeaseLeasesResponse {
     fn to_perl(&self, b: &Builder) -> Hv {
         let h = b.hv();
         b.header(h, &self.header);
-        b.list(h, "leases", &self.leases, |b, l| {
+        b.list(h, k!("leases"), &self.leases, |b, l| {
             let e = b.hv();
-            b.int(e, "id", l.id);
+            b.int(e, k!("id"), l.id);
             e
         });
         h
@@ -64,8 +65,8 @@ impl ToPerl for LeaseKeepAliveResponse {
     fn to_perl(&self, b: &Builder) -> Hv {
         let h = b.hv();
         b.header(h, &self.header);
-        b.int(h, "id", self.id);
-        b.int(h, "ttl", self.ttl);
+        b.int(h, k!("id"), self.id);
+        b.int(h, k!("ttl"), self.ttl);
         h
     }
 }

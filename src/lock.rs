@@ -1,5 +1,6 @@
 //! Lock service: lock, unlock.
 
+use crate::perl::k;
 use crate::perl::{Builder, Hv, ToPerl};
 use crate::proto::v3lockpb::{LockResponse, UnlockResponse};
 
@@ -7,7 +8,7 @@ impl ToPerl for LockResponse {
     fn to_perl(&self, b: &Builder) -> Hv {
         let h = b.hv();
         b.header(h, &self.header);
-        b.bytes(h, "key", &self.key);
+        b.bytes(h, k!("key"), &self.key);
         h
     }
 }

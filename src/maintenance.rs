@@ -1,5 +1,6 @@
 //! Maintenance service: status, alarm, defragment, hash_kv, move_leader.
 
+use crate::perl::k;
 use crate::perl::{Builder, Hv, ToPerl};
 use crate::proto::etcdserverpb::{
     AlarmResponse, AlarmType, DefragmentResponse, HashKvResponse, MoveLeaderResponse,
@@ -26,16 +27,16 @@ impl ToPerl for StatusResponse {
     fn to_perl(&self, b: &Builder) -> Hv {
         let h = b.hv();
         b.header(h, &self.header);
-        b.bytes(h, "version", self.version.as_bytes());
-        b.int(h, "db_size", self.db_size);
-        b.int(h, "db_size_in_use", self.db_size_in_use);
-        b.uint(h, "leader", self.leader);
-        b.uint(h, "raft_index", self.raft_index);
-        b.uint(h, "raft_term", self.raft_term);
-        b.uint(h, "raft_applied_index", self.raft_applied_index);
-        b.flag(h, "is_learner", self.is_learner);
+        b.bytes(h, k!("version"), self.version.as_bytes());
+        b.int(h, k!("db_size"), self.db_size);
+        b.int(h, k!("db_size_in_use"), self.db_size_in_use);
+        b.uint(h, k!("leader"), self.leader);
+        b.uint(h, k!("raft_index"), self.raft_index);
+        b.uint(h, k!("raft_term"), self.raft_term);
+        b.uint(h, k!("raft_applied_index"), self.raft_applied_index);
+        b.flag(h, k!("is_learner"), self.is_learner);
         if !self.errors.is_empty() {
-            b.strings(h, "errors", &self.errors);
+            b.strings(h, k!("errors"), &self.errors);
         }
         h
     }
@@ -54,11 +55,11 @@ impl ToPerl for AlarmResponse {
     fn to_perl(&self, b: &Builder) -> Hv {
         let h = b.hv();
         b.header(h, &self.header);
-        b.list(h, "alarms", &self.alarms, |b, a| {
+        b.list(h, k!("alarms"), &self.alarms, |b, a| {
             let ah = b.hv();
-            b.uint(ah, "member_id", a.member_id);
-            b.int(ah, "alarm", a.alarm as i64);
-            b.bytes(ah, "alarm_type", alarm_type_name(a.alarm).as_bytes());
+            b.uint(ah, k!("member_id"), a.member_id);
+            b.int(ah, k!("alarm"), a.alarm as i64);
+            b.bytes(ah, k!("alarm_type"), alarm_type_name(a.alarm).as_bytes());
             ah
         });
         h
@@ -69,8 +70,8 @@ impl ToPerl for HashKvResponse {
     fn to_perl(&self, b: &Builder) -> Hv {
         let h = b.hv();
         b.header(h, &self.header);
-        b.uint(h, "hash", self.hash as u64);
-        b.int(h, "compact_revision", self.compact_revision);
+        b.uint(h, k!("hash"), self.hash as u64);
+        b.int(h, k!("compact_revision"), self.compact_revision);
         h
     }
 }

@@ -2,6 +2,7 @@
 //! the current endpoint, the auth token, and the unary call path.
 
 use crate::error::EtcdError;
+use crate::perl::k;
 use crate::perl::{Builder, Hv, ToPerl};
 use crate::queue::{
     completion_queue, CallInfo, Completion, CompletionQueue, CompletionSender, Disposition, Reply,
@@ -813,8 +814,8 @@ pub struct Health {
 impl ToPerl for Health {
     fn to_perl(&self, b: &Builder) -> Hv {
         let h = b.hv();
-        b.flag(h, "healthy", self.healthy);
-        b.bytes(h, "endpoint", self.endpoint.as_bytes());
+        b.flag(h, k!("healthy"), self.healthy);
+        b.bytes(h, k!("endpoint"), self.endpoint.as_bytes());
         h
     }
 }

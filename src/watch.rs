@@ -4,6 +4,7 @@
 //! delivered, keeping the watch_id the user saw.
 
 use crate::error::EtcdError;
+use crate::perl::k;
 use crate::perl::{Builder, Hv, ToPerl};
 use crate::proto::etcdserverpb::{
     watch_client::WatchClient, watch_request::RequestUnion, WatchCancelRequest, WatchCreateRequest,
@@ -404,23 +405,23 @@ impl ToPerl for WatchResponse {
     fn to_perl(&self, b: &Builder) -> Hv {
         let h = b.hv();
         b.header(h, &self.header);
-        b.int(h, "watch_id", self.watch_id);
-        b.flag(h, "created", self.created);
+        b.int(h, k!("watch_id"), self.watch_id);
+        b.flag(h, k!("created"), self.created);
         if self.compact_revision != 0 {
-            b.int(h, "compact_revision", self.compact_revision);
+            b.int(h, k!("compact_revision"), self.compact_revision);
         }
-        b.list(h, "events", &self.events, |b, ev| {
+        b.list(h, k!("events"), &self.events, |b, ev| {
             let e = b.hv();
             let kind = match EventType::try_from(ev.r#type) {
                 Ok(EventType::Delete) => "DELETE",
                 _ => "PUT",
             };
-            b.bytes(e, "type", kind.as_bytes());
+            b.bytes(e, k!("type"), kind.as_bytes());
             if let Some(kv) = &ev.kv {
-                b.hash(e, "kv", b.kv(kv));
+                b.hash(e, k!("kv"), b.kv(kv));
             }
             if let Some(prev) = &ev.prev_kv {
-                b.hash(e, "prev_kv", b.kv(prev));
+                b.hash(e, k!("prev_kv"), b.kv(prev));
             }
             e
         });

@@ -55,6 +55,33 @@ static void check_fork(pTHX_ etcd_t *c)
 
 /* ---- building Perl data for the Rust side ---- */
 
+/* The reply keys, hashed once at load: the Rust side names a key by its
+ * index, so no reply ever hashes one. The hash seed is process-wide, so
+ * one table serves every interpreter. */
+#define MAX_REPLY_KEYS 256
+typedef struct { const char *name; I32 len; U32 hash; } reply_key;
+static reply_key reply_keys[MAX_REPLY_KEYS];
+
+static void load_reply_keys(pTHX)
+{
+    size_t i, len;
+    const char *name;
+    for (i = 0; (name = evetcd_reply_key(i, &len)); i++) {
+        if (i == MAX_REPLY_KEYS)
+            croak("EV::Etcd: the Rust side has more than %d reply keys", MAX_REPLY_KEYS);
+        reply_keys[i].name = name;
+        reply_keys[i].len = (I32)len;
+        PERL_HASH(reply_keys[i].hash, name, len);
+    }
+}
+
+static void store(pTHX_ HV *hv, uint32_t key, SV *val)
+{
+    const reply_key *k = &reply_keys[key];
+    (void)hv_common(hv, NULL, k->name, k->len, 0, HV_FETCH_ISSTORE | HV_FETCH_JUST_SV, val,
+                    k->hash);
+}
+
 /* Sized for a key-value record (six keys) so that it never splits. */
 static void *b_hv_new(void *ctx)
 {
@@ -72,28 +99,28 @@ static void *b_av_new(void *ctx, size_t cap)
     return av;
 }
 
-static void b_hv_bytes(void *ctx, void *hv, const char *k, size_t kl, const char *v, size_t vl)
+static void b_hv_bytes(void *ctx, void *hv, uint32_t key, const char *v, size_t vl)
 {
     dTHXa(ctx);
-    (void)hv_store((HV *)hv, k, (I32)kl, newSVpvn(v, vl), 0);
+    store(aTHX_ (HV *)hv, key, newSVpvn(v, vl));
 }
 
-static void b_hv_int(void *ctx, void *hv, const char *k, size_t kl, int64_t v)
+static void b_hv_int(void *ctx, void *hv, uint32_t key, int64_t v)
 {
     dTHXa(ctx);
-    (void)hv_store((HV *)hv, k, (I32)kl, newSViv((IV)v), 0);
+    store(aTHX_ (HV *)hv, key, newSViv((IV)v));
 }
 
-static void b_hv_uint(void *ctx, void *hv, const char *k, size_t kl, uint64_t v)
+static void b_hv_uint(void *ctx, void *hv, uint32_t key, uint64_t v)
 {
     dTHXa(ctx);
-    (void)hv_store((HV *)hv, k, (I32)kl, newSVuv((UV)v), 0);
+    store(aTHX_ (HV *)hv, key, newSVuv((UV)v));
 }
 
-static void b_hv_ref(void *ctx, void *hv, const char *k, size_t kl, void *child)
+static void b_hv_ref(void *ctx, void *hv, uint32_t key, void *child)
 {
     dTHXa(ctx);
-    (void)hv_store((HV *)hv, k, (I32)kl, newRV_noinc((SV *)child), 0);
+    store(aTHX_ (HV *)hv, key, newRV_noinc((SV *)child));
 }
 
 static void b_av_bytes(void *ctx, void *av, const char *v, size_t vl)
@@ -114,10 +141,10 @@ static void b_av_ref(void *ctx, void *av, void *child)
     av_push((AV *)av, newRV_noinc((SV *)child));
 }
 
-static void b_hv_num(void *ctx, void *hv, const char *k, size_t kl, double v)
+static void b_hv_num(void *ctx, void *hv, uint32_t key, double v)
 {
     dTHXa(ctx);
-    (void)hv_store((HV *)hv, k, (I32)kl, newSVnv((NV)v), 0);
+    store(aTHX_ (HV *)hv, key, newSVnv((NV)v));
 }
 
 /* The builder the Rust side fills replies through; ctx is set per drain. */
@@ -772,6 +799,7 @@ BOOT:
         check_layout(aTHX_ 1, "evetcd_builder", builder_layout,
                      sizeof builder_layout / sizeof *builder_layout);
     }
+    load_reply_keys(aTHX);
     pthread_atfork(NULL, NULL, on_fork_child);
 }
 

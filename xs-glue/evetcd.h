@@ -38,19 +38,20 @@ typedef struct {
     uint32_t retry;            /* repeats of a failed call that cannot harm */
 } evetcd_config;
 
-/* Functions the Rust side calls to build Perl data (ctx is the interpreter). */
+/* Functions the Rust side calls to build Perl data (ctx is the interpreter).
+ * A hash key is given as its index among the names evetcd_reply_key lists. */
 typedef struct {
     void *ctx;
     void *(*hv_new)(void *ctx);
     void *(*av_new)(void *ctx, size_t cap);
-    void (*hv_bytes)(void *ctx, void *hv, const char *k, size_t klen, const char *v, size_t vlen);
-    void (*hv_int)(void *ctx, void *hv, const char *k, size_t klen, int64_t v);
-    void (*hv_uint)(void *ctx, void *hv, const char *k, size_t klen, uint64_t v);
-    void (*hv_ref)(void *ctx, void *hv, const char *k, size_t klen, void *child);
+    void (*hv_bytes)(void *ctx, void *hv, uint32_t key, const char *v, size_t vlen);
+    void (*hv_int)(void *ctx, void *hv, uint32_t key, int64_t v);
+    void (*hv_uint)(void *ctx, void *hv, uint32_t key, uint64_t v);
+    void (*hv_ref)(void *ctx, void *hv, uint32_t key, void *child);
     void (*av_bytes)(void *ctx, void *av, const char *v, size_t vlen);
     void (*av_int)(void *ctx, void *av, int64_t v);
     void (*av_ref)(void *ctx, void *av, void *child);
-    void (*hv_num)(void *ctx, void *hv, const char *k, size_t klen, double v);
+    void (*hv_num)(void *ctx, void *hv, uint32_t key, double v);
 } evetcd_builder;
 
 /* The size of both structs, then each field's offset and size in order: the
@@ -78,6 +79,8 @@ typedef struct {
         EVETCD_FIELD(T, hv_ref), EVETCD_FIELD(T, av_bytes), EVETCD_FIELD(T, av_int),   \
         EVETCD_FIELD(T, av_ref), EVETCD_FIELD(T, hv_num)
 size_t evetcd_layout(int which, size_t *out, size_t cap);
+/* Name of reply key i (its length in *len), or NULL past the last. */
+const char *evetcd_reply_key(size_t i, size_t *len);
 
 enum { EVETCD_KEEP = 0, EVETCD_LAST = 1 };
 enum { EVETCD_WATCH = 1, EVETCD_KEEPALIVE = 2, EVETCD_OBSERVE = 3 };

@@ -14,7 +14,7 @@ use ev_etcd::ffi::{
     evetcd_ack, evetcd_call, evetcd_fd, evetcd_free, evetcd_new, evetcd_next, evetcd_watch,
     EvetcdConfig,
 };
-use ev_etcd::perl::BuilderVtable;
+use ev_etcd::perl::{BuilderVtable, Key, REPLY_KEYS};
 use ev_etcd::proto::etcdserverpb::{PutRequest, RangeRequest, WatchCreateRequest};
 use ev_etcd::runtime::Client;
 use ev_etcd_bench::*;
@@ -29,7 +29,7 @@ const CLIENT: &str = "core";
 
 /// A reply as the builder makes it: what XS makes of it in Perl, as Rust data.
 pub enum Node {
-    Hash(Vec<(Box<[u8]>, Node)>),
+    Hash(Vec<(&'static [u8], Node)>),
     Array(Vec<Node>),
     Bytes(Vec<u8>),
     Int(i64),
@@ -98,10 +98,10 @@ unsafe fn take(h: *mut c_void) -> Node {
     *unsafe { Box::from_raw(h.cast::<Node>()) }
 }
 
-unsafe fn hash_put(hv: *mut c_void, k: *const u8, kl: usize, v: Node) {
+unsafe fn hash_put(hv: *mut c_void, key: Key, v: Node) {
     // SAFETY: hv is a live Hash handle from hv_new.
     match unsafe { &mut *hv.cast::<Node>() } {
-        Node::Hash(fields) => fields.push((unsafe { bytes_of(k, kl) }.into(), v)),
+        Node::Hash(fields) => fields.push((REPLY_KEYS[key.0 as usize].as_bytes(), v)),
         _ => std::process::abort(),
     }
 }
@@ -123,27 +123,20 @@ unsafe extern "C" fn b_av_new(_: *mut c_void, cap: usize) -> *mut c_void {
 unsafe extern "C" fn b_hv_bytes(
     _: *mut c_void,
     hv: *mut c_void,
-    k: *const u8,
-    kl: usize,
+    key: Key,
     v: *const u8,
     vl: usize,
 ) {
-    unsafe { hash_put(hv, k, kl, Node::Bytes(bytes_of(v, vl).to_vec())) }
+    unsafe { hash_put(hv, key, Node::Bytes(bytes_of(v, vl).to_vec())) }
 }
-unsafe extern "C" fn b_hv_int(_: *mut c_void, hv: *mut c_void, k: *const u8, kl: usize, v: i64) {
-    unsafe { hash_put(hv, k, kl, Node::Int(v)) }
+unsafe extern "C" fn b_hv_int(_: *mut c_void, hv: *mut c_void, key: Key, v: i64) {
+    unsafe { hash_put(hv, key, Node::Int(v)) }
 }
-unsafe extern "C" fn b_hv_uint(_: *mut c_void, hv: *mut c_void, k: *const u8, kl: usize, v: u64) {
-    unsafe { hash_put(hv, k, kl, Node::UInt(v)) }
+unsafe extern "C" fn b_hv_uint(_: *mut c_void, hv: *mut c_void, key: Key, v: u64) {
+    unsafe { hash_put(hv, key, Node::UInt(v)) }
 }
-unsafe extern "C" fn b_hv_ref(
-    _: *mut c_void,
-    hv: *mut c_void,
-    k: *const u8,
-    kl: usize,
-    child: *mut c_void,
-) {
-    unsafe { hash_put(hv, k, kl, take(child)) }
+unsafe extern "C" fn b_hv_ref(_: *mut c_void, hv: *mut c_void, key: Key, child: *mut c_void) {
+    unsafe { hash_put(hv, key, take(child)) }
 }
 unsafe extern "C" fn b_av_bytes(_: *mut c_void, av: *mut c_void, v: *const u8, vl: usize) {
     unsafe { array_push(av, Node::Bytes(bytes_of(v, vl).to_vec())) }
@@ -154,9 +147,9 @@ unsafe extern "C" fn b_av_int(_: *mut c_void, av: *mut c_void, v: i64) {
 unsafe extern "C" fn b_av_ref(_: *mut c_void, av: *mut c_void, child: *mut c_void) {
     unsafe { array_push(av, take(child)) }
 }
-unsafe extern "C" fn b_hv_num(_: *mut c_void, hv: *mut c_void, k: *const u8, kl: usize, v: f64) {
+unsafe extern "C" fn b_hv_num(_: *mut c_void, hv: *mut c_void, key: Key, v: f64) {
     // Only on_request hashes carry floats; the benchmark sets no hook.
-    unsafe { hash_put(hv, k, kl, Node::Int(v as i64)) }
+    unsafe { hash_put(hv, key, Node::Int(v as i64)) }
 }
 
 const VTABLE: BuilderVtable = BuilderVtable {
