@@ -114,13 +114,14 @@ impl ObserveTask {
         if let Err(e) = self.shared.ensure_login().await {
             return Status::new(e.code, format!("observe: {}", e.message));
         }
-        let req = self.shared.request(
+        let mut req = self.shared.request(
             LeaderRequest {
                 name: self.name.clone(),
             },
             true,
             None,
         );
+        crate::runtime::require_leader(&mut req);
         let mut stream = match client.observe(req).await {
             Ok(resp) => resp.into_inner(),
             Err(status) => return status,

@@ -5,6 +5,7 @@ use crate::perl::{Builder, Hv, ToPerl};
 use crate::proto::etcdserverpb::{
     response_op, CompactionResponse, DeleteRangeResponse, PutResponse, RangeResponse, TxnResponse,
 };
+use crate::runtime::Route;
 
 impl ToPerl for RangeResponse {
     fn to_perl(&self, b: &Builder) -> Hv {
@@ -67,3 +68,54 @@ impl ToPerl for TxnResponse {
 }
 
 crate::perl::header_only_reply!(CompactionResponse);
+
+/// A serializable get is answered by the member alone, leader or not.
+pub fn range_route(r: Route) -> Route {
+    Route {
+        needs_leader: |body| !is_serializable(body),
+        ..r
+    }
+}
+
+/// Whether a RangeRequest body sets `serializable` (field 7), read
+/// without decoding the message (a get's hot path).
+fn is_serializable(mut body: &[u8]) -> bool {
+    use prost::encoding::{decode_key, decode_varint, skip_field, DecodeContext, WireType};
+    while !body.is_empty() {
+        let Ok((tag, wire_type)) = decode_key(&mut body) else {
+            return false;
+        };
+        if tag == 7 && wire_type == WireType::Varint {
+            return decode_varint(&mut body).is_ok_and(|v| v != 0);
+        }
+        if skip_field(wire_type, tag, &mut body, DecodeContext::default()).is_err() {
+            return false;
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_serializable;
+    use crate::proto::etcdserverpb::RangeRequest;
+    use prost::Message;
+
+    #[test]
+    fn serializable_is_found_among_other_fields() {
+        let plain = RangeRequest {
+            key: b"a".to_vec(),
+            range_end: b"b".to_vec(),
+            limit: 5,
+            ..Default::default()
+        };
+        assert!(!is_serializable(&plain.encode_to_vec()));
+        let ser = RangeRequest {
+            serializable: true,
+            revision: 3,
+            ..plain
+        };
+        assert!(is_serializable(&ser.encode_to_vec()));
+        assert!(!is_serializable(&[0xff]));
+    }
+}

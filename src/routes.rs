@@ -34,9 +34,13 @@ fn read_only(r: Route) -> Route {
     r.read_only()
 }
 
+fn local(r: Route) -> Route {
+    r.local()
+}
+
 table! {
     // KV
-    "get" => RangeResponse, "/etcdserverpb.KV/Range", read_only;
+    "get" => RangeResponse, "/etcdserverpb.KV/Range", read_only, crate::kv::range_route;
     "put" => PutResponse, "/etcdserverpb.KV/Put";
     "delete" => DeleteRangeResponse, "/etcdserverpb.KV/DeleteRange";
     "txn" => TxnResponse, "/etcdserverpb.KV/Txn";
@@ -73,11 +77,11 @@ table! {
     "role_grant_permission" => AuthRoleGrantPermissionResponse, "/etcdserverpb.Auth/RoleGrantPermission";
     "role_revoke_permission" => AuthRoleRevokePermissionResponse, "/etcdserverpb.Auth/RoleRevokePermission";
     // Maintenance
-    "status" => StatusResponse, "/etcdserverpb.Maintenance/Status", read_only;
-    "alarm" => AlarmResponse, "/etcdserverpb.Maintenance/Alarm", crate::maintenance::alarm_route;
-    "defragment" => DefragmentResponse, "/etcdserverpb.Maintenance/Defragment";
-    "hash_kv" => HashKvResponse, "/etcdserverpb.Maintenance/HashKV", read_only;
-    "move_leader" => MoveLeaderResponse, "/etcdserverpb.Maintenance/MoveLeader";
+    "status" => StatusResponse, "/etcdserverpb.Maintenance/Status", read_only, local;
+    "alarm" => AlarmResponse, "/etcdserverpb.Maintenance/Alarm", crate::maintenance::alarm_route, local;
+    "defragment" => DefragmentResponse, "/etcdserverpb.Maintenance/Defragment", local;
+    "hash_kv" => HashKvResponse, "/etcdserverpb.Maintenance/HashKV", read_only, local;
+    "move_leader" => MoveLeaderResponse, "/etcdserverpb.Maintenance/MoveLeader", local;
     // Cluster
     "member_list" => MemberListResponse, "/etcdserverpb.Cluster/MemberList", read_only;
     "member_add" => MemberAddResponse, "/etcdserverpb.Cluster/MemberAdd";

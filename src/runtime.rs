@@ -520,6 +520,10 @@ pub struct Route {
     /// Whether this request (its body) only reads: `retry` may repeat it
     /// even when it may have reached the server.
     pub read_only: fn(&[u8]) -> bool,
+    /// Whether this request (its body) needs a leader: it then carries
+    /// etcd's require-leader metadata, so a member that lost its leader
+    /// refuses it at once (UNAVAILABLE) instead of letting it hang.
+    pub needs_leader: fn(&[u8]) -> bool,
 }
 
 impl Route {
@@ -533,6 +537,7 @@ impl Route {
             decode: decode_as::<T>,
             with_token: true,
             read_only: |_| false,
+            needs_leader: |_| true,
         }
     }
 
@@ -541,6 +546,21 @@ impl Route {
         self.read_only = |_| true;
         self
     }
+
+    /// Marks a method a member answers on its own, leader or not
+    /// (maintenance: status is how one finds out a member has no leader).
+    pub fn local(mut self) -> Route {
+        self.needs_leader = |_| false;
+        self
+    }
+}
+
+/// Adds etcd's require-leader metadata: a member without a leader refuses
+/// the call, or ends the stream, with UNAVAILABLE "etcdserver: no leader",
+/// and the client moves to another endpoint.
+pub fn require_leader<T>(req: &mut tonic::Request<T>) {
+    req.metadata_mut()
+        .insert("hasleader", MetadataValue::from_static("true"));
 }
 
 fn decode_as<T>(_: &Shared, _request: &Bytes, body: Bytes) -> Result<Reply, String>
@@ -639,7 +659,11 @@ pub async fn round_trip(
     let (channel, generation, index) = shared.connection();
     attempt.endpoint = index;
     let mut client = grpc(shared, channel);
-    let (req, token_gen) = shared.request_with_token(body, route.with_token, deadline);
+    let needs_leader = (route.needs_leader)(&body);
+    let (mut req, token_gen) = shared.request_with_token(body, route.with_token, deadline);
+    if needs_leader {
+        require_leader(&mut req);
+    }
     attempt.token_gen = token_gen;
     client
         .ready()

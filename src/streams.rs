@@ -137,7 +137,8 @@ impl<Req, Resp> SharedStream<Req, Resp> {
                 .ensure_login()
                 .await
                 .map_err(|e| Status::new(e.code, format!("{kind}: {}", e.message)))?;
-            let req = shared.request(UnboundedReceiverStream::new(rx), true, None);
+            let mut req = shared.request(UnboundedReceiverStream::new(rx), true, None);
+            crate::runtime::require_leader(&mut req);
             start(channel, req).await
         }));
         self.tx = Some(tx);

@@ -1064,6 +1064,21 @@ C<< created => 1 >> message is sent: the callback simply continues with
 the next change. (If that history was compacted while the connection was
 down, the watch ends with the compaction error described above.)
 
+A member that loses its leader (cut off from the rest of the cluster,
+or in a cluster that lost its quorum) counts as a broken connection too.
+Every stream asks etcd to end it in that case (etcd's require-leader
+metadata): the member ends it with C<etcdserver: no leader> once it has
+been without a leader for three election timeouts (3 to 4 s with etcd's
+default of 1 s), and the client
+reopens it on the next endpoint as above, without reporting an error. A
+keepalive is back well before a lease of a few seconds' TTL can lapse.
+Unary calls carry the same request, so a leaderless member refuses them
+at once with C<UNAVAILABLE> (C<retryable> 1, message C<etcdserver: no
+leader>) instead of holding them until their deadline, and the client's
+next calls go to the next endpoint. Two kinds of call are left for the
+member to answer alone: a C<serializable> L</get>, and the maintenance
+calls (L</status> shows C<< leader => 0 >> on such a member).
+
 When the attempts run out, every affected stream gets exactly one error,
 with status C<UNAVAILABLE>, C<retryable> 1, and the stream's C<source>
 (C<watch>, C<keepalive> or C<observe>), and ends. A stream created with

@@ -7,6 +7,11 @@ package TcpProxy;
 #   $p->bytes_up; # bytes forwarded from clients to the upstream so far
 #   $p->connections; # client connections accepted so far
 #   $p->stop;     # also done when the object goes away
+# With tag_header => 'X-Server-From', each connection is tagged with that
+# header of its first HTTP request (etcd peers name themselves in it), and
+#   $p->cut(@tags);  # stops forwarding, silently, on connections so tagged
+#                    # (open ones and new ones): one member's traffic is
+#                    # dropped while everyone else's still flows
 use strict;
 use warnings;
 
@@ -25,15 +30,28 @@ sub new {
         Proto     => 'tcp',       Listen    => 64, ReuseAddr => 1,
     ) or croak "TcpProxy: cannot listen: $!";
     my $counter = File::Temp->new(TEMPLATE => 'ev-etcd-proxy-XXXXXX', TMPDIR => 1);
+    my $control = File::Temp->new(TEMPLATE => 'ev-etcd-proxy-cut-XXXXXX', TMPDIR => 1);
     my $owner = $$;
     my $pid = fork // croak "TcpProxy: fork: $!";
     if (!$pid) {
-        eval { _serve($listen, $upstream, "$counter") };
+        eval { _serve($listen, $upstream, "$counter", $o{tag_header}, "$control") };
         POSIX::_exit(0);
     }
     my $port = $listen->sockport;
     close $listen;
-    return bless { pid => $pid, port => $port, counter => $counter, owner => $owner }, $class;
+    return bless { pid => $pid, port => $port, counter => $counter, owner => $owner,
+                   control => $control, tagged => defined $o{tag_header} }, $class;
+}
+
+sub cut {
+    my ($self, @tags) = @_;
+    croak 'TcpProxy: cut needs tag_header' unless $self->{tagged};
+    my $file = "$self->{control}";
+    open my $fh, '>', "$file.tmp" or croak "TcpProxy: $file.tmp: $!";
+    print $fh map { lc("$_") . "\n" } @tags;
+    close $fh;
+    rename "$file.tmp", $file or croak "TcpProxy: rename: $!";
+    sleep 0.2;    # the child looks every 50 ms
 }
 
 sub port     { $_[0]{port} }
@@ -74,18 +92,37 @@ sub DESTROY { local ($?, $!, $@); $_[0]->stop }
 
 # The child: one select loop over every client/upstream pair.
 sub _serve {
-    my ($listen, $upstream, $counter) = @_;
+    my ($listen, $upstream, $counter, $tag_header, $control) = @_;
     my $sel = IO::Select->new($listen);
-    my (%peer, $up, $conns);
+    my (%peer, %tag, %cut, $up, $conns);
+    my $control_seen = '';
     my $count = sub {
         open my $fh, '>', "$counter.tmp" or return;
         print $fh "$up $conns";
         close $fh;
         rename "$counter.tmp", $counter;
     };
+    # A cut connection stays open but is never read or written again.
+    my $drop = sub {
+        my ($fh) = @_;
+        my $other = $peer{$fh} or return;
+        $sel->remove($fh, $other);
+    };
+    my $load_cuts = sub {
+        my @st = stat $control or return;
+        my $stamp = "$st[9].$st[7].$st[1]";
+        return if $stamp eq $control_seen;
+        $control_seen = $stamp;
+        open my $fh, '<', $control or return;
+        %cut = map { chomp; ($_ => 1) } grep { /\S/ } <$fh>;
+        for my $c (keys %tag) {
+            $drop->($tag{$c}{fh}) if $cut{ $tag{$c}{tag} };
+        }
+    };
     ($up, $conns) = (0, 0);
     while (1) {
-        for my $fh ($sel->can_read) {
+        $load_cuts->() if defined $tag_header;
+        for my $fh ($sel->can_read(defined $tag_header ? 0.05 : undef)) {
             if ($fh == $listen) {
                 my $c = $listen->accept or next;
                 my $u = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $upstream, Proto => 'tcp');
@@ -103,9 +140,15 @@ sub _serve {
             if (!$n) {
                 $sel->remove($fh, $other);
                 delete @peer{ $fh, $other, "up$fh", "up$other" };
+                delete @tag{ $fh, $other };
                 close $fh;
                 close $other;
                 next;
+            }
+            if (defined $tag_header && $peer{"up$fh"} && !$tag{$fh}
+                && $buf =~ /^\Q$tag_header\E:[ \t]*(\S+)/mi) {
+                $tag{$fh} = { fh => $fh, tag => lc $1 };
+                if ($cut{ lc $1 }) { $drop->($fh); next }
             }
             my $off = 0;
             while ($off < $n) {
