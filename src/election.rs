@@ -11,7 +11,7 @@ use crate::proto::v3electionpb::{
 };
 use crate::queue::Disposition;
 use crate::runtime::Shared;
-use crate::streams::{gave_up, stream_failure, Backoff};
+use crate::streams::{gave_up, stream_failure, Backoff, Stop};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
@@ -53,7 +53,10 @@ pub struct ObserveTask {
     pub id: u64,
     pub name: Vec<u8>,
     pub auto_reconnect: bool,
-    pub registry: Arc<Mutex<HashMap<u64, oneshot::Sender<()>>>>,
+    pub registry: Arc<Mutex<HashMap<u64, oneshot::Sender<Stop>>>>,
+    /// Ended the way it should (cancelled, or its error sent); Drop tells
+    /// the user about any other end, such as a panic.
+    pub finished: bool,
 }
 
 enum Ended {
@@ -65,7 +68,7 @@ enum Ended {
 }
 
 impl ObserveTask {
-    pub async fn run(self, mut cancel: oneshot::Receiver<()>) {
+    pub async fn run(mut self, mut cancel: oneshot::Receiver<Stop>) {
         let mut backoff = Backoff::new(self.shared.cfg.max_retries);
         // Leader already reported, as (key, mod_revision).
         let mut last: Option<(Vec<u8>, i64)> = None;
@@ -73,12 +76,20 @@ impl ObserveTask {
             let mut moves = Some(self.shared.watch_moves());
             let (channel, generation) = self.shared.channel();
             let ended = tokio::select! {
-                _ = &mut cancel => Ended::Stopped,
+                stop = &mut cancel => {
+                    if let Ok(Stop::Crash) = stop {
+                        panic!("observe task: crash requested by a test");
+                    }
+                    Ended::Stopped
+                }
                 _ = crate::streams::moved(&mut moves) => Ended::Moved,
                 status = self.observe_once(channel, &mut last, &mut backoff) => Ended::Failed(status),
             };
             let status = match ended {
-                Ended::Stopped => return,
+                Ended::Stopped => {
+                    self.finished = true;
+                    return;
+                }
                 Ended::Moved => continue, // reopen on the new endpoint now
                 Ended::Failed(status) => status,
             };
@@ -97,7 +108,13 @@ impl ObserveTask {
                 return self.fail(err, cancel);
             };
             tokio::select! {
-                _ = &mut cancel => return,
+                stop = &mut cancel => {
+                    if let Ok(Stop::Crash) = stop {
+                        panic!("observe task: crash requested by a test");
+                    }
+                    self.finished = true;
+                    return;
+                }
                 _ = tokio::time::sleep(delay) => {}
             }
         }
@@ -147,12 +164,26 @@ impl ObserveTask {
         }
     }
 
-    fn fail(&self, err: EtcdError, cancel: oneshot::Receiver<()>) {
+    fn fail(&mut self, err: EtcdError, cancel: oneshot::Receiver<Stop>) {
+        self.finished = true;
         drop(cancel);
         self.registry
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&self.id);
         self.shared.send(self.id, Disposition::Last, Err(err));
+    }
+}
+
+impl Drop for ObserveTask {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.registry
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.id);
+        crate::streams::fail_orphans(&self.shared, SOURCE, [self.id]);
     }
 }

@@ -432,6 +432,27 @@ pub unsafe extern "C" fn evetcd_cancel(
     })
 }
 
+/// Test hook: makes the task behind every stream of `kind` panic, so a
+/// test can check each of those streams still gets its one error.
+///
+/// # Safety
+/// `client` is live.
+#[no_mangle]
+pub unsafe extern "C" fn evetcd_crash_streams_for_testing(
+    client: *const Client,
+    kind: c_int,
+) -> c_int {
+    // SAFETY: live client per contract.
+    let client = unsafe { &*client };
+    guard(|| match StreamKind::from_code(kind as u32) {
+        Some(kind) => {
+            client.streams.crash_for_test(kind);
+            0
+        }
+        None => REJECTED,
+    })
+}
+
 /// Re-arms the wake-up; call once per wake-up, before `evetcd_next`.
 ///
 /// # Safety

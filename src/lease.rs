@@ -81,6 +81,8 @@ pub enum KeepaliveCmd {
     },
     /// The user cancelled (the Perl side has already answered).
     Cancel { id: u64 },
+    /// Test hook: the hub panics, as a bug would make it.
+    Crash,
 }
 
 struct Keeper {
@@ -213,6 +215,7 @@ impl KeepaliveHub {
                 s.keepers.push(id);
                 self.reschedule(lease, now);
             }
+            KeepaliveCmd::Crash => panic!("keepalive hub: crash requested by a test"),
             KeepaliveCmd::Cancel { id } => {
                 self.remove_keeper(id);
             }
@@ -283,6 +286,24 @@ impl KeepaliveHub {
                     .send(id, Disposition::Last, Err(gave_up.clone()));
             }
         }
+    }
+}
+
+/// As for the watch hub: a hub that stops while the client lives answers
+/// every keepalive it held and every start still queued, once.
+impl Drop for KeepaliveHub {
+    fn drop(&mut self) {
+        if self.rx.sender_strong_count() == 0 {
+            return;
+        }
+        self.rx.close();
+        let mut ids: Vec<u64> = self.keepers.keys().copied().collect();
+        while let Ok(cmd) = self.rx.try_recv() {
+            if let KeepaliveCmd::Start { id, .. } = cmd {
+                ids.push(id);
+            }
+        }
+        crate::streams::fail_orphans(&self.shared, SOURCE, ids);
     }
 }
 

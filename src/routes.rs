@@ -184,6 +184,7 @@ mod tests {
             "DESTROY",
             "_assert_usable",
             "_cancel_stream",
+            "_crash_streams_for_testing",
             "new",
         ];
         let xs = xs_methods();

@@ -12,7 +12,7 @@ use crate::watch::{WatchCmd, WatchHub};
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -257,6 +257,24 @@ pub fn gave_up(err: &EtcdError, kind: &'static str, attempts: u32) -> EtcdError 
     EtcdError::new(err.code, msg, kind)
 }
 
+/// The error a stream gets when the task that served it stopped without
+/// ending it (a panic, a bug): exactly one, so no callback stays silent.
+pub fn task_lost(kind: &'static str) -> EtcdError {
+    EtcdError::new(
+        tonic::Code::Internal,
+        format!("{kind} stream stopped unexpectedly (internal error); start it again"),
+        kind,
+    )
+}
+
+/// Sends `task_lost` to every stream in `ids`.
+pub fn fail_orphans(shared: &Shared, kind: &'static str, ids: impl IntoIterator<Item = u64>) {
+    let err = task_lost(kind);
+    for id in ids {
+        shared.send(id, Disposition::Last, Err(err.clone()));
+    }
+}
+
 /// Resolves when the endpoint list moves (never without a receiver).
 pub async fn moved(moves: &mut Option<tokio::sync::watch::Receiver<u64>>) {
     if let Some(rx) = moves {
@@ -313,9 +331,38 @@ impl StreamKind {
 pub struct Streams {
     shared: Arc<Shared>,
     handle: tokio::runtime::Handle,
-    watch: OnceLock<mpsc::UnboundedSender<WatchCmd>>,
-    keepalive: OnceLock<mpsc::UnboundedSender<KeepaliveCmd>>,
-    observers: Arc<Mutex<HashMap<u64, oneshot::Sender<()>>>>,
+    watch: Mutex<Option<mpsc::UnboundedSender<WatchCmd>>>,
+    keepalive: Mutex<Option<mpsc::UnboundedSender<KeepaliveCmd>>>,
+    observers: Arc<Mutex<HashMap<u64, oneshot::Sender<Stop>>>>,
+}
+
+/// What ends an observer from outside.
+pub enum Stop {
+    Cancel,
+    /// Test hook: the task panics, as a bug would make it.
+    Crash,
+}
+
+/// Sends `cmd` to the hub behind `slot`, starting a hub first when there
+/// is none or the last one is gone (a hub that stopped has answered every
+/// stream and command it held: see its Drop).
+fn to_hub<C>(
+    slot: &Mutex<Option<mpsc::UnboundedSender<C>>>,
+    start: impl Fn(mpsc::UnboundedReceiver<C>),
+    cmd: C,
+) {
+    let mut hub = slot.lock().unwrap_or_else(|p| p.into_inner());
+    let cmd = match hub.as_ref() {
+        Some(tx) => match tx.send(cmd) {
+            Ok(()) => return,
+            Err(mpsc::error::SendError(cmd)) => cmd,
+        },
+        None => cmd,
+    };
+    let (tx, rx) = mpsc::unbounded_channel();
+    start(rx);
+    let _ = tx.send(cmd);
+    *hub = Some(tx);
 }
 
 impl Streams {
@@ -323,32 +370,30 @@ impl Streams {
         Streams {
             shared,
             handle,
-            watch: OnceLock::new(),
-            keepalive: OnceLock::new(),
+            watch: Mutex::new(None),
+            keepalive: Mutex::new(None),
             observers: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
-    fn watch_hub(&self) -> &mpsc::UnboundedSender<WatchCmd> {
-        self.watch.get_or_init(|| {
-            let (tx, rx) = mpsc::unbounded_channel();
+    fn to_watch_hub(&self, cmd: WatchCmd) {
+        let start = |rx| {
             self.handle
                 .spawn(WatchHub::new(self.shared.clone(), rx).run());
-            tx
-        })
+        };
+        to_hub(&self.watch, start, cmd);
     }
 
-    fn keepalive_hub(&self) -> &mpsc::UnboundedSender<KeepaliveCmd> {
-        self.keepalive.get_or_init(|| {
-            let (tx, rx) = mpsc::unbounded_channel();
+    fn to_keepalive_hub(&self, cmd: KeepaliveCmd) {
+        let start = |rx| {
             self.handle
                 .spawn(KeepaliveHub::new(self.shared.clone(), rx).run());
-            tx
-        })
+        };
+        to_hub(&self.keepalive, start, cmd);
     }
 
     pub fn watch(&self, id: u64, req: WatchCreateRequest, auto_reconnect: bool) {
-        let _ = self.watch_hub().send(WatchCmd::Create {
+        self.to_watch_hub(WatchCmd::Create {
             id,
             req,
             auto_reconnect,
@@ -356,7 +401,7 @@ impl Streams {
     }
 
     pub fn keepalive(&self, id: u64, lease: i64, auto_reconnect: bool) {
-        let _ = self.keepalive_hub().send(KeepaliveCmd::Start {
+        self.to_keepalive_hub(KeepaliveCmd::Start {
             id,
             lease,
             auto_reconnect,
@@ -375,6 +420,7 @@ impl Streams {
             name,
             auto_reconnect,
             registry: self.observers.clone(),
+            finished: false,
         };
         self.handle.spawn(task.run(rx));
     }
@@ -388,12 +434,8 @@ impl Streams {
         self.shared
             .send(cancel_id, Disposition::Last, Ok(Box::new(Empty)));
         match kind {
-            StreamKind::Watch => {
-                let _ = self.watch_hub().send(WatchCmd::Cancel { id });
-            }
-            StreamKind::Keepalive => {
-                let _ = self.keepalive_hub().send(KeepaliveCmd::Cancel { id });
-            }
+            StreamKind::Watch => self.to_watch_hub(WatchCmd::Cancel { id }),
+            StreamKind::Keepalive => self.to_keepalive_hub(KeepaliveCmd::Cancel { id }),
             StreamKind::Observe => {
                 let tx = self
                     .observers
@@ -401,7 +443,26 @@ impl Streams {
                     .unwrap_or_else(|p| p.into_inner())
                     .remove(&id);
                 if let Some(tx) = tx {
-                    let _ = tx.send(());
+                    let _ = tx.send(Stop::Cancel);
+                }
+            }
+        }
+    }
+
+    /// Test hook: makes the task behind every stream of `kind` panic.
+    pub fn crash_for_test(&self, kind: StreamKind) {
+        match kind {
+            StreamKind::Watch => self.to_watch_hub(WatchCmd::Crash),
+            StreamKind::Keepalive => self.to_keepalive_hub(KeepaliveCmd::Crash),
+            StreamKind::Observe => {
+                let senders: Vec<_> = self
+                    .observers
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .drain()
+                    .collect();
+                for (_, tx) in senders {
+                    let _ = tx.send(Stop::Crash);
                 }
             }
         }

@@ -30,6 +30,8 @@ pub enum WatchCmd {
     /// The user cancelled (the Perl side has already answered): end the
     /// watch on the server.
     Cancel { id: u64 },
+    /// Test hook: the hub panics, as a bug would make it.
+    Crash,
 }
 
 struct Watch {
@@ -170,6 +172,7 @@ impl WatchHub {
                     }
                 }
             }
+            WatchCmd::Crash => panic!("watch hub: crash requested by a test"),
             WatchCmd::Cancel { id } => {
                 let Some(wid) = self.by_id.remove(&id) else {
                     return; // already ended
@@ -386,6 +389,26 @@ impl WatchHub {
             }
             self.by_id.clear();
         }
+    }
+}
+
+/// A hub that stops while the client lives (a panic) answers every watch
+/// it held and every create still queued, once; after a normal end (the
+/// client is gone) there is nobody to tell.
+impl Drop for WatchHub {
+    fn drop(&mut self) {
+        if self.rx.sender_strong_count() == 0 {
+            return;
+        }
+        self.rx.close();
+        let mut ids: Vec<u64> = self.by_id.keys().copied().collect();
+        ids.extend(self.reuse.values().map(|w| w.id));
+        while let Ok(cmd) = self.rx.try_recv() {
+            if let WatchCmd::Create { id, .. } = cmd {
+                ids.push(id);
+            }
+        }
+        crate::streams::fail_orphans(&self.shared, SOURCE, ids);
     }
 }
 

@@ -1103,6 +1103,17 @@ _cancel_stream(EV::Etcd c, int kind, UV id, SV *cb)
         }
     }
 
+void
+_crash_streams_for_testing(EV::Etcd c, int kind)
+  CODE:
+    /* Makes the task behind every stream of one kind panic, to test that
+     * each of its streams still gets its one error. Tests only. */
+    if (!getenv("EV_ETCD_TEST_HOOKS"))
+        croak("_crash_streams_for_testing: set EV_ETCD_TEST_HOOKS to use test hooks");
+    check_fork(aTHX_ c);
+    if (evetcd_crash_streams_for_testing(c->rs, kind) != 0)
+        croak("_crash_streams_for_testing: unknown stream kind %d", kind);
+
 INCLUDE: kv.xsh
 
 INCLUDE: watch.xsh

@@ -1085,6 +1085,13 @@ with status C<UNAVAILABLE>, C<retryable> 1, and the stream's C<source>
 C<< auto_reconnect => 0 >> ends with such an error on the first
 connection loss.
 
+Should the client's own task behind a kind of stream stop unexpectedly
+(a bug in this module, not a network problem), every stream it served
+gets exactly one error, status C<INTERNAL>, C<retryable> 0, message
+C<< <source> stream stopped unexpectedly (internal error); start it
+again >>, and the client no longer holds the loop for them. New streams
+of that kind start on a fresh task.
+
 =head2 One stream for all watches
 
 However many watches a client has, they all travel over a single gRPC
