@@ -10,7 +10,7 @@
 # passed through the environment:
 #   BENCH_KV_ARGS="--ops 20000 --window 500"
 #   BENCH_WATCH_ARGS="--watches 10000 --window 500"
-#   BENCH_LEAK_ARGS="--cycles 200000 --batch 10000 --window 100 --watch-rounds 10"
+#   BENCH_LEAK_ARGS="--ops 200000 --batch 10000 --window 100"
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
