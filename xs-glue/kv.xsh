@@ -45,6 +45,12 @@ txn(EV::Etcd c, SV *compare = NULL, SV *success = NULL, SV *failure = NULL, SV *
         }
     }
     start_call(aTHX_ c, "txn", &b, cb, NULL);
+    /* lib/EV/Etcd.pm reaches this through goto, which (before perl 5.44,
+     * GH #24212) leaves an XSUB's return list as it is even in scalar
+     * context, and tells the XSUB the context of the caller's caller:
+     * return exactly one value, or `my $x = $etcd->txn(...)` corrupts the
+     * caller's stack. */
+    XSRETURN_UNDEF;
 
 void
 compact(EV::Etcd c, SV *revision = NULL, ...)
