@@ -4,7 +4,10 @@
 
 use crate::perl::k;
 use crate::perl::{Builder, BuilderVtable, ToPerl};
+use crate::proto::etcdserverpb::{LeaseKeepAliveRequest, WatchCreateRequest};
+use crate::proto::v3electionpb::LeaderRequest;
 use crate::queue::{CallInfo, Disposition};
+use crate::request_echo;
 use crate::runtime::{CallDeadline, Client, Config};
 use crate::streams::StreamKind;
 use crate::tls::TlsOptions;
@@ -14,6 +17,7 @@ use std::ffi::{c_char, c_int, OsStr};
 use std::os::unix::ffi::OsStrExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// Options of `new`, as the XS side passes them.
@@ -358,15 +362,20 @@ pub unsafe extern "C" fn evetcd_watch(
 ) -> c_int {
     // SAFETY: live client and readable buffer per contract.
     let (client, body) = unsafe { (&*client, slice(body, body_len)) };
-    guard(
-        || match crate::proto::etcdserverpb::WatchCreateRequest::decode(body) {
+    guard(|| {
+        if client.shared.echo_requests.load(Ordering::Relaxed) {
+            let echo = request_echo::decode_strictly::<WatchCreateRequest>("watch", body);
+            request_echo::answer(&client.shared, id, "watch", echo);
+            return 0;
+        }
+        match WatchCreateRequest::decode(body) {
             Ok(req) => {
                 client.streams.watch(id, req, auto_reconnect != 0);
                 0
             }
             Err(_) => REJECTED,
-        },
-    )
+        }
+    })
 }
 
 /// Starts keeping `lease` alive.
@@ -383,6 +392,11 @@ pub unsafe extern "C" fn evetcd_keepalive(
     // SAFETY: live client per contract.
     let client = unsafe { &*client };
     guard(|| {
+        if client.shared.echo_requests.load(Ordering::Relaxed) {
+            let req = LeaseKeepAliveRequest { id: lease };
+            request_echo::answer_with(&client.shared, id, "lease_keepalive", &req);
+            return 0;
+        }
         client.streams.keepalive(id, lease, auto_reconnect != 0);
         0
     })
@@ -403,6 +417,13 @@ pub unsafe extern "C" fn evetcd_observe(
     // SAFETY: live client and readable buffer per contract.
     let (client, name) = unsafe { (&*client, slice(name, name_len)) };
     guard(|| {
+        if client.shared.echo_requests.load(Ordering::Relaxed) {
+            let req = LeaderRequest {
+                name: name.to_vec(),
+            };
+            request_echo::answer_with(&client.shared, id, "election_observe", &req);
+            return 0;
+        }
         client
             .streams
             .observe(id, name.to_vec(), auto_reconnect != 0);
@@ -451,6 +472,19 @@ pub unsafe extern "C" fn evetcd_crash_streams_for_testing(
         }
         None => REJECTED,
     })
+}
+
+/// Test hook: from now on the client sends nothing; every call and stream
+/// it starts is answered at once, and only, with prost's strict reading of
+/// its request (see `request_echo`).
+///
+/// # Safety
+/// `client` is live.
+#[no_mangle]
+pub unsafe extern "C" fn evetcd_echo_requests_for_testing(client: *const Client) {
+    // SAFETY: live client per contract.
+    let client = unsafe { &*client };
+    client.shared.echo_requests.store(true, Ordering::Relaxed);
 }
 
 /// Re-arms the wake-up; call once per wake-up, before `evetcd_next`.

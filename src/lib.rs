@@ -7,6 +7,7 @@ pub mod ffi;
 pub mod perl;
 pub mod proto;
 pub mod queue;
+pub mod request_echo;
 pub mod routes;
 pub mod runtime;
 pub mod streams;

@@ -1,20 +1,38 @@
 //! The one table of unary methods: for each name a Perl user calls, its
-//! gRPC path, its reply type and how it travels. The service modules only
-//! say how their replies become Perl data.
+//! gRPC path, its request and reply types and how it travels. The service
+//! modules only say how their replies become Perl data.
 
 use crate::proto::etcdserverpb::*;
 use crate::proto::v3electionpb::{
-    CampaignResponse, LeaderResponse, ProclaimResponse, ResignResponse,
+    CampaignRequest, CampaignResponse, LeaderRequest, LeaderResponse, ProclaimRequest,
+    ProclaimResponse, ResignRequest, ResignResponse,
 };
-use crate::proto::v3lockpb::{LockResponse, UnlockResponse};
+use crate::proto::v3lockpb::{LockRequest, LockResponse, UnlockRequest, UnlockResponse};
+use crate::request_echo::EchoedRequest;
 use crate::runtime::Route;
 
-/// `method => ReplyType, "/package.Service/Rpc"`, then optional
-/// adjustments applied to the Route in order.
+/// `method => RequestType => ReplyType, "/package.Service/Rpc"`, then
+/// optional adjustments applied to the Route in order. The XS side encodes
+/// the request; its type here is what t/48-request-encoding.t checks those
+/// bytes against, and what the tests below check against the protos.
 macro_rules! table {
-    ($($method:literal => $reply:ty, $path:literal $(, $adjust:expr)*;)*) => {
+    ($($method:literal => $request:ident => $reply:ty, $path:literal $(, $adjust:expr)*;)*) => {
         /// Every unary method name, in table order.
         pub const METHODS: &[&str] = &[$($method),*];
+
+        /// Each method with its gRPC path and its request and reply type names.
+        #[cfg(test)]
+        const SIGNATURES: &[(&str, &str, &str, &str)] =
+            &[$(($method, $path, stringify!($request), stringify!($reply))),*];
+
+        /// A body of unary `method` read strictly as its request type (see
+        /// request_echo); None for a name it does not know.
+        pub fn echo_request(method: &str, body: &[u8]) -> Option<Result<EchoedRequest, String>> {
+            Some(match method {
+                $($method => crate::request_echo::decode_strictly::<$request>($method, body),)*
+                _ => return None,
+            })
+        }
 
         /// The route of unary `method`, or None for a name it does not know.
         pub fn route(method: &str) -> Option<Route> {
@@ -40,54 +58,54 @@ fn local(r: Route) -> Route {
 
 table! {
     // KV
-    "get" => RangeResponse, "/etcdserverpb.KV/Range", read_only, crate::kv::range_route;
-    "put" => PutResponse, "/etcdserverpb.KV/Put";
-    "delete" => DeleteRangeResponse, "/etcdserverpb.KV/DeleteRange";
-    "txn" => TxnResponse, "/etcdserverpb.KV/Txn";
-    "compact" => CompactionResponse, "/etcdserverpb.KV/Compact";
+    "get" => RangeRequest => RangeResponse, "/etcdserverpb.KV/Range", read_only, crate::kv::range_route;
+    "put" => PutRequest => PutResponse, "/etcdserverpb.KV/Put";
+    "delete" => DeleteRangeRequest => DeleteRangeResponse, "/etcdserverpb.KV/DeleteRange";
+    "txn" => TxnRequest => TxnResponse, "/etcdserverpb.KV/Txn";
+    "compact" => CompactionRequest => CompactionResponse, "/etcdserverpb.KV/Compact";
     // Lease
-    "lease_grant" => LeaseGrantResponse, "/etcdserverpb.Lease/LeaseGrant";
-    "lease_revoke" => LeaseRevokeResponse, "/etcdserverpb.Lease/LeaseRevoke";
-    "lease_time_to_live" => LeaseTimeToLiveResponse, "/etcdserverpb.Lease/LeaseTimeToLive", read_only;
-    "lease_leases" => LeaseLeasesResponse, "/etcdserverpb.Lease/LeaseLeases", read_only;
+    "lease_grant" => LeaseGrantRequest => LeaseGrantResponse, "/etcdserverpb.Lease/LeaseGrant";
+    "lease_revoke" => LeaseRevokeRequest => LeaseRevokeResponse, "/etcdserverpb.Lease/LeaseRevoke";
+    "lease_time_to_live" => LeaseTimeToLiveRequest => LeaseTimeToLiveResponse, "/etcdserverpb.Lease/LeaseTimeToLive", read_only;
+    "lease_leases" => LeaseLeasesRequest => LeaseLeasesResponse, "/etcdserverpb.Lease/LeaseLeases", read_only;
     // Lock
-    "lock" => LockResponse, "/v3lockpb.Lock/Lock";
-    "unlock" => UnlockResponse, "/v3lockpb.Lock/Unlock";
+    "lock" => LockRequest => LockResponse, "/v3lockpb.Lock/Lock";
+    "unlock" => UnlockRequest => UnlockResponse, "/v3lockpb.Lock/Unlock";
     // Election
-    "election_campaign" => CampaignResponse, "/v3electionpb.Election/Campaign";
-    "election_proclaim" => ProclaimResponse, "/v3electionpb.Election/Proclaim";
-    "election_leader" => LeaderResponse, "/v3electionpb.Election/Leader", read_only;
-    "election_resign" => ResignResponse, "/v3electionpb.Election/Resign";
+    "election_campaign" => CampaignRequest => CampaignResponse, "/v3electionpb.Election/Campaign";
+    "election_proclaim" => ProclaimRequest => ProclaimResponse, "/v3electionpb.Election/Proclaim";
+    "election_leader" => LeaderRequest => LeaderResponse, "/v3electionpb.Election/Leader", read_only;
+    "election_resign" => ResignRequest => ResignResponse, "/v3electionpb.Election/Resign";
     // Auth
-    "authenticate" => AuthenticateResponse, "/etcdserverpb.Auth/Authenticate", crate::auth::login_route;
-    "auth_enable" => AuthEnableResponse, "/etcdserverpb.Auth/AuthEnable";
-    "auth_disable" => AuthDisableResponse, "/etcdserverpb.Auth/AuthDisable", crate::auth::disable_route;
-    "auth_status" => AuthStatusResponse, "/etcdserverpb.Auth/AuthStatus", read_only;
-    "user_add" => AuthUserAddResponse, "/etcdserverpb.Auth/UserAdd";
-    "user_get" => AuthUserGetResponse, "/etcdserverpb.Auth/UserGet", read_only;
-    "user_list" => AuthUserListResponse, "/etcdserverpb.Auth/UserList", read_only;
-    "user_delete" => AuthUserDeleteResponse, "/etcdserverpb.Auth/UserDelete";
-    "user_change_password" => AuthUserChangePasswordResponse, "/etcdserverpb.Auth/UserChangePassword";
-    "user_grant_role" => AuthUserGrantRoleResponse, "/etcdserverpb.Auth/UserGrantRole";
-    "user_revoke_role" => AuthUserRevokeRoleResponse, "/etcdserverpb.Auth/UserRevokeRole";
-    "role_add" => AuthRoleAddResponse, "/etcdserverpb.Auth/RoleAdd";
-    "role_get" => AuthRoleGetResponse, "/etcdserverpb.Auth/RoleGet", read_only;
-    "role_list" => AuthRoleListResponse, "/etcdserverpb.Auth/RoleList", read_only;
-    "role_delete" => AuthRoleDeleteResponse, "/etcdserverpb.Auth/RoleDelete";
-    "role_grant_permission" => AuthRoleGrantPermissionResponse, "/etcdserverpb.Auth/RoleGrantPermission";
-    "role_revoke_permission" => AuthRoleRevokePermissionResponse, "/etcdserverpb.Auth/RoleRevokePermission";
+    "authenticate" => AuthenticateRequest => AuthenticateResponse, "/etcdserverpb.Auth/Authenticate", crate::auth::login_route;
+    "auth_enable" => AuthEnableRequest => AuthEnableResponse, "/etcdserverpb.Auth/AuthEnable";
+    "auth_disable" => AuthDisableRequest => AuthDisableResponse, "/etcdserverpb.Auth/AuthDisable", crate::auth::disable_route;
+    "auth_status" => AuthStatusRequest => AuthStatusResponse, "/etcdserverpb.Auth/AuthStatus", read_only;
+    "user_add" => AuthUserAddRequest => AuthUserAddResponse, "/etcdserverpb.Auth/UserAdd";
+    "user_get" => AuthUserGetRequest => AuthUserGetResponse, "/etcdserverpb.Auth/UserGet", read_only;
+    "user_list" => AuthUserListRequest => AuthUserListResponse, "/etcdserverpb.Auth/UserList", read_only;
+    "user_delete" => AuthUserDeleteRequest => AuthUserDeleteResponse, "/etcdserverpb.Auth/UserDelete";
+    "user_change_password" => AuthUserChangePasswordRequest => AuthUserChangePasswordResponse, "/etcdserverpb.Auth/UserChangePassword";
+    "user_grant_role" => AuthUserGrantRoleRequest => AuthUserGrantRoleResponse, "/etcdserverpb.Auth/UserGrantRole";
+    "user_revoke_role" => AuthUserRevokeRoleRequest => AuthUserRevokeRoleResponse, "/etcdserverpb.Auth/UserRevokeRole";
+    "role_add" => AuthRoleAddRequest => AuthRoleAddResponse, "/etcdserverpb.Auth/RoleAdd";
+    "role_get" => AuthRoleGetRequest => AuthRoleGetResponse, "/etcdserverpb.Auth/RoleGet", read_only;
+    "role_list" => AuthRoleListRequest => AuthRoleListResponse, "/etcdserverpb.Auth/RoleList", read_only;
+    "role_delete" => AuthRoleDeleteRequest => AuthRoleDeleteResponse, "/etcdserverpb.Auth/RoleDelete";
+    "role_grant_permission" => AuthRoleGrantPermissionRequest => AuthRoleGrantPermissionResponse, "/etcdserverpb.Auth/RoleGrantPermission";
+    "role_revoke_permission" => AuthRoleRevokePermissionRequest => AuthRoleRevokePermissionResponse, "/etcdserverpb.Auth/RoleRevokePermission";
     // Maintenance
-    "status" => StatusResponse, "/etcdserverpb.Maintenance/Status", read_only, local;
-    "alarm" => AlarmResponse, "/etcdserverpb.Maintenance/Alarm", crate::maintenance::alarm_route, local;
-    "defragment" => DefragmentResponse, "/etcdserverpb.Maintenance/Defragment", local;
-    "hash_kv" => HashKvResponse, "/etcdserverpb.Maintenance/HashKV", read_only, local;
-    "move_leader" => MoveLeaderResponse, "/etcdserverpb.Maintenance/MoveLeader", local;
+    "status" => StatusRequest => StatusResponse, "/etcdserverpb.Maintenance/Status", read_only, local;
+    "alarm" => AlarmRequest => AlarmResponse, "/etcdserverpb.Maintenance/Alarm", crate::maintenance::alarm_route, local;
+    "defragment" => DefragmentRequest => DefragmentResponse, "/etcdserverpb.Maintenance/Defragment", local;
+    "hash_kv" => HashKvRequest => HashKvResponse, "/etcdserverpb.Maintenance/HashKV", read_only, local;
+    "move_leader" => MoveLeaderRequest => MoveLeaderResponse, "/etcdserverpb.Maintenance/MoveLeader", local;
     // Cluster
-    "member_list" => MemberListResponse, "/etcdserverpb.Cluster/MemberList", read_only;
-    "member_add" => MemberAddResponse, "/etcdserverpb.Cluster/MemberAdd";
-    "member_remove" => MemberRemoveResponse, "/etcdserverpb.Cluster/MemberRemove";
-    "member_update" => MemberUpdateResponse, "/etcdserverpb.Cluster/MemberUpdate";
-    "member_promote" => MemberPromoteResponse, "/etcdserverpb.Cluster/MemberPromote";
+    "member_list" => MemberListRequest => MemberListResponse, "/etcdserverpb.Cluster/MemberList", read_only;
+    "member_add" => MemberAddRequest => MemberAddResponse, "/etcdserverpb.Cluster/MemberAdd";
+    "member_remove" => MemberRemoveRequest => MemberRemoveResponse, "/etcdserverpb.Cluster/MemberRemove";
+    "member_update" => MemberUpdateRequest => MemberUpdateResponse, "/etcdserverpb.Cluster/MemberUpdate";
+    "member_promote" => MemberPromoteRequest => MemberPromoteResponse, "/etcdserverpb.Cluster/MemberPromote";
 }
 
 #[cfg(test)]
@@ -185,6 +203,7 @@ mod tests {
             "_assert_usable",
             "_cancel_stream",
             "_crash_streams_for_testing",
+            "_echo_requests_for_testing",
             "new",
         ];
         let xs = xs_methods();
@@ -204,5 +223,69 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The protos' rpc declarations: "/package.Service/Rpc" with its
+    /// request and reply types, and whether either is a stream.
+    fn proto_rpcs() -> Vec<(String, String, String, bool)> {
+        const PROTOS: &[&str] = &[
+            include_str!("../proto/etcdserverpb/rpc.proto"),
+            include_str!("../proto/v3lockpb/v3lock.proto"),
+            include_str!("../proto/v3electionpb/v3election.proto"),
+        ];
+        let mut rpcs = Vec::new();
+        for src in PROTOS {
+            let (mut package, mut service) = ("", "");
+            for line in src.lines().map(str::trim) {
+                if let Some(p) = line.strip_prefix("package ") {
+                    package = p.trim_end_matches(';');
+                } else if let Some(s) = line.strip_prefix("service ") {
+                    service = s.trim_end_matches('{').trim();
+                } else if let Some(rpc) = line.strip_prefix("rpc ") {
+                    // Name(Request) returns (Reply) {}
+                    let (name, rest) = rpc.split_once('(').unwrap();
+                    let (request, rest) = rest.split_once(')').unwrap();
+                    let reply = rest.split_once('(').unwrap().1.split_once(')').unwrap().0;
+                    let streams = request.starts_with("stream ") || reply.starts_with("stream ");
+                    rpcs.push((
+                        format!("/{package}.{service}/{}", name.trim()),
+                        request.trim_start_matches("stream ").to_string(),
+                        reply.trim_start_matches("stream ").to_string(),
+                        streams,
+                    ));
+                }
+            }
+        }
+        rpcs
+    }
+
+    #[test]
+    fn every_route_has_the_request_and_reply_types_its_proto_declares() {
+        let rpcs = proto_rpcs();
+        assert!(rpcs.len() > 40, "found only {rpcs:?}");
+        // prost turns HashKVRequest into HashKvRequest
+        let same = |proto: &str, rust: &str| proto.eq_ignore_ascii_case(rust);
+        for (method, path, request, reply) in SIGNATURES {
+            let Some((_, req, rep, streams)) = rpcs.iter().find(|r| r.0 == *path) else {
+                panic!("'{method}' goes to {path}, which no proto declares");
+            };
+            assert!(!streams, "'{method}' is unary but {path} streams");
+            assert!(
+                same(req, request),
+                "'{method}' sends {request}, {path} takes {req}"
+            );
+            assert!(
+                same(rep, reply),
+                "'{method}' reads {reply}, {path} returns {rep}"
+            );
+        }
+    }
+
+    #[test]
+    fn echo_request_knows_every_method_and_only_those() {
+        for m in METHODS {
+            assert!(echo_request(m, &[]).is_some_and(|r| r.is_ok()), "{m}");
+        }
+        assert!(echo_request("watch", &[]).is_none());
     }
 }

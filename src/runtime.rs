@@ -9,7 +9,7 @@ use crate::queue::{
 };
 use crate::tls::{TlsConnector, TlsOptions, TlsSettings};
 use bytes::{Buf, BufMut, Bytes};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
@@ -160,6 +160,9 @@ pub struct Shared {
     login: tokio::sync::Mutex<Option<EtcdError>>,
     /// Logins finished (successfully or not).
     logins_done: AtomicU64,
+    /// Set by the test hook `_echo_requests_for_testing`: calls and
+    /// streams are answered with their decoded request and never sent.
+    pub echo_requests: AtomicBool,
 }
 
 /// What a round trip used: the endpoint and the token's generation.
@@ -967,6 +970,7 @@ impl Client {
             token_gen: AtomicU64::new(0),
             login: tokio::sync::Mutex::new(None),
             logins_done: AtomicU64::new(0),
+            echo_requests: AtomicBool::new(false),
             tls,
             moves: tokio::sync::watch::channel(0).0,
         });
@@ -1069,6 +1073,12 @@ async fn dispatch(shared: Arc<Shared>, mut rx: tokio::sync::mpsc::UnboundedRecei
         started,
     }) = rx.recv().await
     {
+        if shared.echo_requests.load(Ordering::Relaxed) {
+            let echo = crate::routes::echo_request(route.source, &body);
+            let echo = echo.unwrap_or_else(|| Err(format!("{}: no request type", route.source)));
+            crate::request_echo::answer(&shared, id, route.source, echo);
+            continue;
+        }
         let shared = shared.clone();
         tokio::spawn(async move {
             let guard = ReplyGuard::new(shared.clone(), id, route.source);

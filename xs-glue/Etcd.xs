@@ -1114,6 +1114,17 @@ _crash_streams_for_testing(EV::Etcd c, int kind)
     if (evetcd_crash_streams_for_testing(c->rs, kind) != 0)
         croak("_crash_streams_for_testing: unknown stream kind %d", kind);
 
+void
+_echo_requests_for_testing(EV::Etcd c)
+  CODE:
+    /* From now on nothing is sent: each call and stream is answered once
+     * with { method, type, value }, prost's strict reading of the request
+     * encoded here (t/48-request-encoding.t). Tests only. */
+    if (!getenv("EV_ETCD_TEST_HOOKS"))
+        croak("_echo_requests_for_testing: set EV_ETCD_TEST_HOOKS to use test hooks");
+    check_fork(aTHX_ c);
+    evetcd_echo_requests_for_testing(c->rs);
+
 INCLUDE: kv.xsh
 
 INCLUDE: watch.xsh

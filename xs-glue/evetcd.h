@@ -102,6 +102,8 @@ int evetcd_observe(const evetcd_client *c, uint64_t id, const char *name, size_t
 int evetcd_cancel(const evetcd_client *c, int kind, uint64_t id, uint64_t cancel_id);
 /* Test hook: the task behind every stream of `kind` panics. */
 int evetcd_crash_streams_for_testing(const evetcd_client *c, int kind);
+/* Test hook: calls and streams are answered with their decoded request, never sent. */
+void evetcd_echo_requests_for_testing(const evetcd_client *c);
 void evetcd_ack(const evetcd_client *c);
 void evetcd_rewake(const evetcd_client *c);
 int evetcd_next(const evetcd_client *c, const evetcd_builder *b, uint64_t *id, int *disposition,

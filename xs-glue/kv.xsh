@@ -45,6 +45,11 @@ txn(EV::Etcd c, SV *compare = NULL, SV *success = NULL, SV *failure = NULL, SV *
         }
     }
     start_call(aTHX_ c, "txn", &b, cb, NULL);
+    /* lib/EV/Etcd.pm reaches this through goto &sub, after which perl
+     * leaves an XSUB's return list as it is even in scalar context (and
+     * GIMME_V reports the wrong context): return exactly one value, or
+     * `my $x = $etcd->txn(...)` corrupts the caller's stack (t/48). */
+    XSRETURN_UNDEF;
 
 void
 compact(EV::Etcd c, SV *revision = NULL, ...)
