@@ -171,6 +171,17 @@ sub cancelled {
     die "$what cancel: answer is not an empty hash\n" unless ref $resp eq 'HASH' && !%$resp;
 }
 
+# Cancels the stream in $$handle, checks the answer, lets go of the handle
+# (its callback holds it) and runs $then.
+sub cancel_and {
+    my ($handle, $what, $then) = @_;
+    cancel($$handle, once(cancel => sub {
+        cancelled($what => @_);
+        undef $$handle;
+        $then->();
+    }));
+}
+
 my $NO_LEASE = 1_000_000_000;    # + n: ids etcd never hands out (its are ~2**48 and up)
 
 # ---- the scenarios -------------------------------------------------------------
@@ -239,11 +250,7 @@ $scenario{watch} = sub {
         my ($msg, $err) = @_;
         ok(watch => $err);
         die "watch: unexpected message\n" if $msgs++ || !$msg->{created};
-        cancel($w, once(cancel => sub {
-            cancelled(watch => @_);
-            undef $w;
-            $fin->();
-        }));
+        cancel_and(\$w, watch => $fin);
     });
 };
 
@@ -266,11 +273,7 @@ $scenario{'watch-event'} = sub {
             my $ev = $msg->{events};
             die "watch: expected one PUT of '$value'\n"
                 unless @$ev == 1 && $ev->[0]{type} eq 'PUT' && $ev->[0]{kv}{value} eq $value;
-            cancel($w, once(cancel => sub {
-                cancelled(watch => @_);
-                undef $w;
-                $fin->() unless --$left;
-            }));
+            cancel_and(\$w, watch => sub { $fin->() unless --$left });
         } else {
             die "watch: message $msgs after cancel\n";
         }
@@ -294,9 +297,7 @@ $scenario{lease} = sub {
                 die "keepalive: more than one refresh before cancel\n" if $ticks++;
                 die "keepalive: refresh of $msg->{id} ttl $msg->{ttl}, expected $id\n"
                     unless $msg->{id} == $id && $msg->{ttl} > 0;
-                cancel($ka, once(cancel => sub {
-                    cancelled(keepalive => @_);
-                    undef $ka;
+                cancel_and(\$ka, keepalive => sub {
                     call(lease_revoke => $id, once(lease_revoke => sub {
                         ok(lease_revoke => $_[1]);
                         call(get => $key, once(get => sub {
@@ -306,7 +307,7 @@ $scenario{lease} = sub {
                             $fin->();
                         }));
                     }));
-                }));
+                });
             });
         }));
     }));
@@ -363,11 +364,7 @@ $scenario{'err-keepalive'} = sub {
     $ka = call(lease_keepalive => $NO_LEASE + $n, sub {
         die "keepalive of an unknown lease: message after its error\n" if $msgs++;
         want_error(keepalive => 'NOT_FOUND', @_);
-        cancel($ka, once(cancel => sub {
-            cancelled(keepalive => @_);
-            undef $ka;
-            $fin->();
-        }));
+        cancel_and(\$ka, keepalive => $fin);
     });
 };
 
@@ -383,11 +380,7 @@ $scenario{'err-watch-compacted'} = sub {
         }
         die "watch from revision 1: message after its error\n" if $msgs > 2;
         want_error(watch => 'OUT_OF_RANGE', $msg, $err);
-        cancel($w, once(cancel => sub {
-            cancelled(watch => @_);
-            undef $w;
-            $fin->();
-        }));
+        cancel_and(\$w, watch => $fin);
     });
 };
 

@@ -289,21 +289,15 @@ impl KeepaliveHub {
     }
 }
 
-/// As for the watch hub: a hub that stops while the client lives answers
-/// every keepalive it held and every start still queued, once.
+/// Dropped while its client lives, the hub answers its keepalives (see
+/// `orphan_hub`).
 impl Drop for KeepaliveHub {
     fn drop(&mut self) {
-        if self.rx.sender_strong_count() == 0 {
-            return;
-        }
-        self.rx.close();
-        let mut ids: Vec<u64> = self.keepers.keys().copied().collect();
-        while let Ok(cmd) = self.rx.try_recv() {
-            if let KeepaliveCmd::Start { id, .. } = cmd {
-                ids.push(id);
-            }
-        }
-        crate::streams::fail_orphans(&self.shared, SOURCE, ids);
+        let held = || self.keepers.keys().copied().collect();
+        crate::streams::orphan_hub(&self.shared, SOURCE, &mut self.rx, held, |cmd| match cmd {
+            KeepaliveCmd::Start { id, .. } => Some(*id),
+            _ => None,
+        });
     }
 }
 

@@ -275,6 +275,28 @@ pub fn fail_orphans(shared: &Shared, kind: &'static str, ids: impl IntoIterator<
     }
 }
 
+/// What a hub does when it is dropped (see the hubs' Drop): if its client
+/// still lives, the hub stopped by accident (a panic), so it closes its
+/// command channel and answers, once, every stream it `held` and every
+/// one still queued for it (`queued` names the stream a command starts).
+pub fn orphan_hub<C>(
+    shared: &Shared,
+    kind: &'static str,
+    rx: &mut mpsc::UnboundedReceiver<C>,
+    held: impl FnOnce() -> Vec<u64>,
+    queued: fn(&C) -> Option<u64>,
+) {
+    if rx.sender_strong_count() == 0 {
+        return; // the client is gone: nobody to tell
+    }
+    rx.close();
+    let mut ids = held();
+    while let Ok(cmd) = rx.try_recv() {
+        ids.extend(queued(&cmd));
+    }
+    fail_orphans(shared, kind, ids);
+}
+
 /// Resolves when the endpoint list moves (never without a receiver).
 pub async fn moved(moves: &mut Option<tokio::sync::watch::Receiver<u64>>) {
     if let Some(rx) = moves {

@@ -392,23 +392,19 @@ impl WatchHub {
     }
 }
 
-/// A hub that stops while the client lives (a panic) answers every watch
-/// it held and every create still queued, once; after a normal end (the
-/// client is gone) there is nobody to tell.
+/// Dropped while its client lives, the hub answers its watches (see
+/// `orphan_hub`).
 impl Drop for WatchHub {
     fn drop(&mut self) {
-        if self.rx.sender_strong_count() == 0 {
-            return;
-        }
-        self.rx.close();
-        let mut ids: Vec<u64> = self.by_id.keys().copied().collect();
-        ids.extend(self.reuse.values().map(|w| w.id));
-        while let Ok(cmd) = self.rx.try_recv() {
-            if let WatchCmd::Create { id, .. } = cmd {
-                ids.push(id);
-            }
-        }
-        crate::streams::fail_orphans(&self.shared, SOURCE, ids);
+        let held = || {
+            let mut ids: Vec<u64> = self.by_id.keys().copied().collect();
+            ids.extend(self.reuse.values().map(|w| w.id));
+            ids
+        };
+        crate::streams::orphan_hub(&self.shared, SOURCE, &mut self.rx, held, |cmd| match cmd {
+            WatchCmd::Create { id, .. } => Some(*id),
+            _ => None,
+        });
     }
 }
 
