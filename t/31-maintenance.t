@@ -7,7 +7,7 @@ use warnings;
 
 use Test::More;
 use lib 't/lib';
-use EtcdTest qw(:all);
+use EtcdTest qw(:DEFAULT etcd_version_ge);
 
 need_etcd();
 
