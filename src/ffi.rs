@@ -453,6 +453,21 @@ pub unsafe extern "C" fn evetcd_cancel(
     })
 }
 
+/// Asks the server for a progress notification for watch `id`; it reaches
+/// that watch's callback as a message without events.
+///
+/// # Safety
+/// `client` is live.
+#[no_mangle]
+pub unsafe extern "C" fn evetcd_watch_progress(client: *const Client, id: u64) -> c_int {
+    // SAFETY: live client per contract.
+    let client = unsafe { &*client };
+    guard(|| {
+        client.streams.watch_progress(id);
+        0
+    })
+}
+
 /// Test hook: makes the task behind every stream of `kind` panic, so a
 /// test can check each of those streams still gets its one error.
 ///

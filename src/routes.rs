@@ -206,6 +206,7 @@ mod tests {
             "_cancel_stream",
             "_crash_streams_for_testing",
             "_echo_requests_for_testing",
+            "_watch_progress",
             "new",
         ];
         let xs = xs_methods();

@@ -422,6 +422,10 @@ impl Streams {
         });
     }
 
+    pub fn watch_progress(&self, id: u64) {
+        self.to_watch_hub(WatchCmd::Progress { id });
+    }
+
     pub fn keepalive(&self, id: u64, lease: i64, auto_reconnect: bool) {
         self.to_keepalive_hub(KeepaliveCmd::Start {
             id,

@@ -8,7 +8,7 @@ use crate::perl::k;
 use crate::perl::{Builder, Hv, ToPerl};
 use crate::proto::etcdserverpb::{
     watch_client::WatchClient, watch_request::RequestUnion, WatchCancelRequest, WatchCreateRequest,
-    WatchRequest, WatchResponse,
+    WatchProgressRequest, WatchRequest, WatchResponse,
 };
 use crate::proto::mvccpb::event::EventType;
 use crate::queue::Disposition;
@@ -30,6 +30,8 @@ pub enum WatchCmd {
     /// The user cancelled (the Perl side has already answered): end the
     /// watch on the server.
     Cancel { id: u64 },
+    /// The user asked for a progress notification for this watch.
+    Progress { id: u64 },
     /// Test hook: the hub panics, as a bug would make it.
     Crash,
 }
@@ -50,6 +52,8 @@ struct Watch {
     cancelled: bool,
     /// A fragmented response being put back together.
     partial: Option<WatchResponse>,
+    /// The user asked for a progress notification not yet delivered.
+    progress_wanted: bool,
 }
 
 pub struct WatchHub {
@@ -64,6 +68,9 @@ pub struct WatchHub {
     /// Watches whose create request awaits its answer, in sending order:
     /// etcd 3.4 answers a refused create with watch_id -1.
     unanswered: VecDeque<i64>,
+    /// Progress requests sent on the current stream, in order: etcd
+    /// answers each with watch_id -1, for whoever asked.
+    progress_asked: VecDeque<i64>,
     next_watch_id: i64,
     conn: SharedStream<WatchRequest, WatchResponse>,
 }
@@ -78,6 +85,7 @@ impl WatchHub {
             by_id: HashMap::new(),
             reuse: HashMap::new(),
             unanswered: VecDeque::new(),
+            progress_asked: VecDeque::new(),
             next_watch_id: 1,
             conn: SharedStream::new(max, SOURCE),
         }
@@ -113,6 +121,7 @@ impl WatchHub {
             Box::pin(async move { client.watch(req).await })
         });
         self.unanswered.clear();
+        self.progress_asked.clear();
         for (wid, w) in self.watches.iter_mut() {
             w.created = false;
             w.partial = None;
@@ -123,6 +132,7 @@ impl WatchHub {
 
     fn close_stream(&mut self) {
         self.unanswered.clear();
+        self.progress_asked.clear();
         self.conn.close();
     }
 
@@ -159,6 +169,7 @@ impl WatchHub {
                     announced: false,
                     cancelled: false,
                     partial: None,
+                    progress_wanted: false,
                 };
                 match self.watches.get(&wid) {
                     None => self.start(wid, w),
@@ -173,6 +184,20 @@ impl WatchHub {
                 }
             }
             WatchCmd::Crash => panic!("watch hub: crash requested by a test"),
+            WatchCmd::Progress { id } => {
+                let Some(&wid) = self.by_id.get(&id) else {
+                    return; // ended meanwhile
+                };
+                let w = self.watches.get_mut(&wid).expect("indexed watch");
+                if w.progress_wanted {
+                    return; // one answer serves both requests
+                }
+                w.progress_wanted = true;
+                if w.created && self.conn.is_up() {
+                    self.ask_progress(wid);
+                }
+                // Otherwise it is asked once the server has the watch.
+            }
             WatchCmd::Cancel { id } => {
                 let Some(wid) = self.by_id.remove(&id) else {
                     return; // already ended
@@ -190,6 +215,11 @@ impl WatchHub {
                 // Otherwise the cancel goes out when the server acknowledges the create.
             }
         }
+    }
+
+    fn ask_progress(&mut self, wid: i64) {
+        self.send(RequestUnion::ProgressRequest(WatchProgressRequest {}));
+        self.progress_asked.push_back(wid);
     }
 
     /// Takes on watch `wid`, sending its create when a stream is up.
@@ -248,20 +278,9 @@ impl WatchHub {
         let Some(w) = self.watches.get_mut(&wid) else {
             return; // a watch cancelled or failed meanwhile
         };
-        // Reassemble fragments: only the last piece has fragment = false.
-        let mut resp = match w.partial.take() {
-            Some(mut acc) => {
-                acc.events.extend(resp.events);
-                acc.header = resp.header.or(acc.header);
-                acc.fragment = resp.fragment;
-                acc
-            }
-            None => resp,
+        let Some(mut resp) = reassemble(&mut w.partial, resp) else {
+            return; // more pieces to come
         };
-        if resp.fragment {
-            w.partial = Some(resp);
-            return;
-        }
         if resp.created {
             w.created = true;
             self.conn.working();
@@ -277,6 +296,10 @@ impl WatchHub {
             if w.next_rev == 0 {
                 w.next_rev = resp.header.as_ref().map_or(0, |h| h.revision + 1);
             }
+            if w.progress_wanted && !self.progress_asked.contains(&wid) {
+                self.ask_progress(wid);
+            }
+            let w = self.watches.get_mut(&wid).expect("answered watch");
             if w.announced {
                 return; // a re-creation after reconnect is internal
             }
@@ -317,14 +340,29 @@ impl WatchHub {
             .send(w.id, Disposition::Keep, Ok(Box::new(resp)));
     }
 
-    /// A progress notification for the whole stream (watch_id -1).
-    fn progress_for_all(&mut self, resp: WatchResponse) {
-        let rev = resp.header.as_ref().map_or(0, |h| h.revision);
+    /// A progress notification for the whole stream (watch_id -1): the
+    /// answer to the oldest progress request, for the watch that asked.
+    /// Without one outstanding, every watch that wants notifications gets
+    /// it. The revision is not taken as a resume point: etcd 3.4 may send
+    /// it before a catching-up watch has had all its events.
+    fn progress_for_all(&mut self, mut resp: WatchResponse) {
+        while let Some(wid) = self.progress_asked.pop_front() {
+            let Some(w) = self.watches.get_mut(&wid) else {
+                continue;
+            };
+            if !w.progress_wanted || w.cancelled {
+                continue;
+            }
+            w.progress_wanted = false;
+            resp.watch_id = wid;
+            self.shared
+                .send(w.id, Disposition::Keep, Ok(Box::new(resp)));
+            return;
+        }
         for (wid, w) in self.watches.iter_mut() {
             if !w.created || w.cancelled || w.partial.is_some() || !w.req.progress_notify {
                 continue;
             }
-            w.next_rev = w.next_rev.max(rev + 1);
             let mut each = resp.clone();
             each.watch_id = *wid;
             self.shared
@@ -366,6 +404,7 @@ impl WatchHub {
 
     fn stream_failed(&mut self, status: &Status) {
         self.unanswered.clear();
+        self.progress_asked.clear();
         let (err, retry) = self.conn.failure(&self.shared, status);
         // Cancelled watches died with the stream.
         self.purge_cancelled();
@@ -408,10 +447,28 @@ impl Drop for WatchHub {
     }
 }
 
+/// Puts a fragmented revision back together: every piece but the last has
+/// `fragment` set. Returns the whole response once the last piece is in.
+fn reassemble(partial: &mut Option<WatchResponse>, resp: WatchResponse) -> Option<WatchResponse> {
+    let whole = match partial.take() {
+        Some(mut acc) => {
+            acc.events.extend(resp.events);
+            acc.header = resp.header.or(acc.header);
+            acc.fragment = resp.fragment;
+            acc
+        }
+        None => resp,
+    };
+    if whole.fragment {
+        *partial = Some(whole);
+        return None;
+    }
+    Some(whole)
+}
+
 fn create_request(wid: i64, w: &Watch) -> WatchRequest {
     let mut req = w.req.clone();
     req.watch_id = wid;
-    req.fragment = true;
     if w.next_rev > 0 {
         req.start_revision = w.next_rev;
     }
@@ -445,5 +502,49 @@ impl ToPerl for WatchResponse {
             e
         });
         h
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::mvccpb::{Event, KeyValue};
+
+    fn piece(keys: &[&str], fragment: bool) -> WatchResponse {
+        WatchResponse {
+            watch_id: 7,
+            fragment,
+            events: keys
+                .iter()
+                .map(|k| Event {
+                    kv: Some(KeyValue {
+                        key: bytes::Bytes::copy_from_slice(k.as_bytes()),
+                        mod_revision: 9,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn fragments_come_out_as_one_response_in_order() {
+        let mut partial = None;
+        assert!(reassemble(&mut partial, piece(&["a", "b"], true)).is_none());
+        assert!(reassemble(&mut partial, piece(&["c"], true)).is_none());
+        let whole = reassemble(&mut partial, piece(&["d", "e"], false)).expect("complete");
+        let keys: Vec<&[u8]> = whole
+            .events
+            .iter()
+            .map(|e| &e.kv.as_ref().unwrap().key[..])
+            .collect();
+        assert_eq!(keys, [b"a", b"b", b"c", b"d", b"e"]);
+        assert!(!whole.fragment);
+        assert!(partial.is_none());
+        // An unfragmented response passes straight through.
+        let one = reassemble(&mut partial, piece(&["f"], false)).expect("whole");
+        assert_eq!(one.events.len(), 1);
     }
 }

@@ -100,6 +100,8 @@ int evetcd_keepalive(const evetcd_client *c, uint64_t id, int64_t lease, int aut
 int evetcd_observe(const evetcd_client *c, uint64_t id, const char *name, size_t name_len,
                    int auto_reconnect);
 int evetcd_cancel(const evetcd_client *c, int kind, uint64_t id, uint64_t cancel_id);
+/* Asks for a progress notification for watch `id`, delivered to its callback. */
+int evetcd_watch_progress(const evetcd_client *c, uint64_t id);
 /* Test hook: the task behind every stream of `kind` panics. */
 int evetcd_crash_streams_for_testing(const evetcd_client *c, int kind);
 /* Test hook: calls and streams are answered with their decoded request, never sent. */

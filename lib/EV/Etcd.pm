@@ -62,6 +62,19 @@ sub cancel {
 package EV::Etcd::Watch;
 our @ISA = ('EV::Etcd::Stream');
 
+sub progress {
+    my ($self) = @_;
+    Carp::croak('progress: called on something that is not a watch handle')
+        unless Scalar::Util::blessed($self) && $self->isa('EV::Etcd::Watch')
+        && Scalar::Util::reftype($self) eq 'HASH'
+        && Scalar::Util::blessed($self->{client}) && $self->{client}->isa('EV::Etcd');
+    Carp::croak('progress: the watch has been cancelled') if $self->{cancelled};
+    # (the XS side's croaks, fork or closed client, belong at our caller)
+    return if eval { $self->{client}->_watch_progress($self->{id}); 1 };
+    (my $why = $@) =~ s/ at \S+ line \d+\.\n\z//;
+    Carp::croak($why);
+}
+
 package EV::Etcd::Keepalive;
 our @ISA = ('EV::Etcd::Stream');
 
@@ -955,6 +968,22 @@ Include the record as it was before each change.
 Ask the server to send an empty message now and then while nothing
 changes, so you learn how far the store has advanced.
 
+=item no_put => 1, no_delete => 1
+
+Have the server leave out one kind of event: C<no_put> drops changes
+(C<PUT>), C<no_delete> drops deletions, so a watch that only cares about
+keys going away can say so and save the traffic. Filtered events never
+reach the client; the watch's revision still advances past them.
+
+=item fragment => 0 | 1
+
+Whether the server may split a revision with very many or very large
+events (a delete of a big prefix with C<prev_kv>, say) into several
+messages, each under its request size limit (C<--max-request-bytes>).
+Default 1. The client puts the pieces back together, so the callback
+always sees one message per revision whichever you choose; 0 makes the
+server send each revision in one piece however large.
+
 =item watch_id => $id
 
 Choose the watch's id yourself. Ids otherwise come from the client,
@@ -1011,6 +1040,29 @@ the revision in that response's header plus one.
               $ev->{kv}{mod_revision};
       }
   });
+
+=head2 EV::Etcd::Watch->progress
+
+  $w->progress;
+
+Asks the server how far the store has got. The answer reaches this
+watch's callback as a message with an empty C<events> list and
+C<< created => 0 >>, whose C<header>'s C<revision> is the server's
+current revision. Use it on a quiet watch to learn that it is up to date,
+or to check that the server still answers on the watch's stream. Only the
+watch that asked gets the answer, even when other watches share the
+stream. A request made while an earlier one from the same watch is still
+unanswered is served by that same answer; one made before the server has
+confirmed the watch, or while reconnecting, goes out once the watch
+exists. Returns nothing. Calling it on a cancelled watch croaks.
+
+  my $w = $etcd->watch('/jobs/', { prefix => 1 }, sub {
+      my ($msg, $err) = @_;
+      return warn "watch ended: $err->{message}\n" if $err;
+      printf "caught up to revision %d\n", $msg->{header}{revision}
+          if !$msg->{created} && !@{ $msg->{events} };
+  });
+  my $t = EV::timer(30, 30, sub { $w->progress });
 
 =head2 EV::Etcd::Watch->cancel
 
