@@ -571,7 +571,7 @@ echoes('member id and peer urls', member_update => [1, \@urls],
 # accept appeared in a call: a new method or option fails here until it
 # is covered above.
 
-my %not_requests = map { $_ => 1 } qw(new DESTROY close endpoints set_endpoints bootstrap);
+my %not_requests = map { $_ => 1 } qw(new DESTROY close endpoints set_endpoints namespace bootstrap);
 my @methods = sort grep { defined &{"EV::Etcd::$_"} && !/^_/ && !$not_requests{$_} } keys %EV::Etcd::;
 cmp_ok(scalar @methods, '>=', 45, 'found the public methods');
 is_deeply([ grep { !$methods_called{$_} } @methods ], [], 'every public method was checked');

@@ -41,6 +41,29 @@ XSLoader::load('EV::Etcd', $VERSION);
     };
 }
 
+# new knows one option that the XS constructor does not: namespace, which
+# makes the client an EV::Etcd::Namespace (lib/EV/Etcd/Namespace.pm, loaded
+# only then). Everything else, a list that is not pairs included, goes to
+# the XS constructor as it is, and a client without a namespace is a plain
+# EV::Etcd whose methods are the XS functions themselves.
+{
+    my $xs_new = \&new;
+    no warnings 'redefine';
+    *new = sub {
+        if (@_ % 2) {
+            for (my $i = 1; $i < @_; $i += 2) {
+                next unless defined $_[$i] && $_[$i] eq 'namespace';
+                require EV::Etcd::Namespace;
+                goto &EV::Etcd::Namespace::new;
+            }
+        }
+        goto &$xs_new;
+    };
+}
+
+# The namespace of a client made with one (EV::Etcd::Namespace), else undef.
+sub namespace { undef }
+
 # Handles of the three streams; cancel is the same for all of them.
 package EV::Etcd::Stream;
 
@@ -403,6 +426,44 @@ not measure anything. Must be a code reference (undef means none).
 F<eg/request-metrics.pl> keeps Prometheus-style counters and a latency
 histogram with it. A hook that refers to its own client keeps the client
 alive (see L</DESTRUCTION>).
+
+=item namespace => $prefix
+
+Gives the client a part of the keyspace of its own: every key it sends gets
+C<$prefix> put in front of it, every key it receives loses it again, and no
+read, write, watch or range of the client reaches a key outside the
+prefix. Several programs (or several parts of one) can thus share a
+cluster without agreeing on key names, and code written for a whole
+keyspace runs unchanged under a prefix. What exactly is prefixed, and what
+is not, is under L</NAMESPACES>.
+
+  use strict;
+  use warnings;
+  use EV;
+  use EV::Etcd;
+
+  my $billing = EV::Etcd->new(endpoints => ['127.0.0.1:2379'], namespace => '/billing/');
+
+  # Stored as /billing/rate; read back as "rate".
+  $billing->put('rate', '0.19', sub {
+      my (undef, $err) = @_;
+      die "put failed: $err->{message}\n" if $err;
+      # An empty prefix: everything under /billing/, and nothing else.
+      $billing->get('', { prefix => 1 }, sub {
+          my ($resp, $err) = @_;
+          die "get failed: $err->{message}\n" if $err;
+          print "$_->{key} = $_->{value}\n" for @{ $resp->{kvs} };
+      });
+  });
+  EV::run;
+
+The prefix is bytes, like a key. It must not be empty, nor a reference, nor
+hold characters above 0xFF (encode such text first, see L</ENCODING>); any
+of these croaks. A string that merely carries the UTF-8 flag but has no
+such characters is taken as the bytes it holds. C<undef> means no
+namespace. A client with a namespace belongs to the class
+EV::Etcd::Namespace, a subclass of EV::Etcd; a client without one is a
+plain EV::Etcd and pays nothing for the feature.
 
 =back
 
@@ -1669,6 +1730,106 @@ already in flight finish on the connection they started on.
 
 The endpoint list in use, as given to L</new> or L</set_endpoints> (or as
 the last automatic sync found it), as a new array reference.
+
+=head1 NAMESPACES
+
+A client made with the C<namespace> option of L</new> works as if its
+prefix were the whole keyspace. The translation happens in the client,
+before a request leaves and after an answer arrives: etcd only ever sees
+and stores the full keys, and it enforces nothing. A client without a
+namespace (or with a shorter prefix) sees the same keys with the prefix in
+place, as in this picture, for a client with the namespace C</app/>:
+
+  the client writes      etcd stores       the client reads back
+  put('cfg/port')        /app/cfg/port     key => 'cfg/port'
+  lock('job')            /app/job/694d...  key => 'job/694d...'
+
+=head2 What is translated
+
+=over 4
+
+=item * L</put>, L</get>, L</delete> and L</watch>
+
+The key gets the prefix. A C<range_end> gets it too, except two special
+ends: C<''> (one key only) stays as it is, and C<"\0">, which on a plain
+client means "up to the end of the keyspace", means up to the end of the
+namespace: the first key that no longer starts with the prefix. With
+C<prefix> the range is worked out from the prefixed key, so
+C<< get('', { prefix => 1 }) >> reads the whole namespace and nothing
+else. A range made of a prefixed key and a prefixed end starts and ends
+inside the namespace, so no range can reach beyond it.
+
+=item * L</txn>
+
+The same for the C<key> and C<range_end> of every compare, and for the
+key, C<range_end> and C<prefix> of every operation in C<success> and
+C<failure>.
+
+=item * L</lock> and L</unlock>
+
+The lock's name gets the prefix; the ownership key that L</lock> returns
+comes without it, and L</unlock> expects it that way.
+
+=item * L</election_campaign>, L</election_leader>, L</election_proclaim>, L</election_resign>, L</election_observe>
+
+The election's name gets the prefix. The C<leader> hash of
+L</election_campaign> comes with its C<name> and C<key> stripped; pass it
+to L</election_proclaim> and L</election_resign> just as you received it.
+
+=item * Responses
+
+The prefix is taken off every key that comes back: C<kvs>, C<prev_kv>,
+C<prev_kvs>, the C<kv> and C<prev_kv> of every watch event, the records in
+the C<responses> of a transaction, the leader records of elections, and
+the key that L</lock> returns. The key equal to the prefix itself comes
+back as C<''>.
+
+=item * L</lease_time_to_live> with C<< keys => 1 >>
+
+A lease may carry keys of several namespaces. The answer lists only the
+keys inside this client's namespace, stripped, and has no C<keys> entry
+when none of the lease's keys is inside.
+
+=back
+
+Options hashes and the lists and hashes of a transaction are copied where
+a key has to change; what you passed is never modified, so it may be used
+again. Arguments are checked by the same code as on a plain client, and a
+bad one croaks with the same message. Keys carrying the UTF-8 flag get the
+prefix in front of their UTF-8 bytes, as L</ENCODING> describes for a plain
+client.
+
+=head2 What is not
+
+Everything that names no key works as on a plain client and acts on the
+whole cluster:
+
+=over 4
+
+=item * revisions: the C<revision> of every header counts the writes made
+in all namespaces, and L</compact> discards the history of all of them;
+
+=item * leases: L</lease_revoke> deletes the lease's keys in every
+namespace, and L</lease_leases> lists every lease of the cluster;
+
+=item * authentication: the keys given to C<role_grant_permission> and
+C<role_revoke_permission> (see L</Roles>) are full keys; to confine a user
+to the namespace C</app/>, grant it the range from C</app/> to C</app0>;
+
+=item * the maintenance and cluster requests, L</set_endpoints> and
+L</endpoints>, L</close>, and the C<watch_id> of a watch.
+
+=back
+
+Namespaces can overlap: a client with C</app/> sees the keys of a client
+with C</app/billing/> as C<billing/...>. Pick prefixes that end in a
+separator, such as C</>, so that C</app> and C</apple> do not share keys.
+
+=head2 namespace
+
+  my $prefix = $etcd->namespace;   # '/app/', or undef without a namespace
+
+The client's namespace, as bytes.
 
 =head1 FORK SAFETY
 
