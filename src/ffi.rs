@@ -52,6 +52,7 @@ pub struct EvetcdConfig {
     pub keepalive_time: f64,
     pub keepalive_timeout: f64,
     pub auto_sync_interval: f64,
+    pub watch_probe_interval: f64,
     pub retry: u32,
 }
 
@@ -86,6 +87,7 @@ impl Default for EvetcdConfig {
             keepalive_time: 10.0,
             keepalive_timeout: 5.0,
             auto_sync_interval: 0.0,
+            watch_probe_interval: 0.0,
             retry: 0,
         }
     }
@@ -112,7 +114,8 @@ impl EvetcdConfig {
             health_interval, token, token_len, on_request, max_recv_size, max_send_size,
             username, username_len, password, password_len, tls, tls_ca_file, tls_ca_file_len,
             tls_cert_file, tls_cert_file_len, tls_key_file, tls_key_file_len, tls_server_name,
-            tls_server_name_len, keepalive_time, keepalive_timeout, auto_sync_interval, retry)
+            tls_server_name_len, keepalive_time, keepalive_timeout, auto_sync_interval,
+            watch_probe_interval, retry)
     }
 }
 
@@ -263,6 +266,8 @@ pub unsafe extern "C" fn evetcd_new(
             retry: cfg.retry,
             auto_sync: (cfg.auto_sync_interval > 0.0)
                 .then(|| Duration::from_secs_f64(cfg.auto_sync_interval)),
+            watch_probe: (cfg.watch_probe_interval > 0.0)
+                .then(|| Duration::from_secs_f64(cfg.watch_probe_interval)),
             // 0 switches pings off; XS fills in the defaults.
             keepalive: (cfg.keepalive_time > 0.0).then(|| {
                 (

@@ -41,6 +41,8 @@ pub struct Config {
     pub keepalive: Option<(Duration, Duration)>,
     /// Refresh the endpoint list from member_list this often.
     pub auto_sync: Option<Duration>,
+    /// Probe an idle watch stream with a progress request this often.
+    pub watch_probe: Option<Duration>,
     /// `retry`: how often a failed call may be repeated (see `may_repeat`).
     pub retry: u32,
 }
@@ -208,6 +210,19 @@ impl Shared {
     pub fn connection_failed(&self, generation: u64) {
         let mut c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         if c.generation != generation || c.list.targets.len() < 2 {
+            return;
+        }
+        c.index = (c.index + 1) % c.list.targets.len();
+        c.generation += 1;
+        c.channel = make_channel(&c.list.targets[c.index]);
+    }
+
+    /// After a stream found its connection dead (no answer at all, though
+    /// the socket looks open): a fresh connection, to the next endpoint
+    /// when there are several, else to the same one again.
+    pub fn connection_dead(&self, generation: u64) {
+        let mut c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        if c.generation != generation {
             return;
         }
         c.index = (c.index + 1) % c.list.targets.len();
@@ -1159,6 +1174,7 @@ mod tests {
             tls,
             keepalive: None,
             auto_sync: None,
+            watch_probe: None,
             retry: 0,
         }
     }

@@ -157,6 +157,13 @@ impl<Req, Resp> SharedStream<Req, Resp> {
         }
     }
 
+    /// Gives up on a stream whose connection answers nothing at all: a new
+    /// connection is made for the next attempt.
+    pub fn abandon(&mut self, shared: &Shared) {
+        shared.connection_dead(self.generation);
+        self.close();
+    }
+
     /// The stream works: the next outage gets a fresh set of attempts.
     pub fn working(&mut self) {
         self.backoff.reset();

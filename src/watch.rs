@@ -16,10 +16,15 @@ use crate::runtime::Shared;
 use crate::streams::{SharedStream, StreamEvent};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tonic::{Code, Status};
 
 const SOURCE: &str = "watch";
+
+/// Stands in `progress_asked` for a liveness probe (nobody's watch).
+const PROBE: i64 = i64::MIN;
 
 pub enum WatchCmd {
     Create {
@@ -73,13 +78,18 @@ pub struct WatchHub {
     progress_asked: VecDeque<i64>,
     next_watch_id: i64,
     conn: SharedStream<WatchRequest, WatchResponse>,
+    /// `watch_probe_interval`: silence after which the stream is probed.
+    probe_every: Option<Duration>,
+    /// When the stream was opened or last delivered anything.
+    last_heard: Instant,
+    /// When an unanswered probe went out.
+    probe_sent: Option<Instant>,
 }
 
 impl WatchHub {
     pub fn new(shared: Arc<Shared>, rx: mpsc::UnboundedReceiver<WatchCmd>) -> Self {
         let max = shared.cfg.max_retries;
         WatchHub {
-            shared,
             rx,
             watches: HashMap::new(),
             by_id: HashMap::new(),
@@ -88,6 +98,10 @@ impl WatchHub {
             progress_asked: VecDeque::new(),
             next_watch_id: 1,
             conn: SharedStream::new(max, SOURCE),
+            probe_every: shared.cfg.watch_probe,
+            last_heard: Instant::now(),
+            probe_sent: None,
+            shared,
         }
     }
 
@@ -99,18 +113,59 @@ impl WatchHub {
             if !self.watches.is_empty() && self.conn.can_open() {
                 self.open_stream();
             }
+            let probe_due = self.probe_due();
             tokio::select! {
                 cmd = self.rx.recv() => match cmd {
                     Some(cmd) => self.command(cmd),
                     None => return,
                 },
                 event = self.conn.next() => match event {
-                    StreamEvent::Message(resp) => self.response(resp),
+                    StreamEvent::Message(resp) => {
+                        self.heard();
+                        self.response(resp)
+                    }
                     StreamEvent::Failed(status) => self.stream_failed(&status),
                     StreamEvent::Opened | StreamEvent::RetryDue | StreamEvent::Moved => {}
                 },
+                _ = crate::streams::wait_until(probe_due) => self.probe(),
             }
         }
+    }
+
+    /// When the liveness probe next needs attention: time to send one, or
+    /// the deadline of the one sent. None without probing or a stream.
+    fn probe_due(&self) -> Option<Instant> {
+        let every = self.probe_every?;
+        if !self.conn.is_up() || self.watches.is_empty() {
+            return None;
+        }
+        Some(match self.probe_sent {
+            Some(sent) => sent + self.shared.cfg.timeout,
+            None => self.last_heard + every,
+        })
+    }
+
+    fn heard(&mut self) {
+        self.last_heard = Instant::now();
+        self.probe_sent = None;
+    }
+
+    /// An idle stream is asked for progress; a stream that leaves a probe
+    /// unanswered for the client's timeout is taken as dead, and its
+    /// watches resume on a new connection.
+    fn probe(&mut self) {
+        if self.probe_sent.is_none() {
+            self.send(RequestUnion::ProgressRequest(WatchProgressRequest {}));
+            self.progress_asked.push_back(PROBE);
+            self.probe_sent = Some(Instant::now());
+            return;
+        }
+        let secs = self.shared.cfg.timeout.as_secs_f64();
+        let status = Status::unavailable(format!(
+            "watch stream: no answer to a progress probe within {secs}s"
+        ));
+        self.conn.abandon(&self.shared);
+        self.stream_failed(&status);
     }
 
     fn open_stream(&mut self) {
@@ -122,6 +177,7 @@ impl WatchHub {
         });
         self.unanswered.clear();
         self.progress_asked.clear();
+        self.heard();
         for (wid, w) in self.watches.iter_mut() {
             w.created = false;
             w.partial = None;
@@ -347,6 +403,9 @@ impl WatchHub {
     /// it before a catching-up watch has had all its events.
     fn progress_for_all(&mut self, mut resp: WatchResponse) {
         while let Some(wid) = self.progress_asked.pop_front() {
+            if wid == PROBE {
+                return; // answered a probe: the stream lives
+            }
             let Some(w) = self.watches.get_mut(&wid) else {
                 continue;
             };

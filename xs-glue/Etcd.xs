@@ -838,16 +838,18 @@ new(const char *klass, ...)
                     croak("EV::Etcd->new: retry must be at most 100");
                 cfg.retry = (uint32_t)n;
             }
-        } else if (OPT_IS("auto_sync_interval")) {
+        } else if (OPT_IS("auto_sync_interval") || OPT_IS("watch_probe_interval")) {
             SvGETMAGIC(v);
             if (SvOK(v)) {
                 NV t;
                 if (SvROK(v) || !looks_like_number(v))
-                    croak("EV::Etcd->new: auto_sync_interval must be a number of seconds");
+                    croak("EV::Etcd->new: %s must be a number of seconds", k);
                 t = SvNV_nomg(v);
                 if (t != t || t < 0 || t > 1e9)
-                    croak("EV::Etcd->new: auto_sync_interval must be a finite number of seconds, 0 (off) or more");
-                cfg.auto_sync_interval = t > 0 && t < 0.1 ? 0.1 : t;
+                    croak("EV::Etcd->new: %s must be a finite number of seconds, 0 (off) or more", k);
+                t = t > 0 && t < 0.1 ? 0.1 : t;
+                if (klen == sizeof("auto_sync_interval") - 1) cfg.auto_sync_interval = t;
+                else cfg.watch_probe_interval = t;
             }
         } else if (OPT_IS("timeout")) {
             SvGETMAGIC(v);

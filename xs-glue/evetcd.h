@@ -35,6 +35,7 @@ typedef struct {
     double keepalive_time;    /* seconds between HTTP/2 pings; 0: none */
     double keepalive_timeout; /* seconds to wait for a ping's answer */
     double auto_sync_interval; /* seconds between member_list syncs; 0: none */
+    double watch_probe_interval; /* seconds of watch-stream silence before a probe; 0: none */
     uint32_t retry;            /* repeats of a failed call that cannot harm */
 } evetcd_config;
 
@@ -72,7 +73,7 @@ typedef struct {
         EVETCD_FIELD(T, tls_key_file_len), EVETCD_FIELD(T, tls_server_name),       \
         EVETCD_FIELD(T, tls_server_name_len), EVETCD_FIELD(T, keepalive_time),     \
         EVETCD_FIELD(T, keepalive_timeout), EVETCD_FIELD(T, auto_sync_interval), \
-        EVETCD_FIELD(T, retry)
+        EVETCD_FIELD(T, watch_probe_interval), EVETCD_FIELD(T, retry)
 #define EVETCD_BUILDER_LAYOUT(T)                                                   \
     sizeof(T), EVETCD_FIELD(T, ctx), EVETCD_FIELD(T, hv_new), EVETCD_FIELD(T, av_new), \
         EVETCD_FIELD(T, hv_bytes), EVETCD_FIELD(T, hv_int), EVETCD_FIELD(T, hv_uint),  \

@@ -247,6 +247,24 @@ ones for a plaintext client, say), leaves the list as it is. Default 0: no
 syncing. Values below 0.1 are raised to 0.1; a negative or non-numeric
 value croaks.
 
+=item watch_probe_interval => $seconds
+
+Checks that the watch stream is alive. When the stream has delivered
+nothing for this many seconds, the client sends the server a progress
+request on it; the answer is taken in silently (no callback sees it). When
+nothing at all arrives within the client's C<timeout> after such a probe,
+the stream is taken as dead, although its connection may still look open
+(a frozen server, a network path that drops everything, a proxy that
+stopped forwarding): the client drops the connection, opens a new one (to
+the next endpoint when there are several) and re-creates every watch from
+the revision after the last one it delivered, as under L</Reconnection>.
+Watches with C<< auto_reconnect => 0 >> end instead, with C<UNAVAILABLE>
+and a message saying that no answer came to a probe. Default 0: no
+probes. Values below 0.1 are raised to 0.1; a negative or non-numeric
+value croaks. The HTTP/2 pings of C<keepalive_time> notice a dead
+connection as well; a probe works with pings switched off and checks the
+watch stream itself rather than the connection under it.
+
 =item timeout => $seconds
 
 Deadline for every unary request, in seconds (fractions allowed), L</lock>
