@@ -364,6 +364,7 @@ pub unsafe extern "C" fn evetcd_watch(
     body: *const u8,
     body_len: usize,
     auto_reconnect: c_int,
+    resync: c_int,
 ) -> c_int {
     // SAFETY: live client and readable buffer per contract.
     let (client, body) = unsafe { (&*client, slice(body, body_len)) };
@@ -375,7 +376,9 @@ pub unsafe extern "C" fn evetcd_watch(
         }
         match WatchCreateRequest::decode(body) {
             Ok(req) => {
-                client.streams.watch(id, req, auto_reconnect != 0);
+                client
+                    .streams
+                    .watch(id, req, auto_reconnect != 0, resync != 0);
                 0
             }
             Err(_) => REJECTED,

@@ -72,6 +72,7 @@ pub const REPLY_KEYS: &[&str] = &[
     "response_txn",
     "responses",
     "retries",
+    "resync",
     "retryable",
     "rev",
     "revision",

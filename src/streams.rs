@@ -421,11 +421,12 @@ impl Streams {
         to_hub(&self.keepalive, start, cmd);
     }
 
-    pub fn watch(&self, id: u64, req: WatchCreateRequest, auto_reconnect: bool) {
+    pub fn watch(&self, id: u64, req: WatchCreateRequest, auto_reconnect: bool, resync: bool) {
         self.to_watch_hub(WatchCmd::Create {
             id,
             req,
             auto_reconnect,
+            resync,
         });
     }
 

@@ -7,8 +7,8 @@ use crate::error::EtcdError;
 use crate::perl::k;
 use crate::perl::{Builder, Hv, ToPerl};
 use crate::proto::etcdserverpb::{
-    watch_client::WatchClient, watch_request::RequestUnion, WatchCancelRequest, WatchCreateRequest,
-    WatchProgressRequest, WatchRequest, WatchResponse,
+    watch_client::WatchClient, watch_request::RequestUnion, RangeRequest, RangeResponse,
+    WatchCancelRequest, WatchCreateRequest, WatchProgressRequest, WatchRequest, WatchResponse,
 };
 use crate::proto::mvccpb::event::EventType;
 use crate::queue::Disposition;
@@ -31,6 +31,8 @@ pub enum WatchCmd {
         id: u64,
         req: WatchCreateRequest,
         auto_reconnect: bool,
+        /// `on_compacted => 'resync'`.
+        resync: bool,
     },
     /// The user cancelled (the Perl side has already answered): end the
     /// watch on the server.
@@ -59,6 +61,13 @@ struct Watch {
     partial: Option<WatchResponse>,
     /// The user asked for a progress notification not yet delivered.
     progress_wanted: bool,
+    /// On compaction, read the current state and carry on from there.
+    resync: bool,
+    /// Compacted away: the current state is being read.
+    resyncing: bool,
+    /// etcd keeps a compacted watch's id until told to cancel it; the
+    /// answer to that cancel is still to come on this stream.
+    releasing: bool,
 }
 
 pub struct WatchHub {
@@ -84,12 +93,18 @@ pub struct WatchHub {
     last_heard: Instant,
     /// When an unanswered probe went out.
     probe_sent: Option<Instant>,
+    /// Results of the reads that resync compacted watches.
+    resync_tx: mpsc::UnboundedSender<(i64, Result<RangeResponse, EtcdError>)>,
+    resync_rx: mpsc::UnboundedReceiver<(i64, Result<RangeResponse, EtcdError>)>,
 }
 
 impl WatchHub {
     pub fn new(shared: Arc<Shared>, rx: mpsc::UnboundedReceiver<WatchCmd>) -> Self {
         let max = shared.cfg.max_retries;
+        let (resync_tx, resync_rx) = mpsc::unbounded_channel();
         WatchHub {
+            resync_tx,
+            resync_rx,
             rx,
             watches: HashMap::new(),
             by_id: HashMap::new(),
@@ -128,6 +143,7 @@ impl WatchHub {
                     StreamEvent::Opened | StreamEvent::RetryDue | StreamEvent::Moved => {}
                 },
                 _ = crate::streams::wait_until(probe_due) => self.probe(),
+                Some((wid, read)) = self.resync_rx.recv() => self.resynced(wid, read),
             }
         }
     }
@@ -181,6 +197,10 @@ impl WatchHub {
         for (wid, w) in self.watches.iter_mut() {
             w.created = false;
             w.partial = None;
+            w.releasing = false;
+            if w.resyncing {
+                continue; // created once its read is in
+            }
             self.conn.send(create_request(*wid, w));
             self.unanswered.push_back(*wid);
         }
@@ -204,6 +224,7 @@ impl WatchHub {
                 id,
                 req,
                 auto_reconnect,
+                resync,
             } => {
                 let wid = if req.watch_id != 0 {
                     req.watch_id
@@ -226,6 +247,9 @@ impl WatchHub {
                     cancelled: false,
                     partial: None,
                     progress_wanted: false,
+                    resync,
+                    resyncing: false,
+                    releasing: false,
                 };
                 match self.watches.get(&wid) {
                     None => self.start(wid, w),
@@ -261,7 +285,7 @@ impl WatchHub {
                 let connected = self.conn.is_up();
                 let w = self.watches.get_mut(&wid).expect("indexed watch");
                 w.cancelled = true;
-                if !connected {
+                if !connected || w.resyncing {
                     self.remove(wid);
                 } else if w.created {
                     self.send(RequestUnion::CancelRequest(WatchCancelRequest {
@@ -365,6 +389,10 @@ impl WatchHub {
             return;
         }
         if resp.canceled {
+            if w.releasing && resp.compact_revision == 0 {
+                w.releasing = false;
+                return; // the server let go of a compacted watch's id
+            }
             return self.server_cancelled(wid, &resp);
         }
         if w.cancelled {
@@ -430,6 +458,13 @@ impl WatchHub {
     }
 
     fn server_cancelled(&mut self, wid: i64, resp: &WatchResponse) {
+        if resp.compact_revision > 0 {
+            if let Some(w) = self.watches.get_mut(&wid) {
+                if w.resync && !w.cancelled {
+                    return self.start_resync(wid);
+                }
+            }
+        }
         let Some(w) = self.remove(wid) else { return };
         if w.cancelled {
             return; // the answer to our cancel
@@ -459,6 +494,64 @@ impl WatchHub {
             EtcdError::new(code, reason, SOURCE)
         };
         self.shared.send(w.id, Disposition::Last, Err(err));
+    }
+
+    /// The history this watch needed is gone: read what its keys hold now.
+    fn start_resync(&mut self, wid: i64) {
+        let Some(w) = self.watches.get_mut(&wid) else {
+            return;
+        };
+        w.created = false;
+        w.partial = None;
+        w.resyncing = true;
+        w.releasing = true;
+        let (key, range_end) = (w.req.key.clone(), w.req.range_end.clone());
+        self.unanswered.retain(|&x| x != wid);
+        // Frees the id for the watch's re-creation after the read.
+        self.send(RequestUnion::CancelRequest(WatchCancelRequest {
+            watch_id: wid,
+        }));
+        let (shared, tx) = (self.shared.clone(), self.resync_tx.clone());
+        tokio::spawn(async move {
+            let read = read_current(&shared, key, range_end).await;
+            let _ = tx.send((wid, read));
+        });
+    }
+
+    /// The read is in: the user gets it as one `resync` message, and the
+    /// watch carries on from the revision after it.
+    fn resynced(&mut self, wid: i64, read: Result<RangeResponse, EtcdError>) {
+        let Some(w) = self.watches.get_mut(&wid) else {
+            return; // cancelled meanwhile
+        };
+        if !w.resyncing || w.cancelled {
+            return;
+        }
+        w.resyncing = false;
+        let range = match read {
+            Ok(range) => range,
+            Err(e) => {
+                let w = self.remove(wid).expect("resyncing watch");
+                let msg = format!("resync after compaction failed: {}", e.message);
+                let err = EtcdError::new(e.code, msg, SOURCE);
+                return self.shared.send(w.id, Disposition::Last, Err(err));
+            }
+        };
+        let rev = range.header.as_ref().map_or(0, |h| h.revision);
+        w.next_rev = rev + 1;
+        self.shared.send(
+            w.id,
+            Disposition::Keep,
+            Ok(Box::new(Resync {
+                watch_id: wid,
+                range,
+            })),
+        );
+        if self.conn.is_up() {
+            let w = &self.watches[&wid];
+            self.conn.send(create_request(wid, w));
+            self.unanswered.push_back(wid);
+        }
     }
 
     fn stream_failed(&mut self, status: &Status) {
@@ -523,6 +616,77 @@ fn reassemble(partial: &mut Option<WatchResponse>, resp: WatchResponse) -> Optio
         return None;
     }
     Some(whole)
+}
+
+/// Reads `key`..`range_end` at the current revision, trying again after
+/// failures that may pass (as long as a stream would reconnect).
+async fn read_current(
+    shared: &Arc<Shared>,
+    key: Vec<u8>,
+    range_end: Vec<u8>,
+) -> Result<RangeResponse, EtcdError> {
+    use prost::Message;
+    let route = crate::routes::route("get").expect("get is a route");
+    let body: bytes::Bytes = RangeRequest {
+        key,
+        range_end,
+        ..Default::default()
+    }
+    .encode_to_vec()
+    .into();
+    let mut backoff = crate::streams::Backoff::new(shared.cfg.max_retries);
+    loop {
+        let err = match read_once(shared, &route, body.clone()).await {
+            Ok(range) => return Ok(range),
+            Err(e) => e,
+        };
+        match backoff.next_delay() {
+            Some(delay) if err.retryable() => tokio::time::sleep(delay).await,
+            _ => return Err(err),
+        }
+    }
+}
+
+async fn read_once(
+    shared: &Shared,
+    route: &crate::runtime::Route,
+    body: bytes::Bytes,
+) -> Result<RangeResponse, EtcdError> {
+    use prost::Message;
+    shared.ensure_login().await?;
+    let limit = shared.cfg.timeout;
+    let mut attempt = crate::runtime::Attempt::default();
+    let call = crate::runtime::round_trip(shared, route, body, Some(limit), &mut attempt);
+    match tokio::time::timeout(limit, call).await {
+        Err(_) => Err(EtcdError::deadline(SOURCE, limit.as_secs_f64())),
+        Ok(Err((status, generation))) => {
+            if crate::error::is_transport_failure(&status) {
+                shared.connection_failed(generation);
+            }
+            Err(EtcdError::from_status(&status, SOURCE))
+        }
+        Ok(Ok(reply)) => RangeResponse::decode(reply)
+            .map_err(|e| EtcdError::internal(format!("malformed reply: {e}"), SOURCE)),
+    }
+}
+
+/// What a resynced watch delivers: the watched keys as they are now.
+struct Resync {
+    watch_id: i64,
+    range: RangeResponse,
+}
+
+impl ToPerl for Resync {
+    fn to_perl(&self, b: &Builder) -> Hv {
+        let h = b.hv();
+        b.header(h, &self.range.header);
+        b.int(h, k!("watch_id"), self.watch_id);
+        b.flag(h, k!("created"), false);
+        b.flag(h, k!("resync"), true);
+        b.list(h, k!("kvs"), &self.range.kvs, Builder::kv);
+        b.array(h, k!("events"), b.av(0));
+        h
+    }
 }
 
 fn create_request(wid: i64, w: &Watch) -> WatchRequest {

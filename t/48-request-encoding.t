@@ -421,6 +421,9 @@ echoes('both filters, fragment off', watch => ['w', { no_put => 1, no_delete => 
        WatchCreateRequest => msg(WatchCreateRequest => key => bytes_of('w'), filters => [qw(Noput Nodelete)]));
 echoes('filters off', watch => ['w', { no_put => 0, no_delete => 0, fragment => 1 }],
        WatchCreateRequest => wmsg(key => bytes_of('w')));
+# on_compacted is the client's own business: the request stays the same
+echoes('on_compacted', watch => ['w', { on_compacted => 'resync' }],
+       WatchCreateRequest => wmsg(key => bytes_of('w')));
 
 # ---- lease -------------------------------------------------------------------
 

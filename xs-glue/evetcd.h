@@ -95,8 +95,9 @@ int evetcd_fd(const evetcd_client *c);
 /* timeout: seconds; negative for the client's timeout, 0 for none. */
 int evetcd_call(const evetcd_client *c, uint64_t id, const char *method, size_t method_len,
                 const char *body, size_t body_len, double timeout);
+/* resync: on compaction read the current state and carry on (on_compacted) */
 int evetcd_watch(const evetcd_client *c, uint64_t id, const char *body, size_t body_len,
-                 int auto_reconnect);
+                 int auto_reconnect, int resync);
 int evetcd_keepalive(const evetcd_client *c, uint64_t id, int64_t lease, int auto_reconnect);
 int evetcd_observe(const evetcd_client *c, uint64_t id, const char *name, size_t name_len,
                    int auto_reconnect);

@@ -11,7 +11,7 @@ watch(EV::Etcd c, SV *key = NULL, ...)
     int prefix = 0, prev_kv = 0, progress = 0, reconnect = 1, fragment = 1;
     char filters[2];
     STRLEN nfilters = 0;
-    int no_put = 0, no_delete = 0;
+    int no_put = 0, no_delete = 0, resync = 0;
     SV *range_end = NULL;
     I64 start = 0, watch_id = 0;
     U64 id;
@@ -30,6 +30,16 @@ watch(EV::Etcd c, SV *key = NULL, ...)
         else if (OPT_IS("no_put")) no_put = opt_true(aTHX_ v);
         else if (OPT_IS("no_delete")) no_delete = opt_true(aTHX_ v);
         else if (OPT_IS("fragment")) fragment = opt_true(aTHX_ v);
+        else if (OPT_IS("on_compacted")) {
+            STRLEN n = 0;
+            const char *s = NULL;
+            SvGETMAGIC(v);
+            if (SvOK(v) && !SvROK(v)) s = SvPV_nomg(v, n);
+            if (!SvOK(v) || (s && n == 5 && memEQ(s, "error", 5))) resync = 0;
+            else if (s && n == 6 && memEQ(s, "resync", 6)) resync = 1;
+            else croak("watch: on_compacted must be 'resync' or 'error', got %s%s%s",
+                       s ? "'" : "", s ? s : "a reference", s ? "'" : "");
+        }
         else unknown_option(aTHX_ "watch", k, klen);
     OPT_END
     pb_init(aTHX_ &b);
@@ -44,7 +54,7 @@ watch(EV::Etcd c, SV *key = NULL, ...)
     pb_int(aTHX_ &b, 7, watch_id);
     pb_int(aTHX_ &b, 8, fragment);
     id = register_cb(aTHX_ c, cb);
-    if (evetcd_watch(c->rs, id, b.p, b.len, reconnect) != 0) {
+    if (evetcd_watch(c->rs, id, b.p, b.len, reconnect, resync) != 0) {
         forget_cb(aTHX_ c, id);
         croak("watch: the request could not be started");
     }

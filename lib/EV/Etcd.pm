@@ -1063,6 +1063,32 @@ Default 1. The client puts the pieces back together, so the callback
 always sees one message per revision whichever you choose; 0 makes the
 server send each revision in one piece however large.
 
+=item on_compacted => 'resync' | 'error'
+
+What to do when the history the watch needs has been compacted away (at
+creation, or when resuming after a reconnect). C<'error'>, the default,
+ends the watch with the C<OUT_OF_RANGE> error described below.
+C<'resync'> keeps it going: the client reads the watched key or range as
+it is now and passes that to the callback as one message
+
+  {
+      resync   => 1,
+      header   => { revision => $rev, ... },  # the revision of that read
+      kvs      => [ { key => ..., value => ..., ... }, ... ],  # as get gives them
+      events   => [],
+      watch_id => $id,
+      created  => 0,
+  }
+
+and then watches on from revision C<$rev + 1>, so every change after the
+read arrives as an event, none twice. The changes in between are lost
+(that is what compaction means); C<kvs> is the state they led to, with
+deleted keys simply absent. Replace whatever you built from earlier
+events with it. The read is retried like a reconnect (C<max_retries>);
+when it cannot be done the watch ends with its error, the message
+starting C<resync after compaction failed>. Anything other than these two
+strings croaks.
+
 =item watch_id => $id
 
 Choose the watch's id yourself. Ids otherwise come from the client,
@@ -1106,7 +1132,8 @@ C<compact_revision N>, N being the oldest revision still available. It
 may follow the C<< created => 1 >> message, since etcd creates the watch
 before it discovers that the history is missing. To
 continue, read the current state with L</get> and start a new watch from
-the revision in that response's header plus one.
+the revision in that response's header plus one, or let the client do
+exactly that with C<< on_compacted => 'resync' >> (below).
 
   my $w = $etcd->watch('/jobs/', { prefix => 1 }, sub {
       my ($msg, $err) = @_;
