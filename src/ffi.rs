@@ -439,7 +439,27 @@ pub unsafe extern "C" fn evetcd_observe(
     })
 }
 
-/// Cancels stream `id` of `kind` (1 watch, 2 keepalive, 3 observe).
+/// Streams the backend snapshot to completion `id`: pieces as messages,
+/// then the size once its checksum has been checked.
+///
+/// # Safety
+/// `client` is live.
+#[no_mangle]
+pub unsafe extern "C" fn evetcd_snapshot(client: *const Client, id: u64) -> c_int {
+    // SAFETY: live client per contract.
+    let client = unsafe { &*client };
+    guard(|| {
+        if client.shared.echo_requests.load(Ordering::Relaxed) {
+            let req = crate::proto::etcdserverpb::SnapshotRequest {};
+            request_echo::answer_with(&client.shared, id, "snapshot", &req);
+            return 0;
+        }
+        client.streams.snapshot(id);
+        0
+    })
+}
+
+/// Cancels stream `id` of `kind` (1 watch, 2 keepalive, 3 observe, 4 snapshot).
 ///
 /// # Safety
 /// `client` is live.

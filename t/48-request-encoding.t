@@ -507,6 +507,8 @@ echoes('range', role_revoke_permission => ['r', 'a', 'b'],
 
 echoes('no arguments', status => [], StatusRequest => {});
 echoes('no arguments', defragment => [], DefragmentRequest => {});
+echoes('no arguments', hash => [], HashRequest => {});
+echoes('a chunk callback', snapshot => [ sub {} ], SnapshotRequest => {});
 for my $action ([GET => 'Get'], [activate => 'Activate'], [Deactivate => 'Deactivate']) {
     echoes("action $action->[0]", alarm => [$action->[0]], AlarmRequest => msg(AlarmRequest => action => $action->[1]));
 }

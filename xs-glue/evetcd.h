@@ -84,7 +84,7 @@ size_t evetcd_layout(int which, size_t *out, size_t cap);
 const char *evetcd_reply_key(size_t i, size_t *len);
 
 enum { EVETCD_KEEP = 0, EVETCD_LAST = 1 };
-enum { EVETCD_WATCH = 1, EVETCD_KEEPALIVE = 2, EVETCD_OBSERVE = 3 };
+enum { EVETCD_WATCH = 1, EVETCD_KEEPALIVE = 2, EVETCD_OBSERVE = 3, EVETCD_SNAPSHOT = 4 };
 
 evetcd_client *evetcd_new(const evetcd_config *cfg, char *err, size_t err_cap);
 void evetcd_free(evetcd_client *c);
@@ -101,6 +101,8 @@ int evetcd_watch(const evetcd_client *c, uint64_t id, const char *body, size_t b
 int evetcd_keepalive(const evetcd_client *c, uint64_t id, int64_t lease, int auto_reconnect);
 int evetcd_observe(const evetcd_client *c, uint64_t id, const char *name, size_t name_len,
                    int auto_reconnect);
+/* Streams the backend snapshot: pieces as messages, then its size. */
+int evetcd_snapshot(const evetcd_client *c, uint64_t id);
 int evetcd_cancel(const evetcd_client *c, int kind, uint64_t id, uint64_t cancel_id);
 /* Asks for a progress notification for watch `id`, delivered to its callback. */
 int evetcd_watch_progress(const evetcd_client *c, uint64_t id);

@@ -1,11 +1,14 @@
-# Maintenance service: status, alarm, defragment, hash_kv, move_leader.
+# Maintenance service: status, alarm, defragment, hash, hash_kv, move_leader,
+# and the stream behind snapshot (lib/EV/Etcd.pm writes its pieces).
 
 void
 status(EV::Etcd c, SV *cb = NULL)
   ALIAS:
     defragment = 1
+    hash = 2
   CODE:
-    call_with_strings(aTHX_ c, ix ? "defragment" : "status", cb, 0, NULL, NULL);
+    call_with_strings(aTHX_ c, ix == 1 ? "defragment" : ix == 2 ? "hash" : "status", cb, 0,
+                      NULL, NULL);
 
 void
 alarm(EV::Etcd c, SV *action = NULL, ...)
@@ -58,6 +61,22 @@ hash_kv(EV::Etcd c, ...)
     pb_init(aTHX_ &b);
     pb_int(aTHX_ &b, 1, rev);
     start_call(aTHX_ c, "hash_kv", &b, cb, NULL);
+
+SV *
+_snapshot(EV::Etcd c, SV *cb)
+  PREINIT:
+    U64 id;
+  CODE:
+    check_fork(aTHX_ c);
+    need_cb(aTHX_ cb, "snapshot");
+    id = register_cb(aTHX_ c, cb);
+    if (evetcd_snapshot(c->rs, id) != 0) {
+        forget_cb(aTHX_ c, id);
+        croak("snapshot: the request could not be started");
+    }
+    RETVAL = stream_handle(aTHX_ c, ST(0), id, EVETCD_SNAPSHOT, "EV::Etcd::Snapshot");
+  OUTPUT:
+    RETVAL
 
 void
 move_leader(EV::Etcd c, SV *target = NULL, SV *cb = NULL)

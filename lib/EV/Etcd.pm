@@ -104,6 +104,52 @@ our @ISA = ('EV::Etcd::Stream');
 package EV::Etcd::Observe;
 our @ISA = ('EV::Etcd::Stream');
 
+# The stream behind snapshot; cancelled only by snapshot itself.
+package EV::Etcd::Snapshot;
+our @ISA = ('EV::Etcd::Stream');
+
+package EV::Etcd;
+
+# snapshot($fh | $chunk_cb, $cb): the pieces the XS stream delivers are
+# written (or handed to the chunk callback) as they come; a failed write
+# ends the stream.
+sub snapshot {
+    my ($self, $target, $cb) = @_;
+    Carp::croak('callback must be a code reference (snapshot)') unless ref $cb eq 'CODE';
+    my $write;
+    if (ref $target eq 'CODE') {
+        $write = $target;
+    } elsif (defined $target && (ref $target || ref \$target eq 'GLOB')) {
+        my $fh = Scalar::Util::openhandle($target)
+            or Carp::croak('snapshot: the file handle is not open');
+        binmode $fh;
+        $write = sub { print {$fh} $_[0] or die "$!\n" };
+    } else {
+        Carp::croak('snapshot: the target must be a file handle or a code reference');
+    }
+    my ($failed, $stream);
+    my $on_piece = sub {
+        my ($msg, $err) = @_;
+        return if $failed;
+        return $cb->(undef, $err) if $err;
+        return $cb->($msg, undef) unless exists $msg->{blob};
+        return if eval { $write->($msg->{blob}); 1 };
+        (my $why = $@) =~ s/\s+\z//;
+        $failed = 1;
+        $stream->cancel(sub {});
+        undef $stream;
+        $cb->(undef, { code => 13, status => 'INTERNAL', source => 'snapshot', retryable => 0,
+                       message => "snapshot: writing the snapshot failed: $why" });
+    };
+    # (the XS side's croaks, fork or closed client, belong at our caller)
+    $stream = eval { $self->_snapshot($on_piece) };
+    unless ($stream) {
+        (my $why = $@) =~ s/ at \S+ line \d+\.\n\z//;
+        Carp::croak($why);
+    }
+    return;
+}
+
 package EV::Etcd;
 
 1;
@@ -1677,6 +1723,43 @@ A checksum of the key-value store up to C<$revision> (0 or omitted: the
 latest), for comparing members. Response: C<header>, C<hash> and
 C<compact_revision>, the revision of the last compaction (etcd reports -1
 when there has been none).
+
+=head2 hash
+
+  $etcd->hash($cb);
+
+A checksum of the member's whole backend database (every bucket, not just
+the keys; see L</hash_kv> for a checksum members can be compared by).
+Response: C<header> and C<hash>, an unsigned 32-bit number.
+
+=head2 snapshot
+
+  open my $fh, '>', '/backup/etcd.db' or die "open: $!";
+  $etcd->snapshot($fh, sub {
+      my ($resp, $err) = @_;
+      close $fh;
+      die "snapshot failed: $err->{message}\n" if $err;
+      print "saved $resp->{size} bytes\n";
+  });
+
+  $etcd->snapshot(sub { my ($piece) = @_; ... }, $cb);
+
+Copies the member's backend database, as C<etcdctl snapshot save> does.
+The first argument says where the bytes go: an open file handle (the
+client switches it to binary mode and prints each piece to it as it
+arrives) or a code reference called with each piece in turn. The
+callback runs once at the end. On success the response has C<size>, the
+number of bytes written, and C<header>. The last 32 bytes of a snapshot
+are the SHA-256 of the rest; the client checks them, and when they do not
+match the callback gets an error with status C<DATA_LOSS>, source
+C<snapshot> and a message starting C<snapshot checksum mismatch>: throw
+the file away. The bytes written, checksum included, are exactly what
+C<etcdutl snapshot restore> (or C<etcdctl snapshot restore> before etcd
+3.5) expects. A failed write to the handle (a full disk), or a chunk
+callback that dies, ends the copy at once with status C<INTERNAL> and a
+message naming the reason. A snapshot is never resumed after a
+connection failure; that failure is the callback's error. There is no
+deadline: a large database takes as long as it takes. Returns nothing.
 
 =head2 move_leader
 
