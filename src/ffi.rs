@@ -337,14 +337,7 @@ pub unsafe extern "C" fn evetcd_call(
         let Ok(method) = std::str::from_utf8(method) else {
             return REJECTED;
         };
-        // Negative: the client's timeout; 0: none; else seconds (XS checked it).
-        let deadline = if timeout < 0.0 || timeout.is_nan() {
-            CallDeadline::ClientDefault
-        } else if timeout == 0.0 {
-            CallDeadline::Unlimited
-        } else {
-            CallDeadline::After(Duration::from_secs_f64(timeout.min(1e9)))
-        };
+        let deadline = call_deadline(timeout);
         if client.call(id, method, Bytes::copy_from_slice(body), deadline) {
             0
         } else {
@@ -382,6 +375,76 @@ pub unsafe extern "C" fn evetcd_watch(
                 0
             }
             Err(_) => REJECTED,
+        }
+    })
+}
+
+/// Negative: the client's timeout; 0: none; else seconds (XS checked it).
+fn call_deadline(timeout: f64) -> CallDeadline {
+    if timeout < 0.0 || timeout.is_nan() {
+        CallDeadline::ClientDefault
+    } else if timeout == 0.0 {
+        CallDeadline::Unlimited
+    } else {
+        CallDeadline::After(Duration::from_secs_f64(timeout.min(1e9)))
+    }
+}
+
+/// Starts unary call `method` on the member named by `endpoint` (a
+/// host:port, perhaps with a scheme) instead of the current endpoint.
+/// Returns -2 when that endpoint is unusable (a message in `err`).
+///
+/// # Safety
+/// `client` is live; the buffers are readable; `err` holds `err_cap` bytes.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn evetcd_call_at(
+    client: *const Client,
+    id: u64,
+    method: *const u8,
+    method_len: usize,
+    body: *const u8,
+    body_len: usize,
+    timeout: f64,
+    endpoint: *const u8,
+    endpoint_len: usize,
+    err: *mut c_char,
+    err_cap: usize,
+) -> c_int {
+    // SAFETY: live client and readable buffers per contract.
+    let (client, method, body, endpoint) = unsafe {
+        (
+            &*client,
+            slice(method, method_len),
+            slice(body, body_len),
+            slice(endpoint, endpoint_len),
+        )
+    };
+    guard(|| {
+        let (Ok(method), Ok(endpoint)) =
+            (std::str::from_utf8(method), std::str::from_utf8(endpoint))
+        else {
+            return REJECTED;
+        };
+        if client.shared.echo_requests.load(Ordering::Relaxed) {
+            return if client.call(
+                id,
+                method,
+                Bytes::copy_from_slice(body),
+                CallDeadline::Unlimited,
+            ) {
+                0
+            } else {
+                REJECTED
+            };
+        }
+        let deadline = call_deadline(timeout);
+        match client.call_at(id, method, Bytes::copy_from_slice(body), deadline, endpoint) {
+            Ok(()) => 0,
+            Err(msg) => {
+                write_error(err, err_cap, &msg);
+                -2
+            }
         }
     })
 }

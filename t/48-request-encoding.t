@@ -508,6 +508,10 @@ echoes('range', role_revoke_permission => ['r', 'a', 'b'],
 echoes('no arguments', status => [], StatusRequest => {});
 echoes('no arguments', defragment => [], DefragmentRequest => {});
 echoes('no arguments', hash => [], HashRequest => {});
+echoes('aimed at a member', hash => [ { endpoint => '127.0.0.1:1' } ], HashRequest => {});
+echoes('aimed at a member', status => [ { endpoint => '127.0.0.1:1', timeout => 2 } ], StatusRequest => {});
+echoes('revision, aimed at a member', hash_kv => [ 31, { endpoint => '127.0.0.1:1' } ],
+       HashKvRequest => msg(HashKvRequest => revision => 31));
 echoes('a chunk callback', snapshot => [ sub {} ], SnapshotRequest => {});
 for my $action ([GET => 'Get'], [activate => 'Activate'], [Deactivate => 'Deactivate']) {
     echoes("action $action->[0]", alarm => [$action->[0]], AlarmRequest => msg(AlarmRequest => action => $action->[1]));

@@ -95,6 +95,11 @@ int evetcd_fd(const evetcd_client *c);
 /* timeout: seconds; negative for the client's timeout, 0 for none. */
 int evetcd_call(const evetcd_client *c, uint64_t id, const char *method, size_t method_len,
                 const char *body, size_t body_len, double timeout);
+/* As evetcd_call, on the member `endpoint` names; -2 (and a message in
+ * err) when that endpoint cannot be used. */
+int evetcd_call_at(const evetcd_client *c, uint64_t id, const char *method, size_t method_len,
+                   const char *body, size_t body_len, double timeout, const char *endpoint,
+                   size_t endpoint_len, char *err, size_t err_cap);
 /* resync: on compaction read the current state and carry on (on_compacted) */
 int evetcd_watch(const evetcd_client *c, uint64_t id, const char *body, size_t body_len,
                  int auto_reconnect, int resync);
