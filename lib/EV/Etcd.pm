@@ -1674,11 +1674,41 @@ authentication (run once, against a cluster without authentication):
 
 =head1 MAINTENANCE
 
-These requests go to the member the client is currently talking to.
+These requests go to the member the client is currently talking to,
+unless they name another. L</status>, L</hash>, L</hash_kv> and
+L</defragment> take an options hash with
+
+=over 4
+
+=item endpoint => 'host:port'
+
+The member to ask, in the form the C<endpoints> of L</new> take (a
+scheme is allowed, and must agree with the client's TLS setting). It need
+not be one of the client's endpoints: a program connected to one member
+can check, or defragment, each member of the cluster in turn. The call is
+made once, on a connection of its own to that member, and is never moved
+to another one: when the member cannot be reached the callback gets
+C<UNAVAILABLE>. A malformed endpoint croaks. The client's own endpoint
+list is not changed.
+
+=item timeout => $seconds
+
+The call's own deadline, as for every call (L</Per-call deadlines>).
+
+=back
+
+  for my $member (@members) {    # e.g. from member_list's client_urls
+      $etcd->status({ endpoint => $member }, sub {
+          my ($s, $err) = @_;
+          return warn "$member: $err->{message}\n" if $err;
+          printf "%s: db %d bytes, leader %s\n", $member, $s->{db_size}, $s->{leader};
+      });
+  }
 
 =head2 status
 
   $etcd->status($cb);
+  $etcd->status({ endpoint => $member }, $cb);
 
 Response: C<header>; C<version>, the server's version string;
 C<db_size>, the size of the backend database file in bytes;
@@ -1709,6 +1739,7 @@ deactivated. On etcd 3.4 this response has a header of zeros.
 =head2 defragment
 
   $etcd->defragment($cb);
+  $etcd->defragment({ endpoint => $member }, $cb);
 
 Rewrites the member's database file to give back the space freed by
 compaction. The member stalls while it does this. Response: C<header>,
@@ -1718,6 +1749,7 @@ all zeros (etcd sends none).
 
   $etcd->hash_kv($cb);
   $etcd->hash_kv($revision, $cb);
+  $etcd->hash_kv($revision, { endpoint => $member }, $cb);
 
 A checksum of the key-value store up to C<$revision> (0 or omitted: the
 latest), for comparing members. Response: C<header>, C<hash> and
@@ -1727,6 +1759,7 @@ when there has been none).
 =head2 hash
 
   $etcd->hash($cb);
+  $etcd->hash({ endpoint => $member }, $cb);
 
 A checksum of the member's whole backend database (every bucket, not just
 the keys; see L</hash_kv> for a checksum members can be compared by).
