@@ -278,7 +278,8 @@ my @i64 = (
     [ 'get', 'min_mod_revision', __LINE__, sub { $c->get('k', { min_mod_revision => $_[0] }, $_[1]) }, 'ok', 'ok' ],
     [ 'compact', 'revision', __LINE__, sub { $c->compact($_[0], $_[1]) }, $future,
       { status => 'OUT_OF_RANGE', message => qr/required revision has been compacted/ } ],
-    [ 'hash_kv', 'revision', __LINE__, sub { $c->hash_kv($_[0], $_[1]) }, $future, 'any' ],
+    # (with an options hash, so that a hash as the revision is not taken for one)
+    [ 'hash_kv', 'revision', __LINE__, sub { $c->hash_kv($_[0], {}, $_[1]) }, $future, 'any' ],
     [ 'watch', 'start_revision', __LINE__, sub { $c->watch('k', { start_revision => $_[0] }, $_[1]) }, 'ok', undef ],
     [ 'lease_revoke', 'lease id', __LINE__, sub { $c->lease_revoke($_[0], $_[1]) }, $no_lease, undef ],
     [ 'lease_time_to_live', 'lease id', __LINE__, sub { $c->lease_time_to_live($_[0], $_[1]) }, 'ok', undef ],

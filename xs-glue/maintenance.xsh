@@ -66,8 +66,9 @@ hash_kv(EV::Etcd c, ...)
     int first = 1;
   CODE:
     check_fork(aTHX_ c);
-    /* hash_kv([$revision,] [\%opt,] $cb) */
-    if (items >= 3 && !(SvROK(ST(1)) && SvTYPE(SvRV(ST(1))) == SVt_PVHV)) {
+    /* hash_kv([$revision,] [\%opt,] $cb): of two leading arguments the
+     * first is the revision; of one, a hash is the options */
+    if (items >= 4 || (items == 3 && !(SvROK(ST(1)) && SvTYPE(SvRV(ST(1))) == SVt_PVHV))) {
         rev = need_int(aTHX_ ST(1), "hash_kv", "revision");
         first = 2;
     }
