@@ -41,6 +41,9 @@ XSLoader::load('EV::Etcd', $VERSION);
     };
 }
 
+# Paging through a range at one revision (lib/EV/Etcd/RangeIterator.pm).
+sub range_iterator { require EV::Etcd::RangeIterator; EV::Etcd::RangeIterator->new(@_) }
+
 # Handles of the three streams; cancel is the same for all of them.
 package EV::Etcd::Stream;
 
