@@ -6,7 +6,7 @@ use crate::perl::{Builder, Hv, ToPerl};
 use crate::proto::authpb::permission::Type as PermType;
 use crate::proto::etcdserverpb::*;
 use crate::queue::Reply;
-use crate::runtime::{round_trip, Route, Shared};
+use crate::runtime::{round_trip, ReplyError, Route, Shared};
 use bytes::Bytes;
 use prost::Message;
 use std::sync::Arc;
@@ -32,16 +32,16 @@ pub fn disable_route(r: Route) -> Route {
 
 /// A successful login replaces the token every later call sends, and its
 /// credentials are kept for logging in again when the token goes stale.
-fn store_token(shared: &Shared, request: &Bytes, body: Bytes) -> Result<Reply, String> {
-    let resp = AuthenticateResponse::decode(body).map_err(|e| e.to_string())?;
+fn store_token(shared: &Shared, request: &Bytes, body: Bytes) -> Result<Reply, ReplyError> {
+    let resp = AuthenticateResponse::decode(body)?;
     shared.set_token(&resp.token)?;
     shared.set_credentials(request.clone());
     Ok(Box::new(resp))
 }
 
 /// With auth off etcd still rejects any token it is sent: stop sending it.
-fn forget_token(shared: &Shared, _request: &Bytes, body: Bytes) -> Result<Reply, String> {
-    let resp = AuthDisableResponse::decode(body).map_err(|e| e.to_string())?;
+fn forget_token(shared: &Shared, _request: &Bytes, body: Bytes) -> Result<Reply, ReplyError> {
+    let resp = AuthDisableResponse::decode(body)?;
     shared.clear_auth();
     Ok(Box::new(resp))
 }

@@ -9,9 +9,11 @@ use crate::proto::etcdserverpb::{
     lease_client::LeaseClient, LeaseGrantResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse,
     LeaseLeasesResponse, LeaseRevokeResponse, LeaseTimeToLiveResponse,
 };
-use crate::queue::Disposition;
-use crate::runtime::Shared;
+use crate::queue::{Disposition, Reply};
+use crate::runtime::{ReplyError, Route, Shared};
 use crate::streams::{wait_until, SharedStream, StreamEvent};
+use bytes::Bytes;
+use prost::Message;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,6 +75,25 @@ impl ToPerl for LeaseKeepAliveResponse {
 
 crate::perl::header_only_reply!(LeaseRevokeResponse);
 
+/// lease_keepalive_once: one request and one reply on the LeaseKeepAlive
+/// RPC, which on the wire is a unary call. A TTL of 0 means no such lease.
+pub fn keepalive_once_route(r: Route) -> Route {
+    Route {
+        decode: keepalive_once_reply,
+        ..r
+    }
+}
+
+fn keepalive_once_reply(_: &Shared, _request: &Bytes, body: Bytes) -> Result<Reply, ReplyError> {
+    let resp = LeaseKeepAliveResponse::decode(body)?;
+    if resp.ttl <= 0 {
+        return Err(ReplyError::Refused(Code::NotFound, LEASE_NOT_FOUND));
+    }
+    Ok(Box::new(resp))
+}
+
+const LEASE_NOT_FOUND: &str = "etcdserver: requested lease not found";
+
 pub enum KeepaliveCmd {
     Start {
         id: u64,
@@ -97,6 +118,10 @@ struct Schedule {
     ttl: i64,
     /// Completion ids of the keepalives holding this lease.
     keepers: Vec<u64>,
+    /// When the lease must be taken as lost if no reply comes first: the
+    /// last reply plus its TTL (None before the first reply, and once
+    /// the loss has been reported).
+    lost_at: Option<Instant>,
 }
 
 pub struct KeepaliveHub {
@@ -105,6 +130,8 @@ pub struct KeepaliveHub {
     keepers: HashMap<u64, Keeper>,
     leases: HashMap<i64, Schedule>,
     queue: BTreeSet<(Instant, i64)>,
+    /// Loss deadlines, earliest first (see `Schedule::lost_at`).
+    losses: BTreeSet<(Instant, i64)>,
     conn: SharedStream<LeaseKeepAliveRequest, LeaseKeepAliveResponse>,
 }
 
@@ -125,6 +152,7 @@ impl KeepaliveHub {
             keepers: HashMap::new(),
             leases: HashMap::new(),
             queue: BTreeSet::new(),
+            losses: BTreeSet::new(),
             conn: SharedStream::new(max, SOURCE),
         }
     }
@@ -137,10 +165,16 @@ impl KeepaliveHub {
             if !self.keepers.is_empty() && self.conn.can_open() {
                 self.open_stream();
             }
-            let next_due = if self.conn.is_up() {
+            let next_refresh = if self.conn.is_up() {
                 self.queue.first().map(|(at, _)| *at)
             } else {
                 None
+            };
+            // Loss deadlines run whether or not a stream is up.
+            let next_loss = self.losses.first().map(|(at, _)| *at);
+            let next_due = match (next_refresh, next_loss) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
             };
             tokio::select! {
                 cmd = self.rx.recv() => match cmd {
@@ -152,7 +186,12 @@ impl KeepaliveHub {
                     StreamEvent::Failed(status) => self.stream_failed(&status),
                     StreamEvent::Opened | StreamEvent::RetryDue | StreamEvent::Moved => {}
                 },
-                _ = wait_until(next_due) => self.refresh_due(),
+                _ = wait_until(next_due) => {
+                    if self.conn.is_up() {
+                        self.refresh_due();
+                    }
+                    self.report_losses();
+                }
             }
         }
     }
@@ -192,6 +231,44 @@ impl KeepaliveHub {
         }
     }
 
+    /// Sets the loss deadline of `lease` (None: no deadline).
+    fn set_lost_at(&mut self, lease: i64, at: Option<Instant>) {
+        if let Some(s) = self.leases.get_mut(&lease) {
+            if let Some(old) = s.lost_at {
+                self.losses.remove(&(old, lease));
+            }
+            s.lost_at = at;
+            if let Some(at) = at {
+                self.losses.insert((at, lease));
+            }
+        }
+    }
+
+    /// A lease whose last reply is older than its TTL may have expired on
+    /// the server: its keepalives hear so once, and carry on refreshing
+    /// (ticks resume if the lease turns out to be alive).
+    fn report_losses(&mut self) {
+        let now = Instant::now();
+        while let Some(&(at, lease)) = self.losses.first() {
+            if at > now {
+                break;
+            }
+            self.set_lost_at(lease, None);
+            let Some(s) = self.leases.get(&lease) else {
+                continue;
+            };
+            let msg = format!(
+                "no keepalive reply for lease {lease} within its TTL of {}s: the lease must be \
+                 assumed lost",
+                s.ttl
+            );
+            let err = EtcdError::new(Code::DeadlineExceeded, msg, SOURCE);
+            for &id in &s.keepers {
+                self.shared.send(id, Disposition::Keep, Err(err.clone()));
+            }
+        }
+    }
+
     fn command(&mut self, cmd: KeepaliveCmd) {
         match cmd {
             KeepaliveCmd::Start {
@@ -211,6 +288,7 @@ impl KeepaliveHub {
                     due: now,
                     ttl: 0,
                     keepers: Vec::new(),
+                    lost_at: None,
                 });
                 s.keepers.push(id);
                 self.reschedule(lease, now);
@@ -230,6 +308,9 @@ impl KeepaliveHub {
             s.keepers.retain(|&x| x != id);
             if s.keepers.is_empty() {
                 let due = s.due;
+                if let Some(at) = s.lost_at {
+                    self.losses.remove(&(at, k.lease));
+                }
                 self.leases.remove(&k.lease);
                 self.queue.remove(&(due, k.lease));
             }
@@ -246,21 +327,19 @@ impl KeepaliveHub {
             let keepers = s.keepers.clone();
             for id in keepers {
                 self.remove_keeper(id);
-                let err = EtcdError::new(
-                    Code::NotFound,
-                    "etcdserver: requested lease not found",
-                    SOURCE,
-                );
+                let err = EtcdError::new(Code::NotFound, LEASE_NOT_FOUND, SOURCE);
                 self.shared.send(id, Disposition::Last, Err(err));
             }
             return;
         }
         s.ttl = resp.ttl;
-        let keepers = s.keepers.clone();
-        for id in keepers {
+        for &id in &s.keepers {
             self.shared.send(id, Disposition::Keep, Ok(Box::new(resp)));
         }
-        self.reschedule(resp.id, Instant::now() + refresh_interval(resp.ttl));
+        let now = Instant::now();
+        let ttl = Duration::from_secs(resp.ttl as u64);
+        self.set_lost_at(resp.id, Some(now + ttl));
+        self.reschedule(resp.id, now + refresh_interval(resp.ttl));
     }
 
     fn stream_failed(&mut self, status: &Status) {

@@ -517,7 +517,7 @@ pub struct Route {
     pub path: &'static str,
     pub source: &'static str,
     /// Turns the reply into Perl-ready form; sees the request too.
-    pub decode: fn(&Shared, &Bytes, Bytes) -> Result<Reply, String>,
+    pub decode: fn(&Shared, &Bytes, Bytes) -> Result<Reply, ReplyError>,
     /// False for authenticate: etcd 3.4 rejects a login carrying a stale token.
     pub with_token: bool,
     /// Whether this request (its body) only reads: `retry` may repeat it
@@ -566,11 +566,41 @@ pub fn require_leader<T>(req: &mut tonic::Request<T>) {
         .insert("hasleader", MetadataValue::from_static("true"));
 }
 
-fn decode_as<T>(_: &Shared, _request: &Bytes, body: Bytes) -> Result<Reply, String>
+/// Why a reply body did not become a Perl-ready reply.
+pub enum ReplyError {
+    /// It did not decode (or made no sense): an INTERNAL error.
+    Malformed(String),
+    /// It decoded, and says the call failed, the way some of etcd's
+    /// replies do instead of a gRPC status (a keepalive's TTL of 0).
+    Refused(tonic::Code, &'static str),
+}
+
+impl std::fmt::Display for ReplyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReplyError::Malformed(m) => f.write_str(m),
+            ReplyError::Refused(_, m) => f.write_str(m),
+        }
+    }
+}
+
+impl From<prost::DecodeError> for ReplyError {
+    fn from(e: prost::DecodeError) -> Self {
+        ReplyError::Malformed(e.to_string())
+    }
+}
+
+impl From<String> for ReplyError {
+    fn from(e: String) -> Self {
+        ReplyError::Malformed(e)
+    }
+}
+
+fn decode_as<T>(_: &Shared, _request: &Bytes, body: Bytes) -> Result<Reply, ReplyError>
 where
     T: prost::Message + Default + ToPerl + Send + 'static,
 {
-    Ok(Box::new(T::decode(body).map_err(|e| e.to_string())?))
+    Ok(Box::new(T::decode(body)?))
 }
 
 /// Passes request bytes (already protobuf, encoded by the XS side) through
@@ -811,8 +841,12 @@ async fn unary_attempts(
         Err(LoginFailed(e)) => return Err(EtcdError::new(e.code, e.message, route.source)),
     };
     match outcome {
-        Ok(reply) => (route.decode)(shared, &body, reply)
-            .map_err(|e| EtcdError::internal(format!("malformed reply: {e}"), route.source)),
+        Ok(reply) => (route.decode)(shared, &body, reply).map_err(|e| match e {
+            ReplyError::Malformed(e) => {
+                EtcdError::internal(format!("malformed reply: {e}"), route.source)
+            }
+            ReplyError::Refused(code, message) => EtcdError::new(code, message, route.source),
+        }),
         Err((status, generation)) => {
             if crate::error::is_transport_failure(&status) {
                 shared.connection_failed(generation);

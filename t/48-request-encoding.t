@@ -416,6 +416,8 @@ echoes('every option, auto_reconnect off',
 echoes('ttl', lease_grant => [60], LeaseGrantRequest => msg(LeaseGrantRequest => ttl => 60));
 echoes('lease id', lease_revoke => ['9223372036854775807'],
        LeaseRevokeRequest => msg(LeaseRevokeRequest => id => '9223372036854775807'));
+echoes('lease id', lease_keepalive_once => ['9223372036854775807'],
+       LeaseKeepAliveRequest => msg(LeaseKeepAliveRequest => id => '9223372036854775807'));
 echoes('lease id', lease_time_to_live => [77], LeaseTimeToLiveRequest => msg(LeaseTimeToLiveRequest => id => 77));
 echoes('keys, with timeout', lease_time_to_live => [77, { keys => 1, timeout => 4 }],
        LeaseTimeToLiveRequest => msg(LeaseTimeToLiveRequest => id => 77, keys => 1));

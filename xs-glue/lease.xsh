@@ -20,6 +20,11 @@ lease_revoke(EV::Etcd c, SV *lease = NULL, SV *cb = NULL)
     call_with_id(aTHX_ c, "lease_revoke", cb, lease, "lease id", 1);
 
 void
+lease_keepalive_once(EV::Etcd c, SV *lease = NULL, SV *cb = NULL)
+  CODE:
+    call_with_id(aTHX_ c, "lease_keepalive_once", cb, lease, "lease id", 1);
+
+void
 lease_time_to_live(EV::Etcd c, SV *lease = NULL, ...)
   PREINIT:
     pb_buf b;

@@ -1168,11 +1168,41 @@ source C<keepalive>, message C<etcdserver: requested lease not found>, and
 the keepalive ends. Refreshing a lease that does not exist ends the same
 way.
 
+Loss is also noticed locally. When no answer has come for as long as the
+lease's TTL since the last one (the server is frozen, unreachable, or
+the connection is down and reconnecting), the lease may already have
+expired on the server, and the callback gets one error: status
+C<DEADLINE_EXCEEDED>, source C<keepalive>, a message saying that no reply
+came within the lease's TTL. This error does not end the keepalive: it
+goes on trying, and if answers resume while the lease still exists, ticks
+resume too (a lease that did expire ends with the C<NOT_FOUND> error
+instead). Treat the error as "assume the lease is gone": stop acting as
+the holder of whatever the lease guards until a tick says otherwise. The
+clock starts with the first answer; until then there is no known TTL.
+
+  my $ka = $etcd->lease_keepalive($lease_id, sub {
+      my ($resp, $err) = @_;
+      if (!$err) { $holding = 1; return }
+      $holding = 0;    # DEADLINE_EXCEEDED: maybe lost; NOT_FOUND: lost for good
+      warn "lease trouble: $err->{status}: $err->{message}\n";
+  });
+
 The only option is C<auto_reconnect> (default 1), which works as described
 under L</Reconnection>. A lease can expire while the connection is down;
 after reconnecting, that shows up as the C<NOT_FOUND> error above. As with
 watches, all keepalives of one client share a single LeaseKeepAlive
 stream.
+
+=head2 lease_keepalive_once
+
+  $etcd->lease_keepalive_once($lease_id, $cb);
+
+Refreshes a lease once, for programs that schedule their own refreshes.
+Response: C<header>, C<id>, C<ttl> (the refreshed time to live). A lease
+that does not exist (expired, revoked, never granted) gives an error with
+status C<NOT_FOUND>, source C<lease_keepalive_once>, message
+C<etcdserver: requested lease not found>. A refresh may safely be sent
+twice, so the call is retried like a read (L</Retryable errors>).
 
 =head2 EV::Etcd::Keepalive->cancel
 
