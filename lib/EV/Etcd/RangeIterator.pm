@@ -197,3 +197,28 @@ sub done      { _check_self($_[0], 'done');      $_[0]{done} }
 sub page_size { _check_self($_[0], 'page_size'); $_[0]{page_size} }
 
 1;
+
+__END__
+
+=encoding utf8
+
+=head1 NAME
+
+EV::Etcd::RangeIterator - page through a range of etcd keys at one revision
+
+=head1 SYNOPSIS
+
+  my $it = $etcd->range_iterator('/jobs/', { prefix => 1, page_size => 500 });
+  $it->next(sub {
+      my ($page, $err) = @_;
+      ...   # $page->{kvs}, $page->{header}, $page->{more}
+  });
+
+=head1 DESCRIPTION
+
+Objects of this class are made by C<range_iterator> of L<EV::Etcd>; there
+is no public constructor. Their methods (C<next>, C<revision>, C<done>,
+C<page_size>), the options and the errors are described in
+L<EV::Etcd/range_iterator>.
+
+=cut

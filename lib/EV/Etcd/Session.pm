@@ -31,12 +31,9 @@ sub _is_string {
 }
 
 # A croak from inside the client carries the location of our call to it:
-# report it at our caller's line instead.
-sub _rethrow {
-    my ($e) = @_;
-    $e =~ s/ at \S+ line \d+\.?\n\z//;
-    Carp::croak($e);
-}
+# report it at our caller's line instead, or pass it on as an error.
+sub _where_not { my ($e) = @_; $e =~ s/ at \S+ line \d+\.?\n\z//; $e }
+sub _rethrow   { Carp::croak(_where_not($_[0])) }
 
 # An error hash shaped like the client's, for what the session itself decides.
 sub _error {
@@ -66,12 +63,6 @@ sub _later {
 }
 
 sub _nothing { }
-
-sub _weak {
-    my $w = shift;
-    Scalar::Util::weaken($w);
-    return $w;
-}
 
 sub _check_self {
     my ($self, $method) = @_;
@@ -168,13 +159,13 @@ sub lease_id { _check_self($_[0], 'lease_id'); $_[0]{lease_id} }
 sub ttl      { _check_self($_[0], 'ttl');      $_[0]{granted} }
 sub client   { _check_self($_[0], 'client');   $_[0]{client} }
 sub state    { _check_self($_[0], 'state');    $_[0]{state} }
-sub registered_keys { _check_self($_[0], 'registered_keys'); sort keys %{ $_[0]{keys} } }
+sub registered_keys { _check_self($_[0], 'registered_keys'); my @k = sort keys %{ $_[0]{keys} }; @k }
 
 # --- the lease's life ------------------------------------------------------
 
 sub _grant {
     my ($self) = @_;
-    my $weak   = _weak($self);
+    Scalar::Util::weaken(my $weak = $self);
     my $client = $self->{client};
     $client->lease_grant($self->{ttl}, sub {
         my ($resp, $err) = @_;
@@ -191,12 +182,12 @@ sub _retry_grant {
     my ($self) = @_;
     my $i     = $self->{attempt}++;
     my $delay = $BACKOFF[ $i < $#BACKOFF ? $i : $#BACKOFF ];
-    my $weak  = _weak($self);
+    Scalar::Util::weaken(my $weak = $self);
     $self->{timer} = EV::timer($delay, 0, sub {
         my $s = $weak or return;
         undef $s->{timer};
         return if $s->{state} eq 'closed';
-        eval { $s->_grant; 1 } or $s->_give_up(_error("lease_grant: " . ($@ =~ s/ at \S+ line \d+\.?\n\z//r)));
+        eval { $s->_grant; 1 } or $s->_give_up(_error("lease_grant: " . _where_not($@)));
     });
     return;
 }
@@ -221,7 +212,7 @@ sub _granted {
     $self->{lease_id} = $id;
     $self->{granted}  = $resp->{ttl};
     $self->{attempt}  = 0;
-    my $weak = _weak($self);
+    Scalar::Util::weaken(my $weak = $self);
     $self->{keepalive} = eval {
         $self->{client}->lease_keepalive($id, sub {
             my (undef, $kerr) = @_;
@@ -231,7 +222,7 @@ sub _granted {
             $weak->_lost($gen, $kerr) if $kerr && $weak;
         });
     };
-    return $self->_lost($gen, _error('lease_keepalive: ' . ($@ =~ s/ at \S+ line \d+\.?\n\z//r)))
+    return $self->_lost($gen, _error('lease_keepalive: ' . _where_not($@)))
         unless $self->{keepalive};
     $self->_revoke_stale;
 
@@ -243,7 +234,7 @@ sub _granted {
 sub _put_again {
     my ($self, $gen) = @_;
     my $id   = $self->{lease_id};
-    my $weak = _weak($self);
+    Scalar::Util::weaken(my $weak = $self);
     my @keys = sort keys %{ $self->{keys} };
     my ($left, $first_err) = (scalar @keys, undef);
     my $finish = sub {
@@ -263,7 +254,7 @@ sub _put_again {
             1;
         };
         next if $ok;
-        $first_err //= _error('put: ' . ($@ =~ s/ at \S+ line \d+\.?\n\z//r));
+        $first_err //= _error('put: ' . _where_not($@));
         $finish->() unless --$left;
     }
     return;
@@ -279,7 +270,7 @@ sub _live {
             next;
         }
         next if eval { $op->[0]->($self->{lease_id}); 1 };
-        _call_user($op->[1], _error($@ =~ s/ at \S+ line \d+\.?\n\z//r));
+        _call_user($op->[1], _error_where_not($@));
     }
     return;
 }
@@ -316,7 +307,7 @@ sub _lost {
     if ($self->{rebuild}) {
         $self->{state} = 'rebuilding';
         $self->{attempt} = 0;
-        eval { $self->_grant; 1 } or $self->_give_up(_error('lease_grant: ' . ($@ =~ s/ at \S+ line \d+\.?\n\z//r)));
+        eval { $self->_grant; 1 } or $self->_give_up(_error('lease_grant: ' . _where_not($@)));
     } else {
         $self->{state} = 'lost';
         $self->{over}  = _error('lease lost');
@@ -336,14 +327,14 @@ sub _stop_keepalive {
 sub _revoke {
     my ($self, $id, $cb) = @_;
     return if eval { $self->{client}->lease_revoke($id, $cb); 1 };
-    my $err = _error('lease_revoke: ' . ($@ =~ s/ at \S+ line \d+\.?\n\z//r));
+    my $err = _error('lease_revoke: ' . _where_not($@));
     _later($cb, undef, $err);
     return;
 }
 
 sub _revoke_stale {
     my ($self) = @_;
-    my $weak = _weak($self);
+    Scalar::Util::weaken(my $weak = $self);
     for my $id (sort keys %{ $self->{stale} }) {
         next if $self->{stale}{$id} eq 'sent';
         $self->{stale}{$id} = 'sent';
@@ -380,7 +371,7 @@ sub _submit {
 # keepalive does.
 sub _watch_put {
     my ($self, $gen, $cb) = @_;
-    my $weak = _weak($self);
+    Scalar::Util::weaken(my $weak = $self);
     return sub {
         my ($resp, $err) = @_;
         $weak->_lost($gen, $err)
@@ -397,7 +388,8 @@ sub put {
     my $value = _need_string('put', 'value', $args[1]);
     # Queued calls hold the session weakly: a session dropped meanwhile
     # is not kept alive by them.
-    my ($client, $weak) = ($self->{client}, _weak($self));
+    my $client = $self->{client};
+    Scalar::Util::weaken(my $weak = $self);
     $self->_submit(sub {
         my ($id) = @_;
         $client->put($key, $value, { %$opt, lease => $id }, $weak ? $weak->_watch_put($weak->{gen}, $cb) : $cb);
@@ -466,6 +458,7 @@ sub close {
 
     $self->{state} = 'closed';
     $self->{over}  = _error('closed');
+    delete @$self{qw(on_lost on_rebuild)};    # breaks cycles through them
     $self->{gen}++;
     undef $self->{timer};
     $self->_stop_keepalive;
@@ -495,3 +488,403 @@ sub DESTROY {
 }
 
 1;
+
+__END__
+
+=encoding utf8
+
+=head1 NAME
+
+EV::Etcd::Session - a kept-alive etcd lease for keys, locks and elections
+
+=head1 SYNOPSIS
+
+  use strict;
+  use warnings;
+  use EV;
+  use EV::Etcd;
+  use EV::Etcd::Session;
+
+  my $etcd = EV::Etcd->new(endpoints => ['127.0.0.1:2379']);
+
+  my $session = EV::Etcd::Session->new(
+      client     => $etcd,
+      ttl        => 10,
+      rebuild    => 1,
+      on_lost    => sub {
+          my ($lease_id, $err) = @_;
+          warn "lease $lease_id lost ($err->{status}): stop doing leader work\n";
+      },
+      on_rebuild => sub {
+          my ($lease_id, $err) = @_;
+          warn $lease_id ? "new lease $lease_id, keys are back\n"
+                         : "giving up: $err->{message}\n";
+      },
+  );
+
+  # Registered in service discovery for as long as the process lives.
+  # Calls made before the lease exists wait for it.
+  $session->put('/services/api/host-7', '10.0.0.7:8080', sub {
+      my (undef, $err) = @_;
+      die "register: $err->{message}\n" if $err;
+  });
+
+  # One instance at a time does the nightly job.
+  $session->lock('/locks/nightly', sub {
+      my ($held, $err) = @_;
+      die "lock: $err->{message}\n" if $err;
+      # ... work ...
+      $etcd->unlock($held->{key}, sub { });
+  });
+
+  my $stop = EV::signal('INT', sub {
+      $session->close(sub { EV::break });    # revokes the lease: all of it goes
+  });
+  EV::run;
+
+=head1 DESCRIPTION
+
+Much of what one does with etcd hangs off a lease: keys that must vanish
+when their owner dies, locks, leadership. A session takes care of that
+lease. It grants one with L<EV::Etcd/lease_grant>, keeps it alive with
+L<EV::Etcd/lease_keepalive>, attaches it to the keys, locks and campaigns
+you make through it, tells you when it is lost, and, if you ask it to,
+replaces a lost lease with a new one and puts your keys back.
+
+Everything goes through the client given to L</new>; the session adds no
+connection of its own. Callbacks follow the client's conventions: the
+last argument, called with C<($resp, $err)>, exactly once, always from the
+loop and never inside the method call (for each method's own
+callback), and C<$err> is an error hash with
+C<code>, C<status>, C<message>, C<source> and C<retryable> (see
+L<EV::Etcd/The error hash>).
+
+=head1 CONSTRUCTOR
+
+=head2 new
+
+  my $session = EV::Etcd::Session->new(
+      client     => $etcd,          # required
+      ttl        => 10,             # required, seconds
+      on_lost    => sub { my ($lease_id, $err) = @_; ... },
+      rebuild    => 1,
+      on_rebuild => sub { my ($lease_id, $err) = @_; ... },
+      on_ready   => sub { my ($lease_id, $err) = @_; ... },
+  );
+
+Creates the session and asks for its lease at once; C<new> itself
+returns before the answer, with the session in state C<granting>. Options
+are name/value pairs:
+
+=over 4
+
+=item client => $etcd
+
+The L<EV::Etcd> client to use. Required.
+
+=item ttl => $seconds
+
+The time to live to ask for, a positive integer. etcd may grant more
+(its minimum is a few seconds); L</ttl> says what it granted. The session
+refreshes the lease every third of the TTL. Required.
+
+=item on_lost => sub { my ($lease_id, $err) = @_; ... }
+
+Called once for each lease the session loses, with the lease id and the
+error that showed the loss (see L</LOSING THE LEASE>). By the time it
+runs, the session has stopped refreshing that lease and considers
+everything attached to it gone.
+
+=item rebuild => 0 | 1
+
+Whether to replace a lost lease (see L</REBUILDING>). Default 0: a lost
+lease ends the session.
+
+=item on_rebuild => sub { my ($lease_id, $err) = @_; ... }
+
+Called at the end of each rebuild. See L</REBUILDING> for its arguments.
+
+=item on_ready => sub { my ($lease_id, $err) = @_; ... }
+
+Called once the first lease exists, or once it is clear that there will
+be none. The same as calling L</ready> right after C<new>.
+
+=back
+
+The callbacks are optional; each must be a code reference, undef meaning
+none. An exception thrown by one of them is passed to C<$EV::DIED>, like
+one from any callback, and does not disturb the session.
+
+=head1 METHODS
+
+=head2 put
+
+  $session->put($key, $value, $cb);
+  $session->put($key, $value, { prev_kv => 1, timeout => 5 }, $cb);
+
+Stores the key with the session's lease attached, so it goes when the
+lease goes, and registers it (the key with this value) for a rebuild to
+put back. The callback gets what L<EV::Etcd/put> gives. The options are
+those of that C<put> other than the ones about leases: C<prev_kv> and
+C<timeout>; C<lease>, C<ignore_lease> and C<ignore_value> croak, since
+the session decides the lease, and so does any other name.
+
+The registration happens when C<put> is called and keeps the latest value
+given for each key, whatever the outcome of the call; L</delete> removes
+it. A put refused because the lease no longer exists (C<NOT_FOUND>,
+C<etcdserver: requested lease not found>) counts as a loss of the lease,
+even before the keepalive reports it.
+
+=head2 delete
+
+  $session->delete($key, $cb);
+  $session->delete($key, { prev_kv => 1 }, $cb);
+
+Unregisters the key and deletes it, answering as L<EV::Etcd/delete> does
+(options C<prev_kv> and C<timeout>). As it needs no lease, it is sent
+even when the session is over; it waits only behind calls that are
+waiting for a lease, so that it cannot overtake a C<put> of the same key.
+
+=head2 lock
+
+  $session->lock($name, $cb);
+  $session->lock($name, { timeout => 0 }, $cb);
+
+L<EV::Etcd/lock> with the session's lease: the lock is released when you
+unlock it (C<< $etcd->unlock($resp->{key}, ...) >>), when the session is
+closed, or when the lease is lost. The only option is C<timeout>, as for
+the client's C<lock>. A lock is not taken again by a rebuild: after
+C<on_lost>, ask for it anew if you still want it. Read the caveats of
+L<EV::Etcd/lock> about a lease lost while a request is waiting in line.
+
+=head2 campaign
+
+  $session->campaign($election, $value, $cb);
+  $session->campaign($election, $value, { timeout => 0 }, $cb);
+
+L<EV::Etcd/election_campaign> with the session's lease. Resign with
+C<< $etcd->election_resign($resp->{leader}, ...) >>; leadership also ends
+with the session's lease (close, loss), and a rebuild does not campaign
+again.
+
+=head2 ready
+
+  $session->ready(sub { my ($lease_id, $err) = @_; ... });
+
+Calls back with the lease id once the session has a live lease: on the
+next turn of the loop if it has one now, otherwise when the grant (or the
+rebuild) succeeds. When the session cannot get one, because it is over
+or becomes so, the callback gets C<(undef, $err)> instead.
+
+=head2 close
+
+  $session->close;
+  $session->close(sub { my ($resp, $err) = @_; ... });
+
+Ends the session: stops the keepalive and revokes the lease, which
+deletes the session's keys and releases its locks and leadership at
+once, for everybody. The callback, which is optional, gets the answer of
+L<EV::Etcd/lease_revoke>; if the lease was already gone, that is a
+C<NOT_FOUND> error. A session without a lease at that moment (lost, or
+still retrying a grant) answers C<({}, undef)>, and if a grant is under
+way its lease is revoked as soon as it arrives, before the callback.
+Calls waiting for a lease get the C<session: closed> error. Closing again
+answers C<({}, undef)>. C<on_lost> is not called for a lease that is
+closed; the session lets go of C<on_lost> and C<on_rebuild> (see
+L</LIFETIME>).
+
+=head2 Accessors
+
+=over 4
+
+=item lease_id
+
+The id of the live lease, or undef when there is none (before the first
+grant, during a rebuild, after a loss or a close).
+
+=item ttl
+
+The time to live etcd granted to the latest lease; undef before the first
+grant.
+
+=item state
+
+One of C<granting> (waiting for the first lease), C<live>, C<rebuilding>
+(a lost lease is being replaced), C<lost> (over after a loss), C<failed>
+(over: the first lease could not be had) and C<closed>.
+
+=item registered_keys
+
+The keys a rebuild would put back, sorted.
+
+=item client
+
+The client given to L</new>.
+
+=back
+
+=head1 CALLS MADE WITHOUT A LEASE
+
+C<put>, C<lock>, C<campaign>, C<delete> and C<ready> called while the
+session waits for a lease (state C<granting> or C<rebuilding>) are kept,
+in order, and sent as soon as the lease exists. If it never comes, they
+get the error that explains why. On a session that is over, C<put>,
+C<lock> and C<campaign> send nothing and call back, from the loop, with
+an error:
+
+=over 4
+
+=item *
+
+after a loss without rebuild: C<session: lease lost>;
+
+=item *
+
+after C<close>: C<session: closed>;
+
+=item *
+
+when the first grant failed, or a rebuild gave up: the error
+C<lease_grant> gave.
+
+=back
+
+The session's own errors are shaped like the client's:
+
+  { code => 9, status => 'FAILED_PRECONDITION', message => 'session: lease lost',
+    source => 'session', retryable => 0 }
+
+A lease that could never be granted leaves the session in state
+C<failed>. Without C<rebuild>, any failure of the first C<lease_grant>
+does that; with C<< rebuild => 1 >>, retryable failures (the server
+cannot be reached: C<UNAVAILABLE>, C<DEADLINE_EXCEEDED>) are tried again
+as described under L</REBUILDING>, and only other errors (a permission
+refused, say) end the session.
+
+=head1 LOSING THE LEASE
+
+The session takes its lease to be lost when its keepalive reports an
+error, which can be:
+
+=over 4
+
+=item *
+
+C<NOT_FOUND>: the lease has expired or was revoked (by another client, an
+administrator, or C<lease_revoke> on the same client);
+
+=item *
+
+C<DEADLINE_EXCEEDED>: no answer to the refreshes for as long as the
+lease's TTL (a frozen or unreachable server, a connection that takes too
+long to come back), so the lease may have expired on the server; the
+session does not wait to find out;
+
+=item *
+
+any other error that ends the keepalive, for instance C<UNAVAILABLE>
+after the client's reconnection attempts (C<max_retries>) ran out.
+
+=back
+
+A C<put> through the session refused with C<NOT_FOUND> for the lease is a
+loss as well. On a loss the session stops the keepalive, revokes the
+lease (should the server still have it, so that its keys, locks and
+leadership do not stay behind; a revoke that cannot get through is tried
+again after the next successful grant), and calls C<on_lost> once, with
+the lease id and the error. Without C<rebuild> the session is then over
+(state C<lost>).
+
+=head1 REBUILDING
+
+With C<< rebuild => 1 >>, a lost lease is replaced: the session asks for
+a new one right away and, as long as the server cannot be reached (the
+grant fails with a retryable error), asks again after 0.5, 1, 2, 4 and
+then every 5 seconds, without end, until it gets one or is closed. Once
+the new lease exists, the session starts keeping it alive, puts every
+registered key again with its latest value under the new lease, waits
+for those puts, sends the calls that were waiting, and then calls
+C<on_rebuild>:
+
+=over 4
+
+=item C<($new_lease_id, undef)>
+
+rebuilt; all registered keys are back.
+
+=item C<($new_lease_id, $err)>
+
+rebuilt, but putting at least one key again failed; C<$err> is the first
+such failure as L<EV::Etcd/put> gave it. The keys stay registered.
+
+=item C<(undef, $err)>
+
+the grant failed in a way that retrying cannot fix; the session is over
+(state C<lost>) and C<$err> is the error of C<lease_grant>.
+
+=back
+
+Only keys come back. Locks and leadership belonged to the old lease and
+went with it: take them again from C<on_lost> or C<on_rebuild> if you
+want them. Keys are put back with the plain C<put> semantics, so a key
+that someone else wrote since the loss is overwritten.
+
+=head1 LIFETIME
+
+A session holds its client (which therefore lives at least as long), and
+while it has a live lease, the keepalive keeps C<EV::run> running; a
+rebuild waiting to try again does too. Close the session to let the loop
+end.
+
+The session's own callbacks refer to it weakly, so the client does not
+keep it alive: dropping the last reference to a session closes it, as
+C<close> without a callback does (the lease is revoked), and a session
+dropped before its first grant arrives revokes that lease when it comes.
+At program exit (global destruction) nothing is sent and the lease simply
+expires after its TTL.
+
+Your own callbacks (C<on_lost>, C<on_rebuild>, C<on_ready>) are stored in
+the session. One that mentions the session variable makes a cycle: the
+session holds the callback, the callback holds the session, and dropping
+your variable then frees neither, so the lease lives on. Either let the
+callback use a weak copy:
+
+  use Scalar::Util qw(weaken);
+  my $weak;
+  my $session = EV::Etcd::Session->new(
+      client     => $etcd,
+      ttl        => 10,
+      rebuild    => 1,
+      on_rebuild => sub {
+          my ($lease_id) = @_;
+          $weak->lock('/locks/job', sub { }) if $weak && $lease_id;
+      },
+  );
+  weaken($weak = $session);
+
+or end the session with L</close>, which also lets go of those callbacks
+and so breaks the cycle.
+
+=head1 BAD ARGUMENTS
+
+Bad arguments croak at the line that made the call, before anything is
+sent:
+
+  EV::Etcd::Session->new: client must be an EV::Etcd object, got undef
+  EV::Etcd::Session->new: ttl must be a positive integer, got '0'
+  EV::Etcd::Session->new: unknown option 'tll'
+  EV::Etcd::Session->new: on_lost must be a code reference
+  callback must be a code reference (session put)
+  session put: key must be defined
+  session put: lease is not an option here: the session attaches its own lease
+  session lock: unknown option 'ttl'
+
+When the call is sent at once (the session is live), a croak of the
+client's own method, for instance on a client that was closed, comes
+from the session's method, at the same line.
+
+=head1 SEE ALSO
+
+L<EV::Etcd>, in particular its LEASE, LOCK and ELECTION sections.
+
+=cut
