@@ -85,7 +85,7 @@ sub scall {
     ok run_until(sub { @{ $rec->{ready} } && @put == 2 && @lock }, 10), 'granted; the queued calls ran';
     my $id = $s->lease_id;
     like $id, qr/^[1-9][0-9]*$/, 'lease_id once granted';
-    is_deeply $rec->{ready}, [ [ $id ] ], 'on_ready once, with the lease id';
+    is_deeply $rec->{ready}, [ [ $id, undef ] ], 'on_ready once, with the lease id and no error';
     is $s->state, 'live', 'state live';
     is $s->ttl, 2, 'ttl: the granted TTL';
     ok !$put[0][1] && !$put[1][1], 'both puts succeeded' or diag explain \@put;
@@ -207,7 +207,8 @@ sub scall {
         'the registered keys (and the one put meanwhile) carry the new lease';
     is ok_call($o, 'get', '/s3/b')->{kvs}[0]{value}, 'B2', 'with their latest values';
     is ok_call($o, 'get', '/s3/c')->{count}, 0, 'a deleted key is not put again';
-    ok $during && !$during->[1], 'the put made during the rebuild succeeded';
+    ok run_until(sub { $during }, 10), 'the put made during the rebuild is answered';
+    ok !$during->[1], '... without error' or diag explain $during;
     pause(4.5);
     cmp_ok ok_call($o, 'lease_time_to_live', $new)->{ttl}, '>', 0, 'the new lease is kept alive';
     is scalar(@{ $rec->{lost} }), 1, 'on_lost once';
@@ -246,13 +247,18 @@ sub scall {
 }
 
 # --- server frozen past the TTL: local loss ----------------------------------------------
+# The rebuilding session has had keepalive replies before the freeze: its
+# keepalive reports the silence. The other is frozen right after its grant,
+# maybe before any reply: then the session's own clock does.
 {
     my $f = EV::Etcd->new(endpoints => [ $srv->endpoint ], timeout => 2);
-    my $plain = rec_session(client => $f);
-    my $rb    = rec_session(client => $f, rebuild => 1);
-    ok run_until(sub { @{ $plain->{ready} } && @{ $rb->{ready} } }, 10), 'two sessions ready';
-    scall($plain->{session}, 'put', '/s5/plain', 'P');
+    my $rb = rec_session(client => $f, rebuild => 1);
+    ok run_until(sub { @{ $rb->{ready} } }, 10), 'a session ready';
     scall($rb->{session}, 'put', '/s5/rebuilt', 'R');
+    pause(1);    # a refresh is answered every 2/3 s
+    my $plain = rec_session(client => $f);
+    ok run_until(sub { @{ $plain->{ready} } }, 10), 'another session ready';
+    scall($plain->{session}, 'put', '/s5/plain', 'P');
     my ($old_plain, $old_rb) = map { $_->{session}->lease_id } $plain, $rb;
 
     kill 'STOP', $srv->pid;
@@ -260,12 +266,17 @@ sub scall {
     my $lost = run_until(sub { @{ $plain->{lost} } && @{ $rb->{lost} } }, 20);
     my $frozen = time - $t0;
     kill 'CONT', $srv->pid;
-    ok $lost, 'both sessions report the loss while the server is frozen';
-    diag sprintf 'frozen for %.1fs', $frozen;
+    ok $lost, 'both sessions report the loss while the server is frozen'
+        or diag sprintf 'plain: %d on_lost, state %s, lease %s has %s s left; rebuild: %d on_lost, state %s',
+            scalar @{ $plain->{lost} }, $plain->{session}->state, $old_plain,
+            ok_call($o, 'lease_time_to_live', $old_plain)->{ttl}, scalar @{ $rb->{lost} }, $rb->{session}->state;
     for my $r ($plain, $rb) {
-        my $e = $r->{lost}[0][1] // {};
-        is $e->{status}, 'DEADLINE_EXCEEDED', 'the keepalive\'s local loss: DEADLINE_EXCEEDED';
-        is $e->{source}, 'keepalive', 'source keepalive';
+        my $e = @{ $r->{lost} } ? $r->{lost}[0][1] : {};
+        is $e->{status}, 'DEADLINE_EXCEEDED', 'no reply within the TTL: DEADLINE_EXCEEDED';
+        like $e->{source} // '', qr/^(?:keepalive|session)$/, 'reported by the keepalive or the session';
+        like $e->{message} // '', qr/within .*TTL/, 'saying so';
+        is $e->{retryable}, 1, 'retryable, as DEADLINE_EXCEEDED always is';
+        diag sprintf 'frozen %.1fs; %s', $frozen, $e->{message} // '-';
     }
     is $plain->{lost}[0][0], $old_plain, 'on_lost with the lost lease id';
     is $plain->{session}->state, 'lost', 'without rebuild the session is over';
@@ -321,6 +332,25 @@ sub scall {
     is_deeply [ scall($rrec->{session}, 'close') ], [ {}, undef ], 'close while retrying: ({}, undef)';
     is scalar(@{ $rrec->{ready} }), 1, 'on_ready then hears the close';
     is_session_error($rrec->{ready}[0][1], 'session: closed', '... as a session error');
+}
+
+# --- callbacks that die ----------------------------------------------------------------
+{
+    my @died;
+    local $EV::DIED = sub { push @died, $@ };
+    my ($readies, $rebuilt) = (0, 0);
+    my $s = EV::Etcd::Session->new(client => $c, ttl => 2, rebuild => 1,
+        on_ready   => sub { $readies++; die "ready boom\n" },
+        on_lost    => sub { die "lost boom\n" },
+        on_rebuild => sub { $rebuilt++ });
+    my ($r, $e) = scall($s, 'put', '/s9/k', 'v');    # queued behind on_ready
+    ok !$e, 'a dying on_ready does not stop the calls queued behind it';
+    is $readies, 1, 'on_ready called once';
+    ok_call($o, 'lease_revoke', $s->lease_id);
+    ok run_until(sub { $rebuilt }, 15), 'a dying on_lost does not stop the rebuild';
+    is_deeply \@died, [ "ready boom\n", "lost boom\n" ], 'their exceptions went to $EV::DIED';
+    is lease_of('/s9/k'), "" . $s->lease_id, 'the key is back';
+    scall($s, 'close');
 }
 
 # --- bad arguments ----------------------------------------------------------------------

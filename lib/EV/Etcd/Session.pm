@@ -42,6 +42,15 @@ sub _error {
              source => 'session', retryable => 0 };
 }
 
+# The loss the session detects itself: no reply at all to a new lease's
+# keepalive within the lease's TTL.
+sub _silent {
+    my ($ttl) = @_;
+    return { code => 4, status => 'DEADLINE_EXCEEDED', source => 'session', retryable => 1,
+             message => "session: no keepalive reply within the lease's TTL of ${ttl}s since it "
+                      . 'was granted: the lease must be assumed lost' };
+}
+
 # Runs a user's callback from inside the session's own machinery: an
 # exception goes to $EV::DIED, as it would for a callback EV calls, and
 # does not stop the session's work.
@@ -144,7 +153,8 @@ sub new {
         keys       => {},          # registered key => value
         stale      => {},          # lost lease ids still to revoke
         attempt    => 0,
-        timer      => undef,
+        timer      => undef,       # the next grant attempt of a rebuild
+        watchdog   => undef,       # loss of a lease whose keepalive never answered
         closing    => [],          # close callbacks waiting for a grant in flight
         over       => undef,       # the error calls get once the session is over
     }, $class;
@@ -167,11 +177,12 @@ sub _grant {
     my ($self) = @_;
     Scalar::Util::weaken(my $weak = $self);
     my $client = $self->{client};
+    my $sent   = EV::time();
     $client->lease_grant($self->{ttl}, sub {
         my ($resp, $err) = @_;
         # The session went away while waiting: nobody will keep this lease
         # alive, so do not leave it (and what gets attached to it) behind.
-        return $weak->_granted($resp, $err) if $weak;
+        return $weak->_granted($resp, $err, $sent) if $weak;
         $client->lease_revoke($resp->{id}, \&_nothing) if $resp;
     });
     $self->{granting} = 1;
@@ -193,7 +204,7 @@ sub _retry_grant {
 }
 
 sub _granted {
-    my ($self, $resp, $err) = @_;
+    my ($self, $resp, $err, $sent) = @_;
     $self->{granting} = 0;
     if ($self->{state} eq 'closed') {
         # closed while the grant was under way: give the lease straight back
@@ -213,13 +224,23 @@ sub _granted {
     $self->{granted}  = $resp->{ttl};
     $self->{attempt}  = 0;
     Scalar::Util::weaken(my $weak = $self);
+    # The keepalive notices a silent server only once it has had a first
+    # reply. Until then the session watches the clock itself: without a
+    # refresh the server expires the lease one TTL after granting it.
+    my $ttl = $resp->{ttl} > 0 ? $resp->{ttl} : $self->{ttl};
+    my $wait = $sent + $ttl - EV::time();
+    $self->{watchdog} = EV::timer($wait > 0 ? $wait : 0, 0, sub {
+        $weak->_lost($gen, _silent($ttl)) if $weak;
+    });
     $self->{keepalive} = eval {
         $self->{client}->lease_keepalive($id, sub {
             my (undef, $kerr) = @_;
+            my $s = $weak or return;
             # Every error of the keepalive means the lease is, or must be
             # taken to be, gone: NOT_FOUND (expired or revoked), the end of
             # the stream, or no reply within the TTL (DEADLINE_EXCEEDED).
-            $weak->_lost($gen, $kerr) if $kerr && $weak;
+            return $s->_lost($gen, $kerr) if $kerr;
+            undef $s->{watchdog} if $s->{gen} == $gen;
         });
     };
     return $self->_lost($gen, _error('lease_keepalive: ' . _where_not($@)))
@@ -298,6 +319,7 @@ sub _lost {
     return unless $self->{state} eq 'live' || $self->{state} eq 'rebuilding';
     my $old = delete $self->{lease_id};
     $self->{gen}++;    # late answers about the old lease no longer count
+    undef $self->{watchdog};
     $self->_stop_keepalive;
     # Make sure: the keys, locks and leadership of a lease we stopped
     # keeping alive must not linger. A revoke that cannot get through is
@@ -443,9 +465,15 @@ sub ready {
     _check_self($self, 'ready');
     Carp::croak('callback must be a code reference (session ready)') unless ref $cb eq 'CODE';
     my $state = $self->{state};
-    if    ($state eq 'live')                                { _later($cb, $self->{lease_id}, undef) }
-    elsif ($state eq 'granting' || $state eq 'rebuilding') { push @{ $self->{queue} }, [ $cb, sub { $cb->(undef, @_) } ] }
-    else                                                    { _later($cb, undef, $self->{over}) }
+    if ($state eq 'live') {
+        _later($cb, $self->{lease_id}, undef);
+    } elsif ($state eq 'granting' || $state eq 'rebuilding') {
+        # through _call_user: a callback that dies is not called a second
+        # time with an error
+        push @{ $self->{queue} }, [ sub { _call_user($cb, $_[0], undef) }, sub { $cb->(undef, @_) } ];
+    } else {
+        _later($cb, undef, $self->{over});
+    }
     return;
 }
 
@@ -461,6 +489,7 @@ sub close {
     delete @$self{qw(on_lost on_rebuild)};    # breaks cycles through them
     $self->{gen}++;
     undef $self->{timer};
+    undef $self->{watchdog};
     $self->_stop_keepalive;
     %{ $self->{keys} } = ();
     $self->_fail_queue($self->{over});
@@ -786,6 +815,15 @@ any other error that ends the keepalive, for instance C<UNAVAILABLE>
 after the client's reconnection attempts (C<max_retries>) ran out.
 
 =back
+
+The keepalive can only time a silence once it has heard a first reply,
+so the session covers the moments before that itself: when a new
+lease's keepalive has not answered at all within the lease's TTL,
+counted from the moment the grant was asked for (when the server's clock
+for the lease started at the latest), the lease is lost with this error:
+
+  { code => 4, status => 'DEADLINE_EXCEEDED', source => 'session', retryable => 1,
+    message => "session: no keepalive reply within the lease's TTL of 10s since it was granted: ..." }
 
 A C<put> through the session refused with C<NOT_FOUND> for the lease is a
 loss as well. On a loss the session stops the keepalive, revokes the
