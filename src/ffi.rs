@@ -52,6 +52,7 @@ pub struct EvetcdConfig {
     pub keepalive_time: f64,
     pub keepalive_timeout: f64,
     pub auto_sync_interval: f64,
+    pub watch_probe_interval: f64,
     pub retry: u32,
 }
 
@@ -86,6 +87,7 @@ impl Default for EvetcdConfig {
             keepalive_time: 10.0,
             keepalive_timeout: 5.0,
             auto_sync_interval: 0.0,
+            watch_probe_interval: 0.0,
             retry: 0,
         }
     }
@@ -112,7 +114,8 @@ impl EvetcdConfig {
             health_interval, token, token_len, on_request, max_recv_size, max_send_size,
             username, username_len, password, password_len, tls, tls_ca_file, tls_ca_file_len,
             tls_cert_file, tls_cert_file_len, tls_key_file, tls_key_file_len, tls_server_name,
-            tls_server_name_len, keepalive_time, keepalive_timeout, auto_sync_interval, retry)
+            tls_server_name_len, keepalive_time, keepalive_timeout, auto_sync_interval,
+            watch_probe_interval, retry)
     }
 }
 
@@ -263,6 +266,8 @@ pub unsafe extern "C" fn evetcd_new(
             retry: cfg.retry,
             auto_sync: (cfg.auto_sync_interval > 0.0)
                 .then(|| Duration::from_secs_f64(cfg.auto_sync_interval)),
+            watch_probe: (cfg.watch_probe_interval > 0.0)
+                .then(|| Duration::from_secs_f64(cfg.watch_probe_interval)),
             // 0 switches pings off; XS fills in the defaults.
             keepalive: (cfg.keepalive_time > 0.0).then(|| {
                 (
@@ -332,14 +337,7 @@ pub unsafe extern "C" fn evetcd_call(
         let Ok(method) = std::str::from_utf8(method) else {
             return REJECTED;
         };
-        // Negative: the client's timeout; 0: none; else seconds (XS checked it).
-        let deadline = if timeout < 0.0 || timeout.is_nan() {
-            CallDeadline::ClientDefault
-        } else if timeout == 0.0 {
-            CallDeadline::Unlimited
-        } else {
-            CallDeadline::After(Duration::from_secs_f64(timeout.min(1e9)))
-        };
+        let deadline = call_deadline(timeout);
         if client.call(id, method, Bytes::copy_from_slice(body), deadline) {
             0
         } else {
@@ -359,6 +357,7 @@ pub unsafe extern "C" fn evetcd_watch(
     body: *const u8,
     body_len: usize,
     auto_reconnect: c_int,
+    resync: c_int,
 ) -> c_int {
     // SAFETY: live client and readable buffer per contract.
     let (client, body) = unsafe { (&*client, slice(body, body_len)) };
@@ -370,10 +369,82 @@ pub unsafe extern "C" fn evetcd_watch(
         }
         match WatchCreateRequest::decode(body) {
             Ok(req) => {
-                client.streams.watch(id, req, auto_reconnect != 0);
+                client
+                    .streams
+                    .watch(id, req, auto_reconnect != 0, resync != 0);
                 0
             }
             Err(_) => REJECTED,
+        }
+    })
+}
+
+/// Negative: the client's timeout; 0: none; else seconds (XS checked it).
+fn call_deadline(timeout: f64) -> CallDeadline {
+    if timeout < 0.0 || timeout.is_nan() {
+        CallDeadline::ClientDefault
+    } else if timeout == 0.0 {
+        CallDeadline::Unlimited
+    } else {
+        CallDeadline::After(Duration::from_secs_f64(timeout.min(1e9)))
+    }
+}
+
+/// Starts unary call `method` on the member named by `endpoint` (a
+/// host:port, perhaps with a scheme) instead of the current endpoint.
+/// Returns -2 when that endpoint is unusable (a message in `err`).
+///
+/// # Safety
+/// `client` is live; the buffers are readable; `err` holds `err_cap` bytes.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn evetcd_call_at(
+    client: *const Client,
+    id: u64,
+    method: *const u8,
+    method_len: usize,
+    body: *const u8,
+    body_len: usize,
+    timeout: f64,
+    endpoint: *const u8,
+    endpoint_len: usize,
+    err: *mut c_char,
+    err_cap: usize,
+) -> c_int {
+    // SAFETY: live client and readable buffers per contract.
+    let (client, method, body, endpoint) = unsafe {
+        (
+            &*client,
+            slice(method, method_len),
+            slice(body, body_len),
+            slice(endpoint, endpoint_len),
+        )
+    };
+    guard(|| {
+        let (Ok(method), Ok(endpoint)) =
+            (std::str::from_utf8(method), std::str::from_utf8(endpoint))
+        else {
+            return REJECTED;
+        };
+        if client.shared.echo_requests.load(Ordering::Relaxed) {
+            return if client.call(
+                id,
+                method,
+                Bytes::copy_from_slice(body),
+                CallDeadline::Unlimited,
+            ) {
+                0
+            } else {
+                REJECTED
+            };
+        }
+        let deadline = call_deadline(timeout);
+        match client.call_at(id, method, Bytes::copy_from_slice(body), deadline, endpoint) {
+            Ok(()) => 0,
+            Err(msg) => {
+                write_error(err, err_cap, &msg);
+                -2
+            }
         }
     })
 }
@@ -431,7 +502,27 @@ pub unsafe extern "C" fn evetcd_observe(
     })
 }
 
-/// Cancels stream `id` of `kind` (1 watch, 2 keepalive, 3 observe).
+/// Streams the backend snapshot to completion `id`: pieces as messages,
+/// then the size once its checksum has been checked.
+///
+/// # Safety
+/// `client` is live.
+#[no_mangle]
+pub unsafe extern "C" fn evetcd_snapshot(client: *const Client, id: u64) -> c_int {
+    // SAFETY: live client per contract.
+    let client = unsafe { &*client };
+    guard(|| {
+        if client.shared.echo_requests.load(Ordering::Relaxed) {
+            let req = crate::proto::etcdserverpb::SnapshotRequest {};
+            request_echo::answer_with(&client.shared, id, "snapshot", &req);
+            return 0;
+        }
+        client.streams.snapshot(id);
+        0
+    })
+}
+
+/// Cancels stream `id` of `kind` (1 watch, 2 keepalive, 3 observe, 4 snapshot).
 ///
 /// # Safety
 /// `client` is live.
@@ -450,6 +541,21 @@ pub unsafe extern "C" fn evetcd_cancel(
             0
         }
         None => REJECTED,
+    })
+}
+
+/// Asks the server for a progress notification for watch `id`; it reaches
+/// that watch's callback as a message without events.
+///
+/// # Safety
+/// `client` is live.
+#[no_mangle]
+pub unsafe extern "C" fn evetcd_watch_progress(client: *const Client, id: u64) -> c_int {
+    // SAFETY: live client per contract.
+    let client = unsafe { &*client };
+    guard(|| {
+        client.streams.watch_progress(id);
+        0
     })
 }
 

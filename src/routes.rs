@@ -100,6 +100,7 @@ table! {
     "status" => StatusRequest => StatusResponse, "/etcdserverpb.Maintenance/Status", read_only, local;
     "alarm" => AlarmRequest => AlarmResponse, "/etcdserverpb.Maintenance/Alarm", crate::maintenance::alarm_route, local;
     "defragment" => DefragmentRequest => DefragmentResponse, "/etcdserverpb.Maintenance/Defragment", local;
+    "hash" => HashRequest => HashResponse, "/etcdserverpb.Maintenance/Hash", read_only, local;
     "hash_kv" => HashKvRequest => HashKvResponse, "/etcdserverpb.Maintenance/HashKV", read_only, local;
     "move_leader" => MoveLeaderRequest => MoveLeaderResponse, "/etcdserverpb.Maintenance/MoveLeader", local;
     // Cluster
@@ -206,6 +207,8 @@ mod tests {
             "_cancel_stream",
             "_crash_streams_for_testing",
             "_echo_requests_for_testing",
+            "_watch_progress",
+            "_snapshot",
             "new",
         ];
         let xs = xs_methods();

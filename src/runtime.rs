@@ -9,6 +9,7 @@ use crate::queue::{
 };
 use crate::tls::{TlsConnector, TlsOptions, TlsSettings};
 use bytes::{Buf, BufMut, Bytes};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -41,6 +42,8 @@ pub struct Config {
     pub keepalive: Option<(Duration, Duration)>,
     /// Refresh the endpoint list from member_list this often.
     pub auto_sync: Option<Duration>,
+    /// Probe an idle watch stream with a progress request this often.
+    pub watch_probe: Option<Duration>,
     /// `retry`: how often a failed call may be repeated (see `may_repeat`).
     pub retry: u32,
 }
@@ -163,6 +166,8 @@ pub struct Shared {
     /// Set by the test hook `_echo_requests_for_testing`: calls and
     /// streams are answered with their decoded request and never sent.
     pub echo_requests: AtomicBool,
+    /// Channels to members named by a call's `endpoint` option.
+    members: Mutex<HashMap<String, Channel>>,
 }
 
 /// What a round trip used: the endpoint and the token's generation.
@@ -213,6 +218,47 @@ impl Shared {
         c.index = (c.index + 1) % c.list.targets.len();
         c.generation += 1;
         c.channel = make_channel(&c.list.targets[c.index]);
+    }
+
+    /// After a stream found its connection dead (no answer at all, though
+    /// the socket looks open): a fresh connection, to the next endpoint
+    /// when there are several, else to the same one again.
+    pub fn connection_dead(&self, generation: u64) {
+        let mut c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        if c.generation != generation {
+            return;
+        }
+        c.index = (c.index + 1) % c.list.targets.len();
+        c.generation += 1;
+        c.channel = make_channel(&c.list.targets[c.index]);
+    }
+
+    /// The URI of a member a call names with its `endpoint` option (not
+    /// necessarily one of the endpoints), checked against this client's
+    /// plaintext or TLS.
+    pub fn member_uri(&self, name: &str) -> Result<String, String> {
+        let tls = self.tls.is_some();
+        match split_scheme(name).0 {
+            Some("http") if tls => Err(format!(
+                "endpoint '{name}' asks for plaintext; this client uses TLS"
+            )),
+            Some("https") if !tls => Err(format!(
+                "endpoint '{name}' asks for TLS; this client uses plaintext"
+            )),
+            _ => endpoint_uri(name, tls),
+        }
+    }
+
+    /// A channel to the member at `uri` (see `member_uri`), made once and
+    /// kept (must run inside the runtime).
+    fn member_channel(&self, uri: &str) -> Result<Channel, String> {
+        let mut members = self.members.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(ch) = members.get(uri) {
+            return Ok(ch.clone());
+        }
+        let ch = make_channel(&make_target(uri, &self.cfg, self.tls.as_ref())?);
+        members.insert(uri.to_string(), ch.clone());
+        Ok(ch)
     }
 
     /// Replaces the endpoint list (must run inside the runtime). The
@@ -841,12 +887,7 @@ async fn unary_attempts(
         Err(LoginFailed(e)) => return Err(EtcdError::new(e.code, e.message, route.source)),
     };
     match outcome {
-        Ok(reply) => (route.decode)(shared, &body, reply).map_err(|e| match e {
-            ReplyError::Malformed(e) => {
-                EtcdError::internal(format!("malformed reply: {e}"), route.source)
-            }
-            ReplyError::Refused(code, message) => EtcdError::new(code, message, route.source),
-        }),
+        Ok(reply) => decode_reply(shared, route, &body, reply),
         Err((status, generation)) => {
             if crate::error::is_transport_failure(&status) {
                 shared.connection_failed(generation);
@@ -864,6 +905,61 @@ async fn unary_attempts(
             }
         }
     }
+}
+
+fn decode_reply(
+    shared: &Shared,
+    route: &Route,
+    body: &Bytes,
+    reply: Bytes,
+) -> Result<Reply, EtcdError> {
+    (route.decode)(shared, body, reply).map_err(|e| match e {
+        ReplyError::Malformed(e) => {
+            EtcdError::internal(format!("malformed reply: {e}"), route.source)
+        }
+        ReplyError::Refused(code, message) => EtcdError::new(code, message, route.source),
+    })
+}
+
+/// A call aimed at one member (the `endpoint` option of the maintenance
+/// calls that report on, or act on, the member that answers): one attempt
+/// there, never moved to another endpoint.
+async fn member_call(
+    shared: &Shared,
+    route: &Route,
+    body: Bytes,
+    deadline: Option<Duration>,
+    uri: &str,
+) -> Result<Reply, EtcdError> {
+    let channel = shared
+        .member_channel(uri)
+        .map_err(|e| EtcdError::new(tonic::Code::InvalidArgument, e, route.source))?;
+    let attempt = async {
+        if route.with_token {
+            shared.ensure_login().await?;
+        }
+        let mut client = grpc(shared, channel);
+        let (req, _) = shared.request_with_token(body.clone(), route.with_token, deadline);
+        client
+            .ready()
+            .await
+            .map_err(|e| Status::from_error(Box::new(e)))
+            .map_err(|s| EtcdError::from_status(&s, route.source))?;
+        client
+            .unary(req, PathAndQuery::from_static(route.path), RawCodec)
+            .await
+            .map(|r| r.into_inner())
+            .map_err(|s| EtcdError::from_status(&s, route.source))
+    };
+    let reply = match deadline {
+        Some(limit) => match tokio::time::timeout(limit, attempt).await {
+            Ok(r) => r,
+            Err(_) => return Err(EtcdError::deadline(route.source, limit.as_secs_f64())),
+        },
+        None => attempt.await,
+    };
+    let reply = reply.map_err(|e| EtcdError::new(e.code, e.message, route.source))?;
+    decode_reply(shared, route, &body, reply)
 }
 
 /// Health as reported to `on_health_change`.
@@ -1005,6 +1101,7 @@ impl Client {
             login: tokio::sync::Mutex::new(None),
             logins_done: AtomicU64::new(0),
             echo_requests: AtomicBool::new(false),
+            members: Mutex::new(HashMap::new()),
             tls,
             moves: tokio::sync::watch::channel(0).0,
         });
@@ -1048,6 +1145,42 @@ impl Client {
     pub fn set_endpoints(&self, names: Vec<String>) -> Result<(), String> {
         let _ctx = self.handle.enter(); // a new channel is made in the runtime
         self.shared.set_endpoints(names)
+    }
+
+    /// Starts unary call `method` on the member `endpoint` names (see
+    /// `member_call`). Err when `method` is unknown or `endpoint` unusable.
+    pub fn call_at(
+        &self,
+        id: u64,
+        method: &str,
+        body: Bytes,
+        deadline: CallDeadline,
+        endpoint: &str,
+    ) -> Result<(), String> {
+        let route = crate::routes::route(method).ok_or_else(|| format!("no method {method}"))?;
+        let uri = self.shared.member_uri(endpoint)?;
+        let deadline = match deadline {
+            CallDeadline::ClientDefault => Some(self.shared.cfg.timeout),
+            CallDeadline::Unlimited => None,
+            CallDeadline::After(d) => Some(d),
+        };
+        let started = self.shared.cfg.on_request.then(Instant::now);
+        let shared = self.shared.clone();
+        let endpoint = split_scheme(endpoint).1.to_string();
+        self.handle.spawn(async move {
+            let guard = ReplyGuard::new(shared.clone(), id, route.source);
+            let result = member_call(&shared, &route, body, deadline, &uri).await;
+            let info = started.map(|t| {
+                Box::new(CallInfo {
+                    method: route.source,
+                    endpoint,
+                    duration: t.elapsed(),
+                    retries: 0,
+                })
+            });
+            guard.reply(result, info);
+        });
+        Ok(())
     }
 
     /// Starts a unary call; false when `method` is unknown. `deadline`
@@ -1159,6 +1292,7 @@ mod tests {
             tls,
             keepalive: None,
             auto_sync: None,
+            watch_probe: None,
             retry: 0,
         }
     }

@@ -157,6 +157,13 @@ impl<Req, Resp> SharedStream<Req, Resp> {
         }
     }
 
+    /// Gives up on a stream whose connection answers nothing at all: a new
+    /// connection is made for the next attempt.
+    pub fn abandon(&mut self, shared: &Shared) {
+        shared.connection_dead(self.generation);
+        self.close();
+    }
+
     /// The stream works: the next outage gets a fresh set of attempts.
     pub fn working(&mut self) {
         self.backoff.reset();
@@ -336,6 +343,7 @@ pub enum StreamKind {
     Watch,
     Keepalive,
     Observe,
+    Snapshot,
 }
 
 impl StreamKind {
@@ -344,6 +352,7 @@ impl StreamKind {
             1 => Some(StreamKind::Watch),
             2 => Some(StreamKind::Keepalive),
             3 => Some(StreamKind::Observe),
+            4 => Some(StreamKind::Snapshot),
             _ => None,
         }
     }
@@ -356,6 +365,7 @@ pub struct Streams {
     watch: Mutex<Option<mpsc::UnboundedSender<WatchCmd>>>,
     keepalive: Mutex<Option<mpsc::UnboundedSender<KeepaliveCmd>>>,
     observers: Arc<Mutex<HashMap<u64, oneshot::Sender<Stop>>>>,
+    snapshots: Arc<Mutex<HashMap<u64, oneshot::Sender<Stop>>>>,
 }
 
 /// What ends an observer from outside.
@@ -395,6 +405,7 @@ impl Streams {
             watch: Mutex::new(None),
             keepalive: Mutex::new(None),
             observers: Arc::new(Mutex::new(HashMap::new())),
+            snapshots: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
@@ -414,12 +425,17 @@ impl Streams {
         to_hub(&self.keepalive, start, cmd);
     }
 
-    pub fn watch(&self, id: u64, req: WatchCreateRequest, auto_reconnect: bool) {
+    pub fn watch(&self, id: u64, req: WatchCreateRequest, auto_reconnect: bool, resync: bool) {
         self.to_watch_hub(WatchCmd::Create {
             id,
             req,
             auto_reconnect,
+            resync,
         });
+    }
+
+    pub fn watch_progress(&self, id: u64) {
+        self.to_watch_hub(WatchCmd::Progress { id });
     }
 
     pub fn keepalive(&self, id: u64, lease: i64, auto_reconnect: bool) {
@@ -447,6 +463,21 @@ impl Streams {
         self.handle.spawn(task.run(rx));
     }
 
+    pub fn snapshot(&self, id: u64) {
+        let (tx, rx) = oneshot::channel();
+        self.snapshots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, tx);
+        let task = crate::maintenance::SnapshotTask {
+            shared: self.shared.clone(),
+            id,
+            registry: self.snapshots.clone(),
+            finished: false,
+        };
+        self.handle.spawn(task.run(rx));
+    }
+
     /// Cancels stream `id`. The Perl side has already forgotten the
     /// stream's callback, so the cancel is complete as far as the user can
     /// see: answer it now (a program that runs the loop once right after
@@ -458,12 +489,12 @@ impl Streams {
         match kind {
             StreamKind::Watch => self.to_watch_hub(WatchCmd::Cancel { id }),
             StreamKind::Keepalive => self.to_keepalive_hub(KeepaliveCmd::Cancel { id }),
-            StreamKind::Observe => {
-                let tx = self
-                    .observers
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&id);
+            StreamKind::Observe | StreamKind::Snapshot => {
+                let tasks = match kind {
+                    StreamKind::Observe => &self.observers,
+                    _ => &self.snapshots,
+                };
+                let tx = tasks.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
                 if let Some(tx) = tx {
                     let _ = tx.send(Stop::Cancel);
                 }
@@ -476,9 +507,12 @@ impl Streams {
         match kind {
             StreamKind::Watch => self.to_watch_hub(WatchCmd::Crash),
             StreamKind::Keepalive => self.to_keepalive_hub(KeepaliveCmd::Crash),
-            StreamKind::Observe => {
-                let senders: Vec<_> = self
-                    .observers
+            StreamKind::Observe | StreamKind::Snapshot => {
+                let tasks = match kind {
+                    StreamKind::Observe => &self.observers,
+                    _ => &self.snapshots,
+                };
+                let senders: Vec<_> = tasks
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .drain()

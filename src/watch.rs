@@ -7,8 +7,8 @@ use crate::error::EtcdError;
 use crate::perl::k;
 use crate::perl::{Builder, Hv, ToPerl};
 use crate::proto::etcdserverpb::{
-    watch_client::WatchClient, watch_request::RequestUnion, WatchCancelRequest, WatchCreateRequest,
-    WatchRequest, WatchResponse,
+    watch_client::WatchClient, watch_request::RequestUnion, RangeRequest, RangeResponse,
+    WatchCancelRequest, WatchCreateRequest, WatchProgressRequest, WatchRequest, WatchResponse,
 };
 use crate::proto::mvccpb::event::EventType;
 use crate::queue::Disposition;
@@ -16,20 +16,29 @@ use crate::runtime::Shared;
 use crate::streams::{SharedStream, StreamEvent};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tonic::{Code, Status};
 
 const SOURCE: &str = "watch";
+
+/// Stands in `progress_asked` for a liveness probe (nobody's watch).
+const PROBE: i64 = i64::MIN;
 
 pub enum WatchCmd {
     Create {
         id: u64,
         req: WatchCreateRequest,
         auto_reconnect: bool,
+        /// `on_compacted => 'resync'`.
+        resync: bool,
     },
     /// The user cancelled (the Perl side has already answered): end the
     /// watch on the server.
     Cancel { id: u64 },
+    /// The user asked for a progress notification for this watch.
+    Progress { id: u64 },
     /// Test hook: the hub panics, as a bug would make it.
     Crash,
 }
@@ -50,6 +59,15 @@ struct Watch {
     cancelled: bool,
     /// A fragmented response being put back together.
     partial: Option<WatchResponse>,
+    /// The user asked for a progress notification not yet delivered.
+    progress_wanted: bool,
+    /// On compaction, read the current state and carry on from there.
+    resync: bool,
+    /// Compacted away: the current state is being read.
+    resyncing: bool,
+    /// etcd keeps a compacted watch's id until told to cancel it; the
+    /// answer to that cancel is still to come on this stream.
+    releasing: bool,
 }
 
 pub struct WatchHub {
@@ -64,22 +82,41 @@ pub struct WatchHub {
     /// Watches whose create request awaits its answer, in sending order:
     /// etcd 3.4 answers a refused create with watch_id -1.
     unanswered: VecDeque<i64>,
+    /// Progress requests sent on the current stream, in order: etcd
+    /// answers each with watch_id -1, for whoever asked.
+    progress_asked: VecDeque<i64>,
     next_watch_id: i64,
     conn: SharedStream<WatchRequest, WatchResponse>,
+    /// `watch_probe_interval`: silence after which the stream is probed.
+    probe_every: Option<Duration>,
+    /// When the stream was opened or last delivered anything.
+    last_heard: Instant,
+    /// When an unanswered probe went out.
+    probe_sent: Option<Instant>,
+    /// Results of the reads that resync compacted watches.
+    resync_tx: mpsc::UnboundedSender<(i64, Result<RangeResponse, EtcdError>)>,
+    resync_rx: mpsc::UnboundedReceiver<(i64, Result<RangeResponse, EtcdError>)>,
 }
 
 impl WatchHub {
     pub fn new(shared: Arc<Shared>, rx: mpsc::UnboundedReceiver<WatchCmd>) -> Self {
         let max = shared.cfg.max_retries;
+        let (resync_tx, resync_rx) = mpsc::unbounded_channel();
         WatchHub {
-            shared,
+            resync_tx,
+            resync_rx,
             rx,
             watches: HashMap::new(),
             by_id: HashMap::new(),
             reuse: HashMap::new(),
             unanswered: VecDeque::new(),
+            progress_asked: VecDeque::new(),
             next_watch_id: 1,
             conn: SharedStream::new(max, SOURCE),
+            probe_every: shared.cfg.watch_probe,
+            last_heard: Instant::now(),
+            probe_sent: None,
+            shared,
         }
     }
 
@@ -91,18 +128,60 @@ impl WatchHub {
             if !self.watches.is_empty() && self.conn.can_open() {
                 self.open_stream();
             }
+            let probe_due = self.probe_due();
             tokio::select! {
                 cmd = self.rx.recv() => match cmd {
                     Some(cmd) => self.command(cmd),
                     None => return,
                 },
                 event = self.conn.next() => match event {
-                    StreamEvent::Message(resp) => self.response(resp),
+                    StreamEvent::Message(resp) => {
+                        self.heard();
+                        self.response(resp)
+                    }
                     StreamEvent::Failed(status) => self.stream_failed(&status),
                     StreamEvent::Opened | StreamEvent::RetryDue | StreamEvent::Moved => {}
                 },
+                _ = crate::streams::wait_until(probe_due) => self.probe(),
+                Some((wid, read)) = self.resync_rx.recv() => self.resynced(wid, read),
             }
         }
+    }
+
+    /// When the liveness probe next needs attention: time to send one, or
+    /// the deadline of the one sent. None without probing or a stream.
+    fn probe_due(&self) -> Option<Instant> {
+        let every = self.probe_every?;
+        if !self.conn.is_up() || self.watches.is_empty() {
+            return None;
+        }
+        Some(match self.probe_sent {
+            Some(sent) => sent + self.shared.cfg.timeout,
+            None => self.last_heard + every,
+        })
+    }
+
+    fn heard(&mut self) {
+        self.last_heard = Instant::now();
+        self.probe_sent = None;
+    }
+
+    /// An idle stream is asked for progress; a stream that leaves a probe
+    /// unanswered for the client's timeout is taken as dead, and its
+    /// watches resume on a new connection.
+    fn probe(&mut self) {
+        if self.probe_sent.is_none() {
+            self.send(RequestUnion::ProgressRequest(WatchProgressRequest {}));
+            self.progress_asked.push_back(PROBE);
+            self.probe_sent = Some(Instant::now());
+            return;
+        }
+        let secs = self.shared.cfg.timeout.as_secs_f64();
+        let status = Status::unavailable(format!(
+            "watch stream: no answer to a progress probe within {secs}s"
+        ));
+        self.conn.abandon(&self.shared);
+        self.stream_failed(&status);
     }
 
     fn open_stream(&mut self) {
@@ -113,9 +192,15 @@ impl WatchHub {
             Box::pin(async move { client.watch(req).await })
         });
         self.unanswered.clear();
+        self.progress_asked.clear();
+        self.heard();
         for (wid, w) in self.watches.iter_mut() {
             w.created = false;
             w.partial = None;
+            w.releasing = false;
+            if w.resyncing {
+                continue; // created once its read is in
+            }
             self.conn.send(create_request(*wid, w));
             self.unanswered.push_back(*wid);
         }
@@ -123,6 +208,7 @@ impl WatchHub {
 
     fn close_stream(&mut self) {
         self.unanswered.clear();
+        self.progress_asked.clear();
         self.conn.close();
     }
 
@@ -138,6 +224,7 @@ impl WatchHub {
                 id,
                 req,
                 auto_reconnect,
+                resync,
             } => {
                 let wid = if req.watch_id != 0 {
                     req.watch_id
@@ -159,6 +246,10 @@ impl WatchHub {
                     announced: false,
                     cancelled: false,
                     partial: None,
+                    progress_wanted: false,
+                    resync,
+                    resyncing: false,
+                    releasing: false,
                 };
                 match self.watches.get(&wid) {
                     None => self.start(wid, w),
@@ -173,6 +264,20 @@ impl WatchHub {
                 }
             }
             WatchCmd::Crash => panic!("watch hub: crash requested by a test"),
+            WatchCmd::Progress { id } => {
+                let Some(&wid) = self.by_id.get(&id) else {
+                    return; // ended meanwhile
+                };
+                let w = self.watches.get_mut(&wid).expect("indexed watch");
+                if w.progress_wanted {
+                    return; // one answer serves both requests
+                }
+                w.progress_wanted = true;
+                if w.created && self.conn.is_up() {
+                    self.ask_progress(wid);
+                }
+                // Otherwise it is asked once the server has the watch.
+            }
             WatchCmd::Cancel { id } => {
                 let Some(wid) = self.by_id.remove(&id) else {
                     return; // already ended
@@ -180,7 +285,7 @@ impl WatchHub {
                 let connected = self.conn.is_up();
                 let w = self.watches.get_mut(&wid).expect("indexed watch");
                 w.cancelled = true;
-                if !connected {
+                if !connected || w.resyncing {
                     self.remove(wid);
                 } else if w.created {
                     self.send(RequestUnion::CancelRequest(WatchCancelRequest {
@@ -190,6 +295,11 @@ impl WatchHub {
                 // Otherwise the cancel goes out when the server acknowledges the create.
             }
         }
+    }
+
+    fn ask_progress(&mut self, wid: i64) {
+        self.send(RequestUnion::ProgressRequest(WatchProgressRequest {}));
+        self.progress_asked.push_back(wid);
     }
 
     /// Takes on watch `wid`, sending its create when a stream is up.
@@ -248,20 +358,9 @@ impl WatchHub {
         let Some(w) = self.watches.get_mut(&wid) else {
             return; // a watch cancelled or failed meanwhile
         };
-        // Reassemble fragments: only the last piece has fragment = false.
-        let mut resp = match w.partial.take() {
-            Some(mut acc) => {
-                acc.events.extend(resp.events);
-                acc.header = resp.header.or(acc.header);
-                acc.fragment = resp.fragment;
-                acc
-            }
-            None => resp,
+        let Some(mut resp) = reassemble(&mut w.partial, resp) else {
+            return; // more pieces to come
         };
-        if resp.fragment {
-            w.partial = Some(resp);
-            return;
-        }
         if resp.created {
             w.created = true;
             self.conn.working();
@@ -277,6 +376,10 @@ impl WatchHub {
             if w.next_rev == 0 {
                 w.next_rev = resp.header.as_ref().map_or(0, |h| h.revision + 1);
             }
+            if w.progress_wanted && !self.progress_asked.contains(&wid) {
+                self.ask_progress(wid);
+            }
+            let w = self.watches.get_mut(&wid).expect("answered watch");
             if w.announced {
                 return; // a re-creation after reconnect is internal
             }
@@ -286,6 +389,10 @@ impl WatchHub {
             return;
         }
         if resp.canceled {
+            if w.releasing && resp.compact_revision == 0 {
+                w.releasing = false;
+                return; // the server let go of a compacted watch's id
+            }
             return self.server_cancelled(wid, &resp);
         }
         if w.cancelled {
@@ -317,14 +424,32 @@ impl WatchHub {
             .send(w.id, Disposition::Keep, Ok(Box::new(resp)));
     }
 
-    /// A progress notification for the whole stream (watch_id -1).
-    fn progress_for_all(&mut self, resp: WatchResponse) {
-        let rev = resp.header.as_ref().map_or(0, |h| h.revision);
+    /// A progress notification for the whole stream (watch_id -1): the
+    /// answer to the oldest progress request, for the watch that asked.
+    /// Without one outstanding, every watch that wants notifications gets
+    /// it. The revision is not taken as a resume point: etcd 3.4 may send
+    /// it before a catching-up watch has had all its events.
+    fn progress_for_all(&mut self, mut resp: WatchResponse) {
+        while let Some(wid) = self.progress_asked.pop_front() {
+            if wid == PROBE {
+                return; // answered a probe: the stream lives
+            }
+            let Some(w) = self.watches.get_mut(&wid) else {
+                continue;
+            };
+            if !w.progress_wanted || w.cancelled {
+                continue;
+            }
+            w.progress_wanted = false;
+            resp.watch_id = wid;
+            self.shared
+                .send(w.id, Disposition::Keep, Ok(Box::new(resp)));
+            return;
+        }
         for (wid, w) in self.watches.iter_mut() {
             if !w.created || w.cancelled || w.partial.is_some() || !w.req.progress_notify {
                 continue;
             }
-            w.next_rev = w.next_rev.max(rev + 1);
             let mut each = resp.clone();
             each.watch_id = *wid;
             self.shared
@@ -333,6 +458,13 @@ impl WatchHub {
     }
 
     fn server_cancelled(&mut self, wid: i64, resp: &WatchResponse) {
+        if resp.compact_revision > 0 {
+            if let Some(w) = self.watches.get_mut(&wid) {
+                if w.resync && !w.cancelled {
+                    return self.start_resync(wid);
+                }
+            }
+        }
         let Some(w) = self.remove(wid) else { return };
         if w.cancelled {
             return; // the answer to our cancel
@@ -364,8 +496,67 @@ impl WatchHub {
         self.shared.send(w.id, Disposition::Last, Err(err));
     }
 
+    /// The history this watch needed is gone: read what its keys hold now.
+    fn start_resync(&mut self, wid: i64) {
+        let Some(w) = self.watches.get_mut(&wid) else {
+            return;
+        };
+        w.created = false;
+        w.partial = None;
+        w.resyncing = true;
+        w.releasing = true;
+        let (key, range_end) = (w.req.key.clone(), w.req.range_end.clone());
+        self.unanswered.retain(|&x| x != wid);
+        // Frees the id for the watch's re-creation after the read.
+        self.send(RequestUnion::CancelRequest(WatchCancelRequest {
+            watch_id: wid,
+        }));
+        let (shared, tx) = (self.shared.clone(), self.resync_tx.clone());
+        tokio::spawn(async move {
+            let read = read_current(&shared, key, range_end).await;
+            let _ = tx.send((wid, read));
+        });
+    }
+
+    /// The read is in: the user gets it as one `resync` message, and the
+    /// watch carries on from the revision after it.
+    fn resynced(&mut self, wid: i64, read: Result<RangeResponse, EtcdError>) {
+        let Some(w) = self.watches.get_mut(&wid) else {
+            return; // cancelled meanwhile
+        };
+        if !w.resyncing || w.cancelled {
+            return;
+        }
+        w.resyncing = false;
+        let range = match read {
+            Ok(range) => range,
+            Err(e) => {
+                let w = self.remove(wid).expect("resyncing watch");
+                let msg = format!("resync after compaction failed: {}", e.message);
+                let err = EtcdError::new(e.code, msg, SOURCE);
+                return self.shared.send(w.id, Disposition::Last, Err(err));
+            }
+        };
+        let rev = range.header.as_ref().map_or(0, |h| h.revision);
+        w.next_rev = rev + 1;
+        self.shared.send(
+            w.id,
+            Disposition::Keep,
+            Ok(Box::new(Resync {
+                watch_id: wid,
+                range,
+            })),
+        );
+        if self.conn.is_up() {
+            let w = &self.watches[&wid];
+            self.conn.send(create_request(wid, w));
+            self.unanswered.push_back(wid);
+        }
+    }
+
     fn stream_failed(&mut self, status: &Status) {
         self.unanswered.clear();
+        self.progress_asked.clear();
         let (err, retry) = self.conn.failure(&self.shared, status);
         // Cancelled watches died with the stream.
         self.purge_cancelled();
@@ -408,10 +599,99 @@ impl Drop for WatchHub {
     }
 }
 
+/// Puts a fragmented revision back together: every piece but the last has
+/// `fragment` set. Returns the whole response once the last piece is in.
+fn reassemble(partial: &mut Option<WatchResponse>, resp: WatchResponse) -> Option<WatchResponse> {
+    let whole = match partial.take() {
+        Some(mut acc) => {
+            acc.events.extend(resp.events);
+            acc.header = resp.header.or(acc.header);
+            acc.fragment = resp.fragment;
+            acc
+        }
+        None => resp,
+    };
+    if whole.fragment {
+        *partial = Some(whole);
+        return None;
+    }
+    Some(whole)
+}
+
+/// Reads `key`..`range_end` at the current revision, trying again after
+/// failures that may pass (as long as a stream would reconnect).
+async fn read_current(
+    shared: &Arc<Shared>,
+    key: Vec<u8>,
+    range_end: Vec<u8>,
+) -> Result<RangeResponse, EtcdError> {
+    use prost::Message;
+    let route = crate::routes::route("get").expect("get is a route");
+    let body: bytes::Bytes = RangeRequest {
+        key,
+        range_end,
+        ..Default::default()
+    }
+    .encode_to_vec()
+    .into();
+    let mut backoff = crate::streams::Backoff::new(shared.cfg.max_retries);
+    loop {
+        let err = match read_once(shared, &route, body.clone()).await {
+            Ok(range) => return Ok(range),
+            Err(e) => e,
+        };
+        match backoff.next_delay() {
+            Some(delay) if err.retryable() => tokio::time::sleep(delay).await,
+            _ => return Err(err),
+        }
+    }
+}
+
+async fn read_once(
+    shared: &Shared,
+    route: &crate::runtime::Route,
+    body: bytes::Bytes,
+) -> Result<RangeResponse, EtcdError> {
+    use prost::Message;
+    shared.ensure_login().await?;
+    let limit = shared.cfg.timeout;
+    let mut attempt = crate::runtime::Attempt::default();
+    let call = crate::runtime::round_trip(shared, route, body, Some(limit), &mut attempt);
+    match tokio::time::timeout(limit, call).await {
+        Err(_) => Err(EtcdError::deadline(SOURCE, limit.as_secs_f64())),
+        Ok(Err((status, generation))) => {
+            if crate::error::is_transport_failure(&status) {
+                shared.connection_failed(generation);
+            }
+            Err(EtcdError::from_status(&status, SOURCE))
+        }
+        Ok(Ok(reply)) => RangeResponse::decode(reply)
+            .map_err(|e| EtcdError::internal(format!("malformed reply: {e}"), SOURCE)),
+    }
+}
+
+/// What a resynced watch delivers: the watched keys as they are now.
+struct Resync {
+    watch_id: i64,
+    range: RangeResponse,
+}
+
+impl ToPerl for Resync {
+    fn to_perl(&self, b: &Builder) -> Hv {
+        let h = b.hv();
+        b.header(h, &self.range.header);
+        b.int(h, k!("watch_id"), self.watch_id);
+        b.flag(h, k!("created"), false);
+        b.flag(h, k!("resync"), true);
+        b.list(h, k!("kvs"), &self.range.kvs, Builder::kv);
+        b.array(h, k!("events"), b.av(0));
+        h
+    }
+}
+
 fn create_request(wid: i64, w: &Watch) -> WatchRequest {
     let mut req = w.req.clone();
     req.watch_id = wid;
-    req.fragment = true;
     if w.next_rev > 0 {
         req.start_revision = w.next_rev;
     }
@@ -445,5 +725,49 @@ impl ToPerl for WatchResponse {
             e
         });
         h
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::mvccpb::{Event, KeyValue};
+
+    fn piece(keys: &[&str], fragment: bool) -> WatchResponse {
+        WatchResponse {
+            watch_id: 7,
+            fragment,
+            events: keys
+                .iter()
+                .map(|k| Event {
+                    kv: Some(KeyValue {
+                        key: bytes::Bytes::copy_from_slice(k.as_bytes()),
+                        mod_revision: 9,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn fragments_come_out_as_one_response_in_order() {
+        let mut partial = None;
+        assert!(reassemble(&mut partial, piece(&["a", "b"], true)).is_none());
+        assert!(reassemble(&mut partial, piece(&["c"], true)).is_none());
+        let whole = reassemble(&mut partial, piece(&["d", "e"], false)).expect("complete");
+        let keys: Vec<&[u8]> = whole
+            .events
+            .iter()
+            .map(|e| &e.kv.as_ref().unwrap().key[..])
+            .collect();
+        assert_eq!(keys, [b"a", b"b", b"c", b"d", b"e"]);
+        assert!(!whole.fragment);
+        assert!(partial.is_none());
+        // An unfragmented response passes straight through.
+        let one = reassemble(&mut partial, piece(&["f"], false)).expect("whole");
+        assert_eq!(one.events.len(), 1);
     }
 }

@@ -388,28 +388,42 @@ echoes('compares and operations in order, named arguments',
 
 # ---- watch ---------------------------------------------------------------------
 
-echoes('key', watch => ['w'], WatchCreateRequest => msg(WatchCreateRequest => key => bytes_of('w')));
+# A watch asks the server to split large revisions unless told otherwise.
+sub wmsg { msg(WatchCreateRequest => fragment => 1, @_) }
+
+echoes('key', watch => ['w'], WatchCreateRequest => wmsg(key => bytes_of('w')));
 echoes('prefix', watch => ['w', { prefix => 1 }],
-       WatchCreateRequest => msg(WatchCreateRequest => key => bytes_of('w'), range_end => bytes_of('x')));
+       WatchCreateRequest => wmsg(key => bytes_of('w'), range_end => bytes_of('x')));
 echoes('prefix of the empty key', watch => ['', { prefix => 1 }],
-       WatchCreateRequest => msg(WatchCreateRequest => key => [0], range_end => [0]));
+       WatchCreateRequest => wmsg(key => [0], range_end => [0]));
 echoes('range_end', watch => ['a', { range_end => 'q' }],
-       WatchCreateRequest => msg(WatchCreateRequest => key => bytes_of('a'), range_end => bytes_of('q')));
+       WatchCreateRequest => wmsg(key => bytes_of('a'), range_end => bytes_of('q')));
 echoes('start_revision', watch => ['w', { start_revision => 99 }],
-       WatchCreateRequest => msg(WatchCreateRequest => key => bytes_of('w'), start_revision => 99));
+       WatchCreateRequest => wmsg(key => bytes_of('w'), start_revision => 99));
 echoes('prev_kv', watch => ['w', { prev_kv => 1 }],
-       WatchCreateRequest => msg(WatchCreateRequest => key => bytes_of('w'), prev_kv => 1));
+       WatchCreateRequest => wmsg(key => bytes_of('w'), prev_kv => 1));
 echoes('progress_notify', watch => ['w', { progress_notify => 1 }],
-       WatchCreateRequest => msg(WatchCreateRequest => key => bytes_of('w'), progress_notify => 1));
+       WatchCreateRequest => wmsg(key => bytes_of('w'), progress_notify => 1));
 echoes('watch_id', watch => ['w', { watch_id => 12 }],
-       WatchCreateRequest => msg(WatchCreateRequest => key => bytes_of('w'), watch_id => 12));
+       WatchCreateRequest => wmsg(key => bytes_of('w'), watch_id => 12));
 echoes('watch_id undef', watch => ['w', { watch_id => undef }],
-       WatchCreateRequest => msg(WatchCreateRequest => key => bytes_of('w')));
+       WatchCreateRequest => wmsg(key => bytes_of('w')));
 echoes('every option, auto_reconnect off',
        watch => [$bin, { prefix => 1, start_revision => 5, prev_kv => 1, progress_notify => 1,
                          watch_id => 3, auto_reconnect => 0 }],
-       WatchCreateRequest => msg(WatchCreateRequest => key => bytes_of($bin), range_end => bytes_of("\0\x01k\xff"),
+       WatchCreateRequest => wmsg(key => bytes_of($bin), range_end => bytes_of("\0\x01k\xff"),
                                  start_revision => 5, progress_notify => 1, prev_kv => 1, watch_id => 3));
+echoes('no_put', watch => ['w', { no_put => 1 }],
+       WatchCreateRequest => wmsg(key => bytes_of('w'), filters => ['Noput']));
+echoes('no_delete', watch => ['w', { no_delete => 1 }],
+       WatchCreateRequest => wmsg(key => bytes_of('w'), filters => ['Nodelete']));
+echoes('both filters, fragment off', watch => ['w', { no_put => 1, no_delete => 1, fragment => 0 }],
+       WatchCreateRequest => msg(WatchCreateRequest => key => bytes_of('w'), filters => [qw(Noput Nodelete)]));
+echoes('filters off', watch => ['w', { no_put => 0, no_delete => 0, fragment => 1 }],
+       WatchCreateRequest => wmsg(key => bytes_of('w')));
+# on_compacted is the client's own business: the request stays the same
+echoes('on_compacted', watch => ['w', { on_compacted => 'resync' }],
+       WatchCreateRequest => wmsg(key => bytes_of('w')));
 
 # ---- lease -------------------------------------------------------------------
 
@@ -493,6 +507,12 @@ echoes('range', role_revoke_permission => ['r', 'a', 'b'],
 
 echoes('no arguments', status => [], StatusRequest => {});
 echoes('no arguments', defragment => [], DefragmentRequest => {});
+echoes('no arguments', hash => [], HashRequest => {});
+echoes('aimed at a member', hash => [ { endpoint => '127.0.0.1:1' } ], HashRequest => {});
+echoes('aimed at a member', status => [ { endpoint => '127.0.0.1:1', timeout => 2 } ], StatusRequest => {});
+echoes('revision, aimed at a member', hash_kv => [ 31, { endpoint => '127.0.0.1:1' } ],
+       HashKvRequest => msg(HashKvRequest => revision => 31));
+echoes('a chunk callback', snapshot => [ sub {} ], SnapshotRequest => {});
 for my $action ([GET => 'Get'], [activate => 'Activate'], [Deactivate => 'Deactivate']) {
     echoes("action $action->[0]", alarm => [$action->[0]], AlarmRequest => msg(AlarmRequest => action => $action->[1]));
 }
@@ -560,7 +580,7 @@ echoes('member id and peer urls', member_update => [1, \@urls],
 # accept appeared in a call: a new method or option fails here until it
 # is covered above. range_iterator encodes nothing itself: it pages with get.
 
-my %not_requests = map { $_ => 1 } qw(new DESTROY close endpoints set_endpoints bootstrap range_iterator);
+my %not_requests = map { $_ => 1 } qw(new DESTROY close endpoints set_endpoints namespace bootstrap range_iterator);
 my @methods = sort grep { defined &{"EV::Etcd::$_"} && !/^_/ && !$not_requests{$_} } keys %EV::Etcd::;
 cmp_ok(scalar @methods, '>=', 45, 'found the public methods');
 is_deeply([ grep { !$methods_called{$_} } @methods ], [], 'every public method was checked');

@@ -682,6 +682,47 @@ static U64 start_call(pTHX_ etcd_t *c, const char *method, pb_buf *body, SV *cb,
     return id;
 }
 
+/* The options of a call that may be aimed at one member. */
+static void member_options(pTHX_ HV *opts, const char *method)
+{
+    OPT_BEGIN(opts)
+        if (!OPT_IS("timeout") && !OPT_IS("endpoint"))
+            unknown_option(aTHX_ method, k, klen);
+    OPT_END
+}
+
+/* A maintenance call, sent to the member its `endpoint` option names
+ * when it has one, else like any call; `opts` may also carry `timeout`. */
+static void start_member_call(pTHX_ etcd_t *c, const char *method, pb_buf *body, SV *cb, HV *opts)
+{
+    SV **ep = opts ? hv_fetchs(opts, "endpoint", 0) : NULL;
+    STRLEN elen;
+    const char *e;
+    double timeout;
+    char err[512];
+    U64 id;
+    int rc;
+    if (ep) SvGETMAGIC(*ep);
+    if (!ep || !SvOK(*ep)) {
+        start_call(aTHX_ c, method, body, cb, opts);
+        return;
+    }
+    e = need_bytes(aTHX_ *ep, &elen, method, "endpoint");
+    if (!elen)
+        croak("%s: endpoint must not be empty", method);
+    timeout = call_timeout(aTHX_ opts, method);
+    id = register_cb(aTHX_ c, cb);
+    err[0] = 0;
+    rc = evetcd_call_at(c->rs, id, method, strlen(method), body->p, body->len, timeout, e, elen,
+                        err, sizeof err);
+    if (rc != 0) {
+        forget_cb(aTHX_ c, id);
+        if (rc == -2)
+            croak("%s: %s", method, err);
+        croak("%s: the request could not be started (internal error %d)", method, rc);
+    }
+}
+
 /* A handle for a stream: { client, id, kind } blessed into klass; the
  * client remembers the id as a stream of that kind (see _cancel_stream). */
 static SV *stream_handle(pTHX_ etcd_t *c, SV *client, U64 id, int kind, const char *klass)
@@ -838,16 +879,18 @@ new(const char *klass, ...)
                     croak("EV::Etcd->new: retry must be at most 100");
                 cfg.retry = (uint32_t)n;
             }
-        } else if (OPT_IS("auto_sync_interval")) {
+        } else if (OPT_IS("auto_sync_interval") || OPT_IS("watch_probe_interval")) {
             SvGETMAGIC(v);
             if (SvOK(v)) {
                 NV t;
                 if (SvROK(v) || !looks_like_number(v))
-                    croak("EV::Etcd->new: auto_sync_interval must be a number of seconds");
+                    croak("EV::Etcd->new: %s must be a number of seconds", k);
                 t = SvNV_nomg(v);
                 if (t != t || t < 0 || t > 1e9)
-                    croak("EV::Etcd->new: auto_sync_interval must be a finite number of seconds, 0 (off) or more");
-                cfg.auto_sync_interval = t > 0 && t < 0.1 ? 0.1 : t;
+                    croak("EV::Etcd->new: %s must be a finite number of seconds, 0 (off) or more", k);
+                t = t > 0 && t < 0.1 ? 0.1 : t;
+                if (klen == sizeof("auto_sync_interval") - 1) cfg.auto_sync_interval = t;
+                else cfg.watch_probe_interval = t;
             }
         } else if (OPT_IS("timeout")) {
             SvGETMAGIC(v);

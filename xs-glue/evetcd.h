@@ -35,6 +35,7 @@ typedef struct {
     double keepalive_time;    /* seconds between HTTP/2 pings; 0: none */
     double keepalive_timeout; /* seconds to wait for a ping's answer */
     double auto_sync_interval; /* seconds between member_list syncs; 0: none */
+    double watch_probe_interval; /* seconds of watch-stream silence before a probe; 0: none */
     uint32_t retry;            /* repeats of a failed call that cannot harm */
 } evetcd_config;
 
@@ -72,7 +73,7 @@ typedef struct {
         EVETCD_FIELD(T, tls_key_file_len), EVETCD_FIELD(T, tls_server_name),       \
         EVETCD_FIELD(T, tls_server_name_len), EVETCD_FIELD(T, keepalive_time),     \
         EVETCD_FIELD(T, keepalive_timeout), EVETCD_FIELD(T, auto_sync_interval), \
-        EVETCD_FIELD(T, retry)
+        EVETCD_FIELD(T, watch_probe_interval), EVETCD_FIELD(T, retry)
 #define EVETCD_BUILDER_LAYOUT(T)                                                   \
     sizeof(T), EVETCD_FIELD(T, ctx), EVETCD_FIELD(T, hv_new), EVETCD_FIELD(T, av_new), \
         EVETCD_FIELD(T, hv_bytes), EVETCD_FIELD(T, hv_int), EVETCD_FIELD(T, hv_uint),  \
@@ -83,7 +84,7 @@ size_t evetcd_layout(int which, size_t *out, size_t cap);
 const char *evetcd_reply_key(size_t i, size_t *len);
 
 enum { EVETCD_KEEP = 0, EVETCD_LAST = 1 };
-enum { EVETCD_WATCH = 1, EVETCD_KEEPALIVE = 2, EVETCD_OBSERVE = 3 };
+enum { EVETCD_WATCH = 1, EVETCD_KEEPALIVE = 2, EVETCD_OBSERVE = 3, EVETCD_SNAPSHOT = 4 };
 
 evetcd_client *evetcd_new(const evetcd_config *cfg, char *err, size_t err_cap);
 void evetcd_free(evetcd_client *c);
@@ -94,12 +95,22 @@ int evetcd_fd(const evetcd_client *c);
 /* timeout: seconds; negative for the client's timeout, 0 for none. */
 int evetcd_call(const evetcd_client *c, uint64_t id, const char *method, size_t method_len,
                 const char *body, size_t body_len, double timeout);
+/* As evetcd_call, on the member `endpoint` names; -2 (and a message in
+ * err) when that endpoint cannot be used. */
+int evetcd_call_at(const evetcd_client *c, uint64_t id, const char *method, size_t method_len,
+                   const char *body, size_t body_len, double timeout, const char *endpoint,
+                   size_t endpoint_len, char *err, size_t err_cap);
+/* resync: on compaction read the current state and carry on (on_compacted) */
 int evetcd_watch(const evetcd_client *c, uint64_t id, const char *body, size_t body_len,
-                 int auto_reconnect);
+                 int auto_reconnect, int resync);
 int evetcd_keepalive(const evetcd_client *c, uint64_t id, int64_t lease, int auto_reconnect);
 int evetcd_observe(const evetcd_client *c, uint64_t id, const char *name, size_t name_len,
                    int auto_reconnect);
+/* Streams the backend snapshot: pieces as messages, then its size. */
+int evetcd_snapshot(const evetcd_client *c, uint64_t id);
 int evetcd_cancel(const evetcd_client *c, int kind, uint64_t id, uint64_t cancel_id);
+/* Asks for a progress notification for watch `id`, delivered to its callback. */
+int evetcd_watch_progress(const evetcd_client *c, uint64_t id);
 /* Test hook: the task behind every stream of `kind` panics. */
 int evetcd_crash_streams_for_testing(const evetcd_client *c, int kind);
 /* Test hook: calls and streams are answered with their decoded request, never sent. */

@@ -1,11 +1,23 @@
-# Maintenance service: status, alarm, defragment, hash_kv, move_leader.
+# Maintenance service: status, alarm, defragment, hash, hash_kv, move_leader,
+# and the stream behind snapshot (lib/EV/Etcd.pm writes its pieces).
 
 void
-status(EV::Etcd c, SV *cb = NULL)
+status(EV::Etcd c, ...)
   ALIAS:
     defragment = 1
+    hash = 2
+  PREINIT:
+    const char *method;
+    pb_buf b;
+    SV *cb;
+    HV *opts;
   CODE:
-    call_with_strings(aTHX_ c, ix ? "defragment" : "status", cb, 0, NULL, NULL);
+    method = ix == 1 ? "defragment" : ix == 2 ? "hash" : "status";
+    check_fork(aTHX_ c);
+    opts = opts_and_cb(aTHX_ method, &ST(1), items - 1, &cb);
+    member_options(aTHX_ opts, method);
+    pb_init(aTHX_ &b);
+    start_member_call(aTHX_ c, method, &b, cb, opts);
 
 void
 alarm(EV::Etcd c, SV *action = NULL, ...)
@@ -49,15 +61,37 @@ hash_kv(EV::Etcd c, ...)
   PREINIT:
     pb_buf b;
     SV *cb;
+    HV *opts;
     I64 rev = 0;
+    int first = 1;
   CODE:
     check_fork(aTHX_ c);
-    if (items < 2 || items > 3) croak("callback must be a code reference (hash_kv)");
-    cb = need_cb(aTHX_ ST(items - 1), "hash_kv");
-    if (items == 3) rev = need_int(aTHX_ ST(1), "hash_kv", "revision");
+    /* hash_kv([$revision,] [\%opt,] $cb) */
+    if (items >= 3 && !(SvROK(ST(1)) && SvTYPE(SvRV(ST(1))) == SVt_PVHV)) {
+        rev = need_int(aTHX_ ST(1), "hash_kv", "revision");
+        first = 2;
+    }
+    opts = opts_and_cb(aTHX_ "hash_kv", &ST(first), items - first, &cb);
+    member_options(aTHX_ opts, "hash_kv");
     pb_init(aTHX_ &b);
     pb_int(aTHX_ &b, 1, rev);
-    start_call(aTHX_ c, "hash_kv", &b, cb, NULL);
+    start_member_call(aTHX_ c, "hash_kv", &b, cb, opts);
+
+SV *
+_snapshot(EV::Etcd c, SV *cb)
+  PREINIT:
+    U64 id;
+  CODE:
+    check_fork(aTHX_ c);
+    need_cb(aTHX_ cb, "snapshot");
+    id = register_cb(aTHX_ c, cb);
+    if (evetcd_snapshot(c->rs, id) != 0) {
+        forget_cb(aTHX_ c, id);
+        croak("snapshot: the request could not be started");
+    }
+    RETVAL = stream_handle(aTHX_ c, ST(0), id, EVETCD_SNAPSHOT, "EV::Etcd::Snapshot");
+  OUTPUT:
+    RETVAL
 
 void
 move_leader(EV::Etcd c, SV *target = NULL, SV *cb = NULL)

@@ -8,7 +8,10 @@ watch(EV::Etcd c, SV *key = NULL, ...)
     HV *opts;
     STRLEN klen;
     const char *k0;
-    int prefix = 0, prev_kv = 0, progress = 0, reconnect = 1;
+    int prefix = 0, prev_kv = 0, progress = 0, reconnect = 1, fragment = 1;
+    char filters[2];
+    STRLEN nfilters = 0;
+    int no_put = 0, no_delete = 0, resync = 0;
     SV *range_end = NULL;
     I64 start = 0, watch_id = 0;
     U64 id;
@@ -24,19 +27,45 @@ watch(EV::Etcd c, SV *key = NULL, ...)
         else if (OPT_IS("progress_notify")) progress = opt_true(aTHX_ v);
         else if (OPT_IS("watch_id")) watch_id = SvOK(v) ? need_nonneg_int(aTHX_ v, "watch", "watch_id") : 0;
         else if (OPT_IS("auto_reconnect")) reconnect = opt_true(aTHX_ v);
+        else if (OPT_IS("no_put")) no_put = opt_true(aTHX_ v);
+        else if (OPT_IS("no_delete")) no_delete = opt_true(aTHX_ v);
+        else if (OPT_IS("fragment")) fragment = opt_true(aTHX_ v);
+        else if (OPT_IS("on_compacted")) {
+            STRLEN n = 0;
+            const char *s = NULL;
+            SvGETMAGIC(v);
+            if (SvOK(v) && !SvROK(v)) s = SvPV_nomg(v, n);
+            if (!SvOK(v) || (s && n == 5 && memEQ(s, "error", 5))) resync = 0;
+            else if (s && n == 6 && memEQ(s, "resync", 6)) resync = 1;
+            else croak("watch: on_compacted must be 'resync' or 'error', got %s%s%s",
+                       s ? "'" : "", s ? s : "a reference", s ? "'" : "");
+        }
         else unknown_option(aTHX_ "watch", k, klen);
     OPT_END
     pb_init(aTHX_ &b);
     put_key_range(aTHX_ &b, k0, klen, prefix, range_end, "watch");
     pb_int(aTHX_ &b, 3, start);
     pb_int(aTHX_ &b, 4, progress);
+    /* packed FilterType values; NOPUT is 0, so the list is what says it */
+    if (no_put) filters[nfilters++] = 0;
+    if (no_delete) filters[nfilters++] = 1;
+    pb_bytes(aTHX_ &b, 5, filters, nfilters);
     pb_int(aTHX_ &b, 6, prev_kv);
     pb_int(aTHX_ &b, 7, watch_id);
+    pb_int(aTHX_ &b, 8, fragment);
     id = register_cb(aTHX_ c, cb);
-    if (evetcd_watch(c->rs, id, b.p, b.len, reconnect) != 0) {
+    if (evetcd_watch(c->rs, id, b.p, b.len, reconnect, resync) != 0) {
         forget_cb(aTHX_ c, id);
         croak("watch: the request could not be started");
     }
     RETVAL = stream_handle(aTHX_ c, ST(0), id, EVETCD_WATCH, "EV::Etcd::Watch");
   OUTPUT:
     RETVAL
+
+void
+_watch_progress(EV::Etcd c, UV id)
+  CODE:
+    /* (EV::Etcd::Watch::progress has checked the handle) */
+    check_fork(aTHX_ c);
+    if (evetcd_watch_progress(c->rs, (U64)id) != 0)
+        croak("progress: the request could not be started");

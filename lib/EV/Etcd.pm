@@ -41,6 +41,29 @@ XSLoader::load('EV::Etcd', $VERSION);
     };
 }
 
+# new knows one option that the XS constructor does not: namespace, which
+# makes the client an EV::Etcd::Namespace (lib/EV/Etcd/Namespace.pm, loaded
+# only then). Everything else, a list that is not pairs included, goes to
+# the XS constructor as it is, and a client without a namespace is a plain
+# EV::Etcd whose methods are the XS functions themselves.
+{
+    my $xs_new = \&new;
+    no warnings 'redefine';
+    *new = sub {
+        if (@_ % 2) {
+            for (my $i = 1; $i < @_; $i += 2) {
+                next unless defined $_[$i] && $_[$i] eq 'namespace';
+                require EV::Etcd::Namespace;
+                goto &EV::Etcd::Namespace::new;
+            }
+        }
+        goto &$xs_new;
+    };
+}
+
+# The namespace of a client made with one (EV::Etcd::Namespace), else undef.
+sub namespace { undef }
+
 # Paging through a range at one revision (lib/EV/Etcd/RangeIterator.pm).
 sub range_iterator { require EV::Etcd::RangeIterator; EV::Etcd::RangeIterator->new(@_) }
 
@@ -65,11 +88,70 @@ sub cancel {
 package EV::Etcd::Watch;
 our @ISA = ('EV::Etcd::Stream');
 
+sub progress {
+    my ($self) = @_;
+    Carp::croak('progress: called on something that is not a watch handle')
+        unless Scalar::Util::blessed($self) && $self->isa('EV::Etcd::Watch')
+        && Scalar::Util::reftype($self) eq 'HASH'
+        && Scalar::Util::blessed($self->{client}) && $self->{client}->isa('EV::Etcd');
+    Carp::croak('progress: the watch has been cancelled') if $self->{cancelled};
+    # (the XS side's croaks, fork or closed client, belong at our caller)
+    return if eval { $self->{client}->_watch_progress($self->{id}); 1 };
+    (my $why = $@) =~ s/ at \S+ line \d+\.\n\z//;
+    Carp::croak($why);
+}
+
 package EV::Etcd::Keepalive;
 our @ISA = ('EV::Etcd::Stream');
 
 package EV::Etcd::Observe;
 our @ISA = ('EV::Etcd::Stream');
+
+# The stream behind snapshot; cancelled only by snapshot itself.
+package EV::Etcd::Snapshot;
+our @ISA = ('EV::Etcd::Stream');
+
+package EV::Etcd;
+
+# snapshot($fh | $chunk_cb, $cb): the pieces the XS stream delivers are
+# written (or handed to the chunk callback) as they come; a failed write
+# ends the stream.
+sub snapshot {
+    my ($self, $target, $cb) = @_;
+    Carp::croak('callback must be a code reference (snapshot)') unless ref $cb eq 'CODE';
+    my $write;
+    if (ref $target eq 'CODE') {
+        $write = $target;
+    } elsif (defined $target && (ref $target || ref \$target eq 'GLOB')) {
+        my $fh = Scalar::Util::openhandle($target)
+            or Carp::croak('snapshot: the file handle is not open');
+        binmode $fh;
+        $write = sub { print {$fh} $_[0] or die "$!\n" };
+    } else {
+        Carp::croak('snapshot: the target must be a file handle or a code reference');
+    }
+    my ($failed, $stream);
+    my $on_piece = sub {
+        my ($msg, $err) = @_;
+        return if $failed;
+        return $cb->(undef, $err) if $err;
+        return $cb->($msg, undef) unless exists $msg->{blob};
+        return if eval { $write->($msg->{blob}); 1 };
+        (my $why = $@) =~ s/\s+\z//;
+        $failed = 1;
+        $stream->cancel(sub {});
+        undef $stream;
+        $cb->(undef, { code => 13, status => 'INTERNAL', source => 'snapshot', retryable => 0,
+                       message => "snapshot: writing the snapshot failed: $why" });
+    };
+    # (the XS side's croaks, fork or closed client, belong at our caller)
+    $stream = eval { $self->_snapshot($on_piece) };
+    unless ($stream) {
+        (my $why = $@) =~ s/ at \S+ line \d+\.\n\z//;
+        Carp::croak($why);
+    }
+    return;
+}
 
 package EV::Etcd;
 
@@ -213,6 +295,24 @@ round that fails, or that returns URLs this client cannot use (C<https://>
 ones for a plaintext client, say), leaves the list as it is. Default 0: no
 syncing. Values below 0.1 are raised to 0.1; a negative or non-numeric
 value croaks.
+
+=item watch_probe_interval => $seconds
+
+Checks that the watch stream is alive. When the stream has delivered
+nothing for this many seconds, the client sends the server a progress
+request on it; the answer is taken in silently (no callback sees it). When
+nothing at all arrives within the client's C<timeout> after such a probe,
+the stream is taken as dead, although its connection may still look open
+(a frozen server, a network path that drops everything, a proxy that
+stopped forwarding): the client drops the connection, opens a new one (to
+the next endpoint when there are several) and re-creates every watch from
+the revision after the last one it delivered, as under L</Reconnection>.
+Watches with C<< auto_reconnect => 0 >> end instead, with C<UNAVAILABLE>
+and a message saying that no answer came to a probe. Default 0: no
+probes. Values below 0.1 are raised to 0.1; a negative or non-numeric
+value croaks. The HTTP/2 pings of C<keepalive_time> notice a dead
+connection as well; a probe works with pings switched off and checks the
+watch stream itself rather than the connection under it.
 
 =item timeout => $seconds
 
@@ -393,6 +493,44 @@ not measure anything. Must be a code reference (undef means none).
 F<eg/request-metrics.pl> keeps Prometheus-style counters and a latency
 histogram with it. A hook that refers to its own client keeps the client
 alive (see L</DESTRUCTION>).
+
+=item namespace => $prefix
+
+Gives the client a part of the keyspace of its own: every key it sends gets
+C<$prefix> put in front of it, every key it receives loses it again, and no
+read, write, watch or range of the client reaches a key outside the
+prefix. Several programs (or several parts of one) can thus share a
+cluster without agreeing on key names, and code written for a whole
+keyspace runs unchanged under a prefix. What exactly is prefixed, and what
+is not, is under L</NAMESPACES>.
+
+  use strict;
+  use warnings;
+  use EV;
+  use EV::Etcd;
+
+  my $billing = EV::Etcd->new(endpoints => ['127.0.0.1:2379'], namespace => '/billing/');
+
+  # Stored as /billing/rate; read back as "rate".
+  $billing->put('rate', '0.19', sub {
+      my (undef, $err) = @_;
+      die "put failed: $err->{message}\n" if $err;
+      # An empty prefix: everything under /billing/, and nothing else.
+      $billing->get('', { prefix => 1 }, sub {
+          my ($resp, $err) = @_;
+          die "get failed: $err->{message}\n" if $err;
+          print "$_->{key} = $_->{value}\n" for @{ $resp->{kvs} };
+      });
+  });
+  EV::run;
+
+The prefix is bytes, like a key. It must not be empty, nor a reference, nor
+hold characters above 0xFF (encode such text first, see L</ENCODING>); any
+of these croaks. A string that merely carries the UTF-8 flag but has no
+such characters is taken as the bytes it holds. C<undef> means no
+namespace. A client with a namespace belongs to the class
+EV::Etcd::Namespace, a subclass of EV::Etcd; a client without one is a
+plain EV::Etcd and pays nothing for the feature.
 
 =back
 
@@ -1113,6 +1251,48 @@ Include the record as it was before each change.
 Ask the server to send an empty message now and then while nothing
 changes, so you learn how far the store has advanced.
 
+=item no_put => 1, no_delete => 1
+
+Have the server leave out one kind of event: C<no_put> drops changes
+(C<PUT>), C<no_delete> drops deletions, so a watch that only cares about
+keys going away can say so and save the traffic. Filtered events never
+reach the client; the watch's revision still advances past them.
+
+=item fragment => 0 | 1
+
+Whether the server may split a revision with very many or very large
+events (a delete of a big prefix with C<prev_kv>, say) into several
+messages, each under its request size limit (C<--max-request-bytes>).
+Default 1. The client puts the pieces back together, so the callback
+always sees one message per revision whichever you choose; 0 makes the
+server send each revision in one piece however large.
+
+=item on_compacted => 'resync' | 'error'
+
+What to do when the history the watch needs has been compacted away (at
+creation, or when resuming after a reconnect). C<'error'>, the default,
+ends the watch with the C<OUT_OF_RANGE> error described below.
+C<'resync'> keeps it going: the client reads the watched key or range as
+it is now and passes that to the callback as one message
+
+  {
+      resync   => 1,
+      header   => { revision => $rev, ... },  # the revision of that read
+      kvs      => [ { key => ..., value => ..., ... }, ... ],  # as get gives them
+      events   => [],
+      watch_id => $id,
+      created  => 0,
+  }
+
+and then watches on from revision C<$rev + 1>, so every change after the
+read arrives as an event, none twice. The changes in between are lost
+(that is what compaction means); C<kvs> is the state they led to, with
+deleted keys simply absent. Replace whatever you built from earlier
+events with it. The read is retried like a reconnect (C<max_retries>);
+when it cannot be done the watch ends with its error, the message
+starting C<resync after compaction failed>. Anything other than these two
+strings croaks.
+
 =item watch_id => $id
 
 Choose the watch's id yourself. Ids otherwise come from the client,
@@ -1156,7 +1336,8 @@ C<compact_revision N>, N being the oldest revision still available. It
 may follow the C<< created => 1 >> message, since etcd creates the watch
 before it discovers that the history is missing. To
 continue, read the current state with L</get> and start a new watch from
-the revision in that response's header plus one.
+the revision in that response's header plus one, or let the client do
+exactly that with C<< on_compacted => 'resync' >> (below).
 
   my $w = $etcd->watch('/jobs/', { prefix => 1 }, sub {
       my ($msg, $err) = @_;
@@ -1169,6 +1350,29 @@ the revision in that response's header plus one.
               $ev->{kv}{mod_revision};
       }
   });
+
+=head2 EV::Etcd::Watch->progress
+
+  $w->progress;
+
+Asks the server how far the store has got. The answer reaches this
+watch's callback as a message with an empty C<events> list and
+C<< created => 0 >>, whose C<header>'s C<revision> is the server's
+current revision. Use it on a quiet watch to learn that it is up to date,
+or to check that the server still answers on the watch's stream. Only the
+watch that asked gets the answer, even when other watches share the
+stream. A request made while an earlier one from the same watch is still
+unanswered is served by that same answer; one made before the server has
+confirmed the watch, or while reconnecting, goes out once the watch
+exists. Returns nothing. Calling it on a cancelled watch croaks.
+
+  my $w = $etcd->watch('/jobs/', { prefix => 1 }, sub {
+      my ($msg, $err) = @_;
+      return warn "watch ended: $err->{message}\n" if $err;
+      printf "caught up to revision %d\n", $msg->{header}{revision}
+          if !$msg->{created} && !@{ $msg->{events} };
+  });
+  my $t = EV::timer(30, 30, sub { $w->progress });
 
 =head2 EV::Etcd::Watch->cancel
 
@@ -1652,11 +1856,41 @@ authentication (run once, against a cluster without authentication):
 
 =head1 MAINTENANCE
 
-These requests go to the member the client is currently talking to.
+These requests go to the member the client is currently talking to,
+unless they name another. L</status>, L</hash>, L</hash_kv> and
+L</defragment> take an options hash with
+
+=over 4
+
+=item endpoint => 'host:port'
+
+The member to ask, in the form the C<endpoints> of L</new> take (a
+scheme is allowed, and must agree with the client's TLS setting). It need
+not be one of the client's endpoints: a program connected to one member
+can check, or defragment, each member of the cluster in turn. The call is
+made once, on a connection of its own to that member, and is never moved
+to another one: when the member cannot be reached the callback gets
+C<UNAVAILABLE>. A malformed endpoint croaks. The client's own endpoint
+list is not changed.
+
+=item timeout => $seconds
+
+The call's own deadline, as for every call (L</Per-call deadlines>).
+
+=back
+
+  for my $member (@members) {    # e.g. from member_list's client_urls
+      $etcd->status({ endpoint => $member }, sub {
+          my ($s, $err) = @_;
+          return warn "$member: $err->{message}\n" if $err;
+          printf "%s: db %d bytes, leader %s\n", $member, $s->{db_size}, $s->{leader};
+      });
+  }
 
 =head2 status
 
   $etcd->status($cb);
+  $etcd->status({ endpoint => $member }, $cb);
 
 Response: C<header>; C<version>, the server's version string;
 C<db_size>, the size of the backend database file in bytes;
@@ -1687,6 +1921,7 @@ deactivated. On etcd 3.4 this response has a header of zeros.
 =head2 defragment
 
   $etcd->defragment($cb);
+  $etcd->defragment({ endpoint => $member }, $cb);
 
 Rewrites the member's database file to give back the space freed by
 compaction. The member stalls while it does this. Response: C<header>,
@@ -1696,11 +1931,50 @@ all zeros (etcd sends none).
 
   $etcd->hash_kv($cb);
   $etcd->hash_kv($revision, $cb);
+  $etcd->hash_kv($revision, { endpoint => $member }, $cb);
 
 A checksum of the key-value store up to C<$revision> (0 or omitted: the
 latest), for comparing members. Response: C<header>, C<hash> and
 C<compact_revision>, the revision of the last compaction (etcd reports -1
 when there has been none).
+
+=head2 hash
+
+  $etcd->hash($cb);
+  $etcd->hash({ endpoint => $member }, $cb);
+
+A checksum of the member's whole backend database (every bucket, not just
+the keys; see L</hash_kv> for a checksum members can be compared by).
+Response: C<header> and C<hash>, an unsigned 32-bit number.
+
+=head2 snapshot
+
+  open my $fh, '>', '/backup/etcd.db' or die "open: $!";
+  $etcd->snapshot($fh, sub {
+      my ($resp, $err) = @_;
+      close $fh;
+      die "snapshot failed: $err->{message}\n" if $err;
+      print "saved $resp->{size} bytes\n";
+  });
+
+  $etcd->snapshot(sub { my ($piece) = @_; ... }, $cb);
+
+Copies the member's backend database, as C<etcdctl snapshot save> does.
+The first argument says where the bytes go: an open file handle (the
+client switches it to binary mode and prints each piece to it as it
+arrives) or a code reference called with each piece in turn. The
+callback runs once at the end. On success the response has C<size>, the
+number of bytes written, and C<header>. The last 32 bytes of a snapshot
+are the SHA-256 of the rest; the client checks them, and when they do not
+match the callback gets an error with status C<DATA_LOSS>, source
+C<snapshot> and a message starting C<snapshot checksum mismatch>: throw
+the file away. The bytes written, checksum included, are exactly what
+C<etcdutl snapshot restore> (or C<etcdctl snapshot restore> before etcd
+3.5) expects. A failed write to the handle (a full disk), or a chunk
+callback that dies, ends the copy at once with status C<INTERNAL> and a
+message naming the reason. A snapshot is never resumed after a
+connection failure; that failure is the callback's error. There is no
+deadline: a large database takes as long as it takes. Returns nothing.
 
 =head2 move_leader
 
@@ -1799,6 +2073,106 @@ already in flight finish on the connection they started on.
 
 The endpoint list in use, as given to L</new> or L</set_endpoints> (or as
 the last automatic sync found it), as a new array reference.
+
+=head1 NAMESPACES
+
+A client made with the C<namespace> option of L</new> works as if its
+prefix were the whole keyspace. The translation happens in the client,
+before a request leaves and after an answer arrives: etcd only ever sees
+and stores the full keys, and it enforces nothing. A client without a
+namespace (or with a shorter prefix) sees the same keys with the prefix in
+place, as in this picture, for a client with the namespace C</app/>:
+
+  the client writes      etcd stores       the client reads back
+  put('cfg/port')        /app/cfg/port     key => 'cfg/port'
+  lock('job')            /app/job/694d...  key => 'job/694d...'
+
+=head2 What is translated
+
+=over 4
+
+=item * L</put>, L</get>, L</delete> and L</watch>
+
+The key gets the prefix. A C<range_end> gets it too, except two special
+ends: C<''> (one key only) stays as it is, and C<"\0">, which on a plain
+client means "up to the end of the keyspace", means up to the end of the
+namespace: the first key that no longer starts with the prefix. With
+C<prefix> the range is worked out from the prefixed key, so
+C<< get('', { prefix => 1 }) >> reads the whole namespace and nothing
+else. A range made of a prefixed key and a prefixed end starts and ends
+inside the namespace, so no range can reach beyond it.
+
+=item * L</txn>
+
+The same for the C<key> and C<range_end> of every compare, and for the
+key, C<range_end> and C<prefix> of every operation in C<success> and
+C<failure>.
+
+=item * L</lock> and L</unlock>
+
+The lock's name gets the prefix; the ownership key that L</lock> returns
+comes without it, and L</unlock> expects it that way.
+
+=item * L</election_campaign>, L</election_leader>, L</election_proclaim>, L</election_resign>, L</election_observe>
+
+The election's name gets the prefix. The C<leader> hash of
+L</election_campaign> comes with its C<name> and C<key> stripped; pass it
+to L</election_proclaim> and L</election_resign> just as you received it.
+
+=item * Responses
+
+The prefix is taken off every key that comes back: C<kvs>, C<prev_kv>,
+C<prev_kvs>, the C<kv> and C<prev_kv> of every watch event, the records in
+the C<responses> of a transaction, the leader records of elections, and
+the key that L</lock> returns. The key equal to the prefix itself comes
+back as C<''>.
+
+=item * L</lease_time_to_live> with C<< keys => 1 >>
+
+A lease may carry keys of several namespaces. The answer lists only the
+keys inside this client's namespace, stripped, and has no C<keys> entry
+when none of the lease's keys is inside.
+
+=back
+
+Options hashes and the lists and hashes of a transaction are copied where
+a key has to change; what you passed is never modified, so it may be used
+again. Arguments are checked by the same code as on a plain client, and a
+bad one croaks with the same message. Keys carrying the UTF-8 flag get the
+prefix in front of their UTF-8 bytes, as L</ENCODING> describes for a plain
+client.
+
+=head2 What is not
+
+Everything that names no key works as on a plain client and acts on the
+whole cluster:
+
+=over 4
+
+=item * revisions: the C<revision> of every header counts the writes made
+in all namespaces, and L</compact> discards the history of all of them;
+
+=item * leases: L</lease_revoke> deletes the lease's keys in every
+namespace, and L</lease_leases> lists every lease of the cluster;
+
+=item * authentication: the keys given to C<role_grant_permission> and
+C<role_revoke_permission> (see L</Roles>) are full keys; to confine a user
+to the namespace C</app/>, grant it the range from C</app/> to C</app0>;
+
+=item * the maintenance and cluster requests, L</set_endpoints> and
+L</endpoints>, L</close>, and the C<watch_id> of a watch.
+
+=back
+
+Namespaces can overlap: a client with C</app/> sees the keys of a client
+with C</app/billing/> as C<billing/...>. Pick prefixes that end in a
+separator, such as C</>, so that C</app> and C</apple> do not share keys.
+
+=head2 namespace
+
+  my $prefix = $etcd->namespace;   # '/app/', or undef without a namespace
+
+The client's namespace, as bytes.
 
 =head1 FORK SAFETY
 

@@ -483,7 +483,7 @@ sub _new {
         bin          => $bin,
         name         => $name,
         dir          => $dir,
-        data_dir     => "$dir/data",
+        data_dir     => $o{data_dir} // "$dir/data",
         log_file     => "$dir/etcd.log",
         log_offset   => 0,
         client_port  => $o{client_port}  // EtcdTest::free_port(),
@@ -811,7 +811,8 @@ so that the test file fails.  Call it before any plan.
 Starts one etcd and waits until C</health> reports true.  Returns an
 C<EtcdTest::Server>.  Options: C<name>, C<extra> (arrayref of extra etcd
 flags), C<timeout>, C<log_level> (default C<warn>), C<client_port>,
-C<peer_port>, C<metrics_port>, C<token>, C<bin>, C<env> (hashref of
+C<peer_port>, C<metrics_port>, C<token>, C<bin>, C<data_dir> (an existing
+data directory, such as a restored snapshot), C<env> (hashref of
 environment variables for etcd; inherited C<ETCD*> variables are removed),
 C<keep> (keep the temp dir; also C<EV_ETCD_TEST_KEEP=1>), C<tls> (the
 client URL is C<https://>; pass the certificate flags such as

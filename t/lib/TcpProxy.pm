@@ -7,6 +7,9 @@ package TcpProxy;
 #   $p->bytes_up; # bytes forwarded from clients to the upstream so far
 #   $p->connections; # client connections accepted so far
 #   $p->stop;     # also done when the object goes away
+# With flip_down_at => N, byte N (from 0) of what the upstream sends back
+# over the first connection has its lowest bit flipped: data damaged in
+# transit, which TCP and HTTP/2 do not notice.
 # With tag_header => 'X-Server-From', each connection is tagged with that
 # header of its first HTTP request (etcd peers name themselves in it), and
 #   $p->cut(@tags);  # stops forwarding, silently, on connections so tagged
@@ -34,7 +37,7 @@ sub new {
     my $owner = $$;
     my $pid = fork // croak "TcpProxy: fork: $!";
     if (!$pid) {
-        eval { _serve($listen, $upstream, "$counter", $o{tag_header}, "$control") };
+        eval { _serve($listen, $upstream, "$counter", $o{tag_header}, "$control", $o{flip_down_at}) };
         POSIX::_exit(0);
     }
     my $port = $listen->sockport;
@@ -92,7 +95,8 @@ sub DESTROY { local ($?, $!, $@); $_[0]->stop }
 
 # The child: one select loop over every client/upstream pair.
 sub _serve {
-    my ($listen, $upstream, $counter, $tag_header, $control) = @_;
+    my ($listen, $upstream, $counter, $tag_header, $control, $flip_at) = @_;
+    my ($first_up, $down) = (undef, 0);    # (for flip_down_at)
     my $sel = IO::Select->new($listen);
     my (%peer, %tag, %cut, $up, $conns);
     my $control_seen = '';
@@ -130,6 +134,7 @@ sub _serve {
                 $_->autoflush(1) for $c, $u;
                 @peer{ $c, $u } = ($u, $c);
                 $peer{"up$c"} = 1;
+                $first_up //= "$u";
                 $sel->add($c, $u);
                 $conns++;
                 $count->();
@@ -149,6 +154,13 @@ sub _serve {
                 && $buf =~ /^\Q$tag_header\E:[ \t]*(\S+)/mi) {
                 $tag{$fh} = { fh => $fh, tag => lc $1 };
                 if ($cut{ lc $1 }) { $drop->($fh); next }
+            }
+            if (defined $flip_at && defined $first_up && "$fh" eq $first_up) {
+                if ($down <= $flip_at && $flip_at < $down + $n) {
+                    my $i = $flip_at - $down;
+                    substr($buf, $i, 1) = chr(ord(substr($buf, $i, 1)) ^ 1);
+                }
+                $down += $n;
             }
             my $off = 0;
             while ($off < $n) {
