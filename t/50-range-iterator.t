@@ -185,6 +185,20 @@ my $loaded_rev = ok_call($c, 'get', '/ri/many/00000')->{header}{revision};
     is_deeply keys_of($u), [ map { "$bytes$_" } 1 .. 3 ], 'a UTF-8 flagged prefix reads its UTF-8 bytes';
 }
 
+# --- a client with a namespace ------------------------------------------------------
+{
+    my $ns = EV::Etcd->new(endpoints => [ $srv->endpoint ], namespace => 'ns50/');
+    ok_call($ns, 'put', $_, "in-$_") for '', 'a', 'b', 'c', "c\xff";
+    ok_call($c, 'put', 'ns50', 'outside');
+    ok_call($c, 'put', 'ns500', 'outside');
+    my ($all) = walk($ns->range_iterator('', { prefix => 1, page_size => 2 }));
+    is_deeply keys_of($all), [ '', 'a', 'b', 'c', "c\xff" ],
+        'namespace, prefix \'\': every key of the namespace (its own name too), unprefixed';
+    is_deeply [ map { scalar @{ $_->{kvs} } } @$all ], [ 2, 2, 1 ], 'in pages of 2';
+    my ($sub) = walk($ns->range_iterator('b', { range_end => "\0", page_size => 1 }));
+    is_deeply keys_of($sub), [ 'b', 'c', "c\xff" ], 'namespace, range_end "\0": to the end of the namespace';
+}
+
 # --- compaction in the middle of a walk ---------------------------------------------
 {
     load(map { (sprintf('/ri/cmp/%02d', $_), $_) } 0 .. 19);

@@ -293,6 +293,19 @@ sub scall {
     scall($rb->{session}, 'close');
 }
 
+# --- a client with a namespace -------------------------------------------------------
+{
+    my $ns = EV::Etcd->new(endpoints => [ $srv->endpoint ], namespace => 'ns51/');
+    my $s = EV::Etcd::Session->new(client => $ns, ttl => 5);
+    my (undef, $e) = scall($s, 'put', 'k', 'v');
+    ok !$e, 'a session on a namespaced client puts';
+    is lease_of('ns51/k'), "" . $s->lease_id, 'the key lands in the namespace with the lease';
+    my ($l) = scall($s, 'lock', 'l');
+    like $l->{key}, qr{^l/}, 'the lock key comes back without the namespace';
+    scall($s, 'close');
+    is ok_call($o, 'get', 'ns51/', { prefix => 1 })->{count}, 0, 'close removes them';
+}
+
 # --- a session dropped: its lease is revoked -------------------------------------------
 {
     my $s = EV::Etcd::Session->new(client => $c, ttl => 30);

@@ -2119,6 +2119,12 @@ The election's name gets the prefix. The C<leader> hash of
 L</election_campaign> comes with its C<name> and C<key> stripped; pass it
 to L</election_proclaim> and L</election_resign> just as you received it.
 
+=item * L</range_iterator> and L<EV::Etcd::Session>
+
+Both work through the methods above, so they see the namespace: an
+iterator over C<''> with C<prefix> walks the whole namespace and nothing
+else, and a session's keys, locks and campaigns are made inside it.
+
 =item * Responses
 
 The prefix is taken off every key that comes back: C<kvs>, C<prev_kv>,

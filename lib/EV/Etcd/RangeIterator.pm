@@ -109,12 +109,18 @@ sub new {
         $get{$name} = $v;
     }
 
-    my ($start, $end) = ($key, undef);
+    # The first page asks for the range as the caller wrote it, so that the
+    # client resolves it (a namespaced client maps prefix '' to its own
+    # keys, the namespace itself included). Later pages start after the
+    # last key read and end where that range ends.
+    my (%first, $end);
     if ($prefix) {
-        ($start, $end) = length $key ? ($key, _prefix_end($key)) : ("\0", "\0");
+        %first = (prefix => 1);
+        $end = length $key ? _prefix_end($key) : "\0";
     } elsif (defined $range_end && length $range_end) {
         $end = "$range_end";
         utf8::encode($end) if utf8::is_utf8($end);
+        %first = (range_end => $end);
     }
 
     # A revision given by the caller fixes the snapshot; 0 means "the
@@ -128,7 +134,8 @@ sub new {
     }
     return bless {
         client    => $client,
-        next_key  => $start,
+        first     => \%first,   # range options of the first page
+        next_key  => $key,
         end       => $end,      # undef: a single key
         get       => \%get,
         page_size => $page_size,
@@ -164,8 +171,9 @@ sub next {
     }
 
     my %o = (%{ $self->{get} }, limit => $self->{page_size});
-    $o{range_end} = $self->{end}      if defined $self->{end};
-    $o{revision}  = $self->{revision} if defined $self->{revision};
+    if (!$self->{header}) { %o = (%o, %{ $self->{first} }) }
+    elsif (defined $self->{end}) { $o{range_end} = $self->{end} }
+    $o{revision} = $self->{revision} if defined $self->{revision};
     eval {
         $self->{client}->get($self->{next_key}, \%o, sub { $self->_page($cb, @_) });
         1;
