@@ -49,6 +49,7 @@ sub rss_kb {
     return 0;
 }
 
+my $rss_start = rss_kb();
 my $srv  = start_etcd(name => 'walk', extra => [ '--unsafe-no-fsync', '--quota-backend-bytes', 8 * 2**30 ]);
 my $etcd = EV::Etcd->new(endpoints => [ $srv->endpoint ], timeout => 60);
 my $N    = $opt{keys};
@@ -131,8 +132,8 @@ my ($rss0, $rss_max);
     printf "walked %d keys in %d pages in %.1f s: %.0f keys/s at revision %d\n",
         $seen, $pages, $dt, $seen / $dt, $it->revision;
     my $grow = ($rss_max - $rss0) / 1024;
-    printf "RSS: %.1f MB before the walk, peak %.1f MB (+%.1f MB; limit +%d MB)\n",
-        $rss0 / 1024, $rss_max / 1024, $grow, $opt{'rss-limit'};
+    printf "RSS: %.1f MB at the start, %.1f MB before the walk, peak %.1f MB (+%.1f MB; limit +%d MB)\n",
+        $rss_start / 1024, $rss0 / 1024, $rss_max / 1024, $grow, $opt{'rss-limit'};
     my @fail;
     push @fail, "saw $seen keys, expected $N" unless $seen == $N;
     push @fail, "$bad keys out of order or not the expected ones" if $bad;
