@@ -18,7 +18,7 @@
 # The walk speeds up as it goes: etcd counts the rest of the range for
 # every limited range request, so early pages cost the server more than
 # late ones (with 1,000,000 keys and pages of 1000, the first 100,000 keys
-# come at about a fifteenth of the rate of the last 100,000).
+# come at roughly a tenth of the rate of the last 100,000).
 use strict;
 use warnings;
 
