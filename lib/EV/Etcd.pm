@@ -64,6 +64,9 @@ XSLoader::load('EV::Etcd', $VERSION);
 # The namespace of a client made with one (EV::Etcd::Namespace), else undef.
 sub namespace { undef }
 
+# Paging through a range at one revision (lib/EV/Etcd/RangeIterator.pm).
+sub range_iterator { require EV::Etcd::RangeIterator; EV::Etcd::RangeIterator->new(@_) }
+
 # Handles of the three streams; cancel is the same for all of them.
 package EV::Etcd::Stream;
 
@@ -903,6 +906,161 @@ Response:
 A key that does not exist is not an error: C<kvs> is simply empty and
 C<count> is 0.
 
+=head2 range_iterator
+
+  my $it = $etcd->range_iterator($key, \%opt);
+  $it->next(sub { my ($page, $err) = @_; ... });
+
+Walks a range of keys one page at a time, without holding the whole range
+in memory. Each page is one L</get> with C<limit> set to the page size,
+and every page after the first is read at the revision the first one was
+read at, so the pages together are one consistent picture of the range:
+keys written, changed or deleted by anyone while the walk is under way
+are not seen, and no key turns up twice or goes missing. A page continues
+with the key that comes right after the last key of the page before (that
+key followed by a NUL byte), up to the same end.
+
+Creating the iterator sends nothing; the first request goes out with the
+first C<next>. Options:
+
+=over 4
+
+=item prefix => 1, range_end => $end
+
+Select the range exactly as for L</get>. Without either, the "range" is
+the single key C<$key>: one page holding it (or nothing).
+
+=item page_size => $n
+
+How many records one page holds at most: a positive integer (a number or
+a decimal string). Default 1000.
+
+=item keys_only, serializable, timeout
+
+As for L</get>, applied to every page.
+
+=item revision => $rev
+
+Walk the store as it was at this revision instead of the revision of the
+first page. 0 (or undef) means the latest, that is the first page's.
+
+=item min_mod_revision, max_mod_revision, min_create_revision, max_create_revision
+
+As for L</get>. These work, but etcd cannot combine them with C<limit>
+cheaply: to answer each page it reads the whole rest of the range, so a
+walk with one of them costs about as much as the pages times the range.
+
+=item sort_order => 'ascend' | 'none', sort_target => 'key'
+
+Accepted for symmetry with L</get> and not sent, since pages always come
+in ascending key order; any other order or target croaks, as paging
+depends on the key order.
+
+=back
+
+C<limit> and C<count_only> are not options of the iterator (it owns the
+limit, and counting needs no iterator: use L</get> with C<count_only>);
+they croak, as do unknown option names.
+
+=head3 EV::Etcd::RangeIterator->next
+
+  $it->next(sub {
+      my ($page, $err) = @_;
+      ...
+  });
+
+Fetches the next page and calls back with it, from the loop (never inside
+C<next>). A page is a hash:
+
+  {
+      kvs    => [ { key => ..., value => ..., ... }, ... ],  # as get returns them
+      header => { ... },   # header of the get that read this page
+      more   => 1,         # 0 when this page is the last one
+  }
+
+The header is that of the request that read the page, so its C<revision>
+is the store's revision at the time of that request, not the snapshot's:
+ask C<< $it->revision >> for that. Once the last page (the one with
+C<< more => 0 >>) has been delivered, C<next> calls back with an empty
+C<kvs>, C<< more => 0 >> and the last header, and goes on doing so; no
+request is sent for it. A range with no keys at all gives that empty page
+straight away (from a real request, with the server's header).
+
+Only one C<next> may be in flight: calling it again before its callback
+has run croaks (C<next: the previous page has not arrived yet ...>).
+Call C<next> again from the callback instead.
+
+A failed page reaches the callback as C<(undef, $err)>, C<$err> being the
+L</get>'s error hash unchanged (C<source> C<get>). The iterator stays
+where it was: the following C<next> asks for the same page again, which
+helps after a transient error such as C<UNAVAILABLE>. When the snapshot
+revision has been compacted away in the middle of a walk, the error is
+C<OUT_OF_RANGE> (C<etcdserver: mvcc: required revision has been
+compacted>) and asking again cannot help: start a new iterator, which
+reads a newer snapshot.
+
+The client holds one page at a time, so its memory does not grow with
+the range (F<bench/range_walk.pl> walks a million keys in pages of 1000
+with the process growing by well under a megabyte, where one C<get> of
+the same keys takes some 600 MB). The server's work does grow with it:
+etcd counts the keys left in the range for every page (the C<count> of
+a limited C<get>), so a page costs it time in proportion to what remains,
+and early pages of a long walk are slower than late ones. Larger pages
+mean fewer of those counts.
+
+The iterator keeps its client alive, as a stream handle does. Dropping
+the iterator with a page in flight is harmless: that page is still
+delivered to its callback.
+
+=head3 Other methods
+
+C<< $it->revision >> is the revision every page is read at: undef until
+the first page has arrived (unless the C<revision> option gave it).
+C<< $it->done >> is true once the last page has been delivered.
+C<< $it->page_size >> is the page size in use.
+
+=head3 Bad arguments
+
+These croak, at the line that called C<range_iterator> or C<next>:
+
+  range_iterator: key must be defined
+  range_iterator: options must be a hash reference
+  range_iterator: page_size must be a positive integer, got '0'
+  range_iterator: limit is not an option here: the iterator sets it (use page_size)
+  range_iterator: count_only makes no sense for an iterator (use get with count_only)
+  range_iterator: unknown option 'prefx'
+  range_iterator: pages come in key order; sort_order 'descend' is not supported
+  range_iterator: revision must be an integer, got 'abc'
+  callback must be a code reference (next)
+  next: the previous page has not arrived yet (call next again from its callback)
+
+Option values that only L</get> checks (a negative C<timeout>, say, or a
+revision beyond the 64-bit range) croak from the first C<next>, with
+C<get>'s message, at the line that called C<next>; so do the croaks of a
+client that was closed or inherited across C<fork>.
+
+Counting the keys under a prefix, 500 at a time:
+
+  my $it = $etcd->range_iterator('/jobs/', { prefix => 1, page_size => 500 });
+  my $count = 0;
+  my $step;
+  $step = sub {
+      $it->next(sub {
+          my ($page, $err) = @_;
+          if ($err) {
+              warn "walk failed: $err->{status}: $err->{message}\n";
+              undef $step;
+              return;
+          }
+          $count += @{ $page->{kvs} };
+          return $step->() if $page->{more};
+          printf "%d keys under /jobs/ at revision %d\n", $count, $it->revision;
+          undef $step;    # the closure refers to itself: break that cycle
+      });
+  };
+  $step->();
+  EV::run;
+
 =head2 delete
 
   $etcd->delete($key, $cb);
@@ -1552,6 +1710,30 @@ C<({}, undef)> once it is done, nothing delivered afterwards, a second
 cancel answers immediately, and dropping the handle alone does not stop
 the observer.
 
+=head1 SESSIONS
+
+L<EV::Etcd::Session> manages a lease for you: it grants it, keeps it
+alive, attaches it to the keys, locks and campaigns made through the
+session, calls you back once when the lease is lost (revoked, expired, or
+silent for longer than its TTL), and can replace a lost lease and put the
+session's keys back under the new one:
+
+  use EV::Etcd::Session;
+
+  my $session = EV::Etcd::Session->new(
+      client  => $etcd,
+      ttl     => 10,
+      rebuild => 1,
+      on_lost => sub { my ($lease_id, $err) = @_; warn "lost $lease_id: $err->{status}\n" },
+  );
+  $session->put('/services/api/host-7', '10.0.0.7:8080', sub { ... });
+  $session->lock('/locks/nightly', sub { my ($held, $err) = @_; ... });
+  $session->campaign('/elections/api', 'host-7', { timeout => 0 }, sub { ... });
+  $session->close(sub { ... });    # revokes the lease
+
+See L<EV::Etcd::Session> for the methods, the error it gives once the
+lease is gone, and how a rebuild works.
+
 =head1 AUTHENTICATION
 
 With authentication enabled, etcd requires a token with each request. You
@@ -1937,6 +2119,12 @@ The election's name gets the prefix. The C<leader> hash of
 L</election_campaign> comes with its C<name> and C<key> stripped; pass it
 to L</election_proclaim> and L</election_resign> just as you received it.
 
+=item * L</range_iterator> and L<EV::Etcd::Session>
+
+Both work through the methods above, so they see the namespace: an
+iterator over C<''> with C<prefix> walks the whole namespace and nothing
+else, and a session's keys, locks and campaigns are made inside it.
+
 =item * Responses
 
 The prefix is taken off every key that comes back: C<kvs>, C<prev_kv>,
@@ -2118,6 +2306,9 @@ L<EV>, the event loop this client runs on.
 The etcd documentation at L<https://etcd.io/docs/>, in particular the
 description of the v3 API (revisions, leases, watches and their
 guarantees).
+
+L<EV::Etcd::Session> (leases kept alive for keys, locks and elections)
+and L<EV::Etcd::RangeIterator> (paging, see L</range_iterator>).
 
 The programs in the F<eg/> directory of the distribution: F<demo.pl>
 (key-value, transactions, watch), F<service-discovery.pl> (leases,

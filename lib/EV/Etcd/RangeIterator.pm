@@ -1,0 +1,232 @@
+package EV::Etcd::RangeIterator;
+
+# Reads a range of keys one page at a time, every page at the revision of
+# the first, so the whole walk sees one snapshot. Made by
+# EV::Etcd::range_iterator; the POD is in lib/EV/Etcd.pm (RANGE ITERATOR).
+
+use strict;
+use warnings;
+use Carp ();
+use Scalar::Util ();
+use overload ();
+use EV ();
+
+our $VERSION = '0.01';
+
+# Croaks point at the code that called range_iterator or next, not at
+# EV::Etcd's one-line wrapper.
+our @CARP_NOT = ('EV::Etcd');
+
+our $DEFAULT_PAGE_SIZE = 1000;
+
+# get options handed on to every page as they are.
+my %PASSED = map { $_ => 1 } qw(
+    keys_only serializable timeout revision
+    min_mod_revision max_mod_revision min_create_revision max_create_revision
+);
+my %INTEGER = map { $_ => 1 } qw(
+    revision min_mod_revision max_mod_revision min_create_revision max_create_revision
+);
+
+sub _show { my $v = shift; defined $v ? "'$v'" : 'undef' }
+
+sub _is_string {
+    my $v = shift;
+    return 0 unless defined $v;
+    return 1 unless ref $v;
+    return Scalar::Util::blessed($v) && overload::Method($v, '""') ? 1 : 0;
+}
+
+# An XS croak carries the location of the call inside this file: report it
+# at our caller's line instead.
+sub _rethrow {
+    my ($e) = @_;
+    $e =~ s/ at \S+ line \d+\.?\n\z//;
+    Carp::croak($e);
+}
+
+# The end of the range of keys that start with $prefix: drop trailing
+# 0xff bytes and increase the last byte left; nothing left means "to the
+# end of the keyspace".
+sub _prefix_end {
+    my ($prefix) = @_;
+    (my $p = $prefix) =~ s/\xff+\z//;
+    return "\0" unless length $p;
+    substr($p, -1, 1) = chr(ord(substr $p, -1) + 1);
+    return $p;
+}
+
+sub new {
+    my ($class, $client, $key, $opt, @rest) = @_;
+    Carp::croak('range_iterator: called on something that is not a live EV::Etcd client')
+        unless Scalar::Util::blessed($client) && $client->isa('EV::Etcd');
+    eval { $client->_assert_usable; 1 } or _rethrow($@);
+    Carp::croak('range_iterator: takes a key and an options hash, no callback (pass the callback to next)')
+        if @rest || ref $opt eq 'CODE';
+    Carp::croak('range_iterator: key must be defined') unless defined $key;
+    Carp::croak('range_iterator: key must be a string, not a reference') unless _is_string($key);
+    Carp::croak('range_iterator: options must be a hash reference')
+        if defined $opt && ref $opt ne 'HASH';
+    my %opt = %{ $opt // {} };
+    utf8::encode($key) if utf8::is_utf8($key);
+
+    my $page_size = delete $opt{page_size};
+    if (defined $page_size) {
+        Carp::croak('range_iterator: page_size must be a positive integer, got ' . _show($page_size))
+            unless _is_string($page_size) && "$page_size" =~ /\A\s*\+?0*[1-9][0-9]{0,17}\s*\z/;
+        $page_size = 0 + "$page_size";
+    } else {
+        $page_size = $DEFAULT_PAGE_SIZE;
+    }
+    Carp::croak('range_iterator: limit is not an option here: the iterator sets it (use page_size)')
+        if exists $opt{limit};
+    Carp::croak('range_iterator: count_only makes no sense for an iterator (use get with count_only)')
+        if exists $opt{count_only};
+
+    # Pages continue after the last key of the previous one, so they must
+    # come in ascending key order. Asking for that order explicitly changes
+    # nothing, but would make etcd read the whole rest of the range for
+    # every page: such options are accepted and not passed on.
+    my $order  = delete $opt{sort_order};
+    my $target = delete $opt{sort_target};
+    Carp::croak('range_iterator: pages come in key order; sort_order ' . _show($order) . ' is not supported')
+        if defined $order && !(_is_string($order) && "$order" =~ /\A(?:none|ascend)\z/i);
+    Carp::croak('range_iterator: pages come in key order; sort_target ' . _show($target) . ' is not supported')
+        if defined $target && !(_is_string($target) && "$target" =~ /\Akey\z/i);
+
+    my $prefix    = delete $opt{prefix};
+    my $range_end = delete $opt{range_end};
+    Carp::croak('range_iterator: range_end must be a string, not a reference')
+        if defined $range_end && !_is_string($range_end);
+
+    my %get;
+    for my $name (sort keys %opt) {
+        Carp::croak("range_iterator: unknown option '$name'") unless $PASSED{$name};
+        my $v = $opt{$name};
+        next unless defined $v;
+        Carp::croak("range_iterator: $name must be an integer, got " . _show($v))
+            if $INTEGER{$name} && !(_is_string($v) && "$v" =~ /\A\s*[+-]?[0-9]+\s*\z/);
+        $get{$name} = $v;
+    }
+
+    # The first page asks for the range as the caller wrote it, so that the
+    # client resolves it (a namespaced client maps prefix '' to its own
+    # keys, the namespace itself included). Later pages start after the
+    # last key read and end where that range ends.
+    my (%first, $end);
+    if ($prefix) {
+        %first = (prefix => 1);
+        $end = length $key ? _prefix_end($key) : "\0";
+    } elsif (defined $range_end && length $range_end) {
+        $end = "$range_end";
+        utf8::encode($end) if utf8::is_utf8($end);
+        %first = (range_end => $end);
+    }
+
+    # A revision given by the caller fixes the snapshot; 0 means "the
+    # latest", which the first page then decides.
+    my $rev = delete $get{revision};
+    if (defined $rev) {
+        ($rev = "$rev") =~ s/\A\s*\+?|\s*\z//g;
+        Carp::croak("range_iterator: revision must not be negative, got '$rev'") if $rev =~ /\A-/;
+        $rev =~ s/\A0+(?=.)//;
+        undef $rev if $rev eq '0';
+    }
+    return bless {
+        client    => $client,
+        first     => \%first,   # range options of the first page
+        next_key  => $key,
+        end       => $end,      # undef: a single key
+        get       => \%get,
+        page_size => $page_size,
+        revision  => $rev,
+        busy      => 0,
+        done      => 0,
+        header    => undef,
+    }, $class;
+}
+
+sub _check_self {
+    my ($self, $what) = @_;
+    Carp::croak("$what: called on something that is not a range iterator")
+        unless Scalar::Util::blessed($self) && Scalar::Util::reftype($self) eq 'HASH'
+        && $self->isa(__PACKAGE__) && Scalar::Util::blessed($self->{client});
+}
+
+sub next {
+    my ($self, $cb) = @_;
+    _check_self($self, 'next');
+    Carp::croak('callback must be a code reference (next)') unless ref $cb eq 'CODE';
+    Carp::croak('next: the previous page has not arrived yet (call next again from its callback)')
+        if $self->{busy};
+
+    if ($self->{done}) {
+        # Nothing left to read: answer from the loop, not from inside next.
+        $self->{busy} = 1;
+        EV::once(undef, 0, 0, sub {
+            $self->{busy} = 0;
+            $cb->({ kvs => [], header => $self->{header}, more => 0 }, undef);
+        });
+        return;
+    }
+
+    my %o = (%{ $self->{get} }, limit => $self->{page_size});
+    if (!$self->{header}) { %o = (%o, %{ $self->{first} }) }
+    elsif (defined $self->{end}) { $o{range_end} = $self->{end} }
+    $o{revision} = $self->{revision} if defined $self->{revision};
+    eval {
+        $self->{client}->get($self->{next_key}, \%o, sub { $self->_page($cb, @_) });
+        1;
+    } or _rethrow($@);
+    $self->{busy} = 1;
+    return;
+}
+
+sub _page {
+    my ($self, $cb, $resp, $err) = @_;
+    $self->{busy} = 0;
+    # An error leaves the iterator where it was: the next call to next asks
+    # for the same page again.
+    return $cb->(undef, $err) if $err;
+
+    my $kvs = $resp->{kvs};
+    $self->{revision} //= $resp->{header}{revision};
+    $self->{header} = $resp->{header};
+    if (!defined $self->{end} || !$resp->{more} || !@$kvs) {
+        $self->{done} = 1;
+    } else {
+        $self->{next_key} = $kvs->[-1]{key} . "\0";
+    }
+    $cb->({ kvs => $kvs, header => $resp->{header}, more => $self->{done} ? 0 : 1 }, undef);
+}
+
+sub revision  { _check_self($_[0], 'revision');  $_[0]{revision} }
+sub done      { _check_self($_[0], 'done');      $_[0]{done} }
+sub page_size { _check_self($_[0], 'page_size'); $_[0]{page_size} }
+
+1;
+
+__END__
+
+=encoding utf8
+
+=head1 NAME
+
+EV::Etcd::RangeIterator - page through a range of etcd keys at one revision
+
+=head1 SYNOPSIS
+
+  my $it = $etcd->range_iterator('/jobs/', { prefix => 1, page_size => 500 });
+  $it->next(sub {
+      my ($page, $err) = @_;
+      ...   # $page->{kvs}, $page->{header}, $page->{more}
+  });
+
+=head1 DESCRIPTION
+
+Objects of this class are made by C<range_iterator> of L<EV::Etcd>; there
+is no public constructor. Their methods (C<next>, C<revision>, C<done>,
+C<page_size>), the options and the errors are described in
+L<EV::Etcd/range_iterator>.
+
+=cut
