@@ -314,6 +314,11 @@ value croaks. The HTTP/2 pings of C<keepalive_time> notice a dead
 connection as well; a probe works with pings switched off and checks the
 watch stream itself rather than the connection under it.
 
+  # A watch that may sit idle for hours behind a load balancer: probe it
+  # after 30 s of silence, and give up on the stream 5 s after a probe.
+  my $etcd = EV::Etcd->new(endpoints => \@endpoints, timeout => 5,
+                           watch_probe_interval => 30);
+
 =item timeout => $seconds
 
 Deadline for every unary request, in seconds (fractions allowed), L</lock>
@@ -1258,6 +1263,13 @@ Have the server leave out one kind of event: C<no_put> drops changes
 keys going away can say so and save the traffic. Filtered events never
 reach the client; the watch's revision still advances past them.
 
+  # Only hear about sessions going away.
+  my $gone = $etcd->watch('/sessions/', { prefix => 1, no_put => 1 }, sub {
+      my ($msg, $err) = @_;
+      return warn "watch ended: $err->{message}\n" if $err;
+      print "session ended: $_->{kv}{key}\n" for @{ $msg->{events} };
+  });
+
 =item fragment => 0 | 1
 
 Whether the server may split a revision with very many or very large
@@ -1292,6 +1304,20 @@ events with it. The read is retried like a reconnect (C<max_retries>);
 when it cannot be done the watch ends with its error, the message
 starting C<resync after compaction failed>. Anything other than these two
 strings croaks.
+
+  my %config;
+  my $w = $etcd->watch('/config/', { prefix => 1, on_compacted => 'resync' }, sub {
+      my ($msg, $err) = @_;
+      return warn "config watch ended: $err->{message}\n" if $err;
+      if ($msg->{resync}) {    # history lost: start again from what is there now
+          %config = map { $_->{key} => $_->{value} } @{ $msg->{kvs} };
+          return;
+      }
+      for my $ev (@{ $msg->{events} }) {
+          if ($ev->{type} eq 'PUT') { $config{ $ev->{kv}{key} } = $ev->{kv}{value} }
+          else                      { delete $config{ $ev->{kv}{key} } }
+      }
+  });
 
 =item watch_id => $id
 
@@ -1562,6 +1588,15 @@ that does not exist (expired, revoked, never granted) gives an error with
 status C<NOT_FOUND>, source C<lease_keepalive_once>, message
 C<etcdserver: requested lease not found>. A refresh may safely be sent
 twice, so the call is retried like a read (L</Retryable errors>).
+
+  # Refresh only while the work is going well.
+  my $t = EV::timer(5, 5, sub {
+      return unless work_is_healthy();
+      $etcd->lease_keepalive_once($lease_id, sub {
+          my ($resp, $err) = @_;
+          warn "lease $lease_id is gone\n" if $err && $err->{status} eq 'NOT_FOUND';
+      });
+  });
 
 =head2 EV::Etcd::Keepalive->cancel
 
@@ -1946,6 +1981,12 @@ when there has been none).
 A checksum of the member's whole backend database (every bucket, not just
 the keys; see L</hash_kv> for a checksum members can be compared by).
 Response: C<header> and C<hash>, an unsigned 32-bit number.
+
+  $etcd->hash(sub {
+      my ($resp, $err) = @_;
+      die "hash failed: $err->{message}\n" if $err;
+      printf "member %s: backend hash %u\n", $resp->{header}{member_id}, $resp->{hash};
+  });
 
 =head2 snapshot
 
