@@ -14,6 +14,8 @@
 #   bash bench/compare.sh --scale          # instead: 10,000 calls in flight and
 #                                          # 10,000 / 100,000 watches, perl client only
 #   bash bench/compare.sh --rounds 1 --workloads seq_get,big_range --clients perl,core
+#   bash bench/compare.sh --build-only     # build everything, run nothing (the test suite
+#                                          # does this, so a broken bench client fails it)
 #
 # From a fresh clone it installs what is missing (scripts/install-deps.sh),
 # builds the module (perl Makefile.PL && make) and the Rust clients (cargo,
@@ -30,7 +32,11 @@ cd "$root"
 start=$(date +%s)
 
 scale=0
-for a in "$@"; do [ "$a" = "--scale" ] && scale=1; done
+build_only=0
+for a in "$@"; do
+    [ "$a" = "--scale" ] && scale=1
+    [ "$a" = "--build-only" ] && build_only=1
+done
 
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
 
@@ -91,6 +97,13 @@ if [ "$source_before" != "$source_after" ]; then
         "Etcd.so and compare-core may not be built from the same code" >&2
 fi
 export COMPARE_CORE_SOURCE="$source_before${source_before:+/}$source_after"
+
+if [ "$build_only" -eq 1 ]; then
+    [ -x "$target/release/compare-core" ] && [ -x "$target/release/compare-native" ] ||
+        ev_etcd_die "the benchmark clients were not built"
+    echo "== compare: built (--build-only), done in $(($(date +%s) - start)) s"
+    exit 0
+fi
 
 echo "== compare: running"
 rc=0

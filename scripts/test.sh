@@ -35,6 +35,17 @@ else
     status=1
 fi
 
+# The benchmark clients (bench/native) call the core's C ABI from Rust:
+# building them is one more test program, so a change of that ABI that
+# leaves them behind fails here rather than in the next benchmark.
+printf '\n======== benchmark clients build (bench/compare.sh --build-only) ========\n'
+if bash bench/compare.sh --build-only; then
+    total_pass=$((total_pass + 1))
+else
+    total_fail=$((total_fail + 1))
+    status=1
+fi
+
 # One etcd version's run: prove's output goes to $logdir/prove-$v.log, the
 # exit code to $logdir/rc-$v.
 run_version() {

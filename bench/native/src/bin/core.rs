@@ -277,7 +277,7 @@ impl Core {
         }
         .encode_to_vec();
         // SAFETY: live client; body readable for its length.
-        let rc = unsafe { evetcd_watch(self.c, id, body.as_ptr(), body.len(), 1) };
+        let rc = unsafe { evetcd_watch(self.c, id, body.as_ptr(), body.len(), 1, 0) };
         check!(rc == 0, "watch: evetcd_watch returned {rc}");
         id
     }
