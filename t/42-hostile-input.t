@@ -29,6 +29,7 @@ my $leader = $campaign->{leader};
 my %good = (
     key => 'hostile/k', value => 'v', opts => {}, lease => $lease, ttl => 30, rev => 0,
     member => 1, urls => ['http://127.0.0.1:1'], name => 'hostile/n', leader => $leader,
+    target => sub { },
     action => 'GET', perm => 'READ', election => 'hostile/el', range_end => 'hostile/l', list => [],
 );
 my %signature = (
@@ -49,8 +50,10 @@ my %signature = (
     role_get => [qw(name)],                 role_list => [],
     role_delete => [qw(name)],              role_grant_permission => [qw(name perm key range_end)],
     role_revoke_permission => [qw(name key range_end)],
-    status => [],                           alarm => [qw(action opts)],
-    hash_kv => [qw(rev)],                   member_list => [qw(opts)],
+    status => [qw(opts)],                   alarm => [qw(action opts)],
+    hash_kv => [qw(rev opts)],              member_list => [qw(opts)],
+    hash => [qw(opts)],                     snapshot => [qw(target)],
+    lease_keepalive_once => [qw(lease)],
     member_add => [qw(urls opts)],          member_remove => [qw(member)],
     member_update => [qw(member urls)],     member_promote => [qw(member)],
     move_leader => [qw(member)],
@@ -68,7 +71,7 @@ my %bad = (
     action => [ undef, 'EXPLODE', [] ], perm => [ undef, 'ALL', [] ],
     lease => \@bad_number, ttl => \@bad_number, rev => \@bad_number, member => \@bad_number,
     urls => [ undef, 'http://x', [undef], [ [] ], {} ], leader => [ undef, 'x', {}, [], { name => [] } ],
-    opts => \@bad_opts, list => [ undef, 'x', {}, [ 'x' ], [ {} ], [ { bogus => 1 } ] ],
+    opts => \@bad_opts, target => [ undef, 'file.db', [], {}, $other ], list => [ undef, 'x', {}, [ 'x' ], [ {} ], [ { bogus => 1 } ] ],
 );
 
 my ($calls, $croaked, $answered, $pending) = (0, 0, 0, 0);
@@ -141,6 +144,11 @@ for my $class (qw(EV::Etcd::Watch EV::Etcd::Keepalive EV::Etcd::Observe)) {
         eval { $class->can('cancel')->($inv, sub { }) };
         if ($@ =~ /^cancel: called on something that is not a stream handle/) { $croaked++ }
         else { push @bad_messages, "$class cancel (" . show($inv) . "): " . ($@ || 'no croak') }
+        next unless $class eq 'EV::Etcd::Watch';
+        $calls++;
+        eval { $class->can('progress')->($inv) };
+        if ($@ =~ /^progress: called on something that is not a watch handle/) { $croaked++ }
+        else { push @bad_messages, "$class progress (" . show($inv) . "): " . ($@ || 'no croak') }
     }
 }
 # a handle pointed at a unary call's id, or at another kind of stream

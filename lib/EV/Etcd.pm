@@ -118,6 +118,8 @@ package EV::Etcd;
 # ends the stream.
 sub snapshot {
     my ($self, $target, $cb) = @_;
+    Carp::croak('snapshot: called on something that is not a live EV::Etcd client')
+        unless Scalar::Util::blessed($self) && $self->isa('EV::Etcd');
     Carp::croak('callback must be a code reference (snapshot)') unless ref $cb eq 'CODE';
     my $write;
     if (ref $target eq 'CODE') {
