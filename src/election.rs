@@ -11,13 +11,12 @@ use crate::proto::v3electionpb::{
 };
 use crate::queue::Disposition;
 use crate::runtime::Shared;
-use crate::streams::{gave_up, stream_failure, Backoff, Stop};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use crate::streams::{gave_up, stream_failure, Backoff, Stop, TaskSlot};
+use std::sync::Arc;
 use tokio::sync::oneshot;
 use tonic::Status;
 
-const SOURCE: &str = "observe";
+pub const SOURCE: &str = "observe";
 
 impl ToPerl for CampaignResponse {
     fn to_perl(&self, b: &Builder) -> Hv {
@@ -53,10 +52,8 @@ pub struct ObserveTask {
     pub id: u64,
     pub name: Vec<u8>,
     pub auto_reconnect: bool,
-    pub registry: Arc<Mutex<HashMap<u64, oneshot::Sender<Stop>>>>,
-    /// Ended the way it should (cancelled, or its error sent); Drop tells
-    /// the user about any other end, such as a panic.
-    pub finished: bool,
+    /// Ends the stream once, whichever way the task ends.
+    pub slot: TaskSlot,
 }
 
 enum Ended {
@@ -87,7 +84,7 @@ impl ObserveTask {
             };
             let status = match ended {
                 Ended::Stopped => {
-                    self.finished = true;
+                    self.slot.stopped();
                     return;
                 }
                 Ended::Moved => continue, // reopen on the new endpoint now
@@ -112,7 +109,7 @@ impl ObserveTask {
                     if let Ok(Stop::Crash) = stop {
                         panic!("observe task: crash requested by a test");
                     }
-                    self.finished = true;
+                    self.slot.stopped();
                     return;
                 }
                 _ = tokio::time::sleep(delay) => {}
@@ -165,25 +162,7 @@ impl ObserveTask {
     }
 
     fn fail(&mut self, err: EtcdError, cancel: oneshot::Receiver<Stop>) {
-        self.finished = true;
         drop(cancel);
-        self.registry
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.id);
-        self.shared.send(self.id, Disposition::Last, Err(err));
-    }
-}
-
-impl Drop for ObserveTask {
-    fn drop(&mut self) {
-        if self.finished {
-            return;
-        }
-        self.registry
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.id);
-        crate::streams::fail_orphans(&self.shared, SOURCE, [self.id]);
+        self.slot.finish(Err(err));
     }
 }

@@ -124,14 +124,45 @@ struct Schedule {
     lost_at: Option<Instant>,
 }
 
+/// Deadlines of leases, earliest first.
+#[derive(Default)]
+struct Deadlines(BTreeSet<(Instant, i64)>);
+
+impl Deadlines {
+    /// Moves `lease` from deadline `old` to `new` (None: not listed).
+    fn change(&mut self, lease: i64, old: Option<Instant>, new: Option<Instant>) {
+        if let Some(old) = old {
+            self.0.remove(&(old, lease));
+        }
+        if let Some(new) = new {
+            self.0.insert((new, lease));
+        }
+    }
+
+    fn first(&self) -> Option<Instant> {
+        self.0.first().map(|(at, _)| *at)
+    }
+
+    /// Takes off the earliest lease whose deadline is not after `now`.
+    fn pop_due(&mut self, now: Instant) -> Option<i64> {
+        let &(at, lease) = self.0.first()?;
+        if at > now {
+            return None;
+        }
+        self.0.remove(&(at, lease));
+        Some(lease)
+    }
+}
+
 pub struct KeepaliveHub {
     shared: Arc<Shared>,
     rx: mpsc::UnboundedReceiver<KeepaliveCmd>,
     keepers: HashMap<u64, Keeper>,
     leases: HashMap<i64, Schedule>,
-    queue: BTreeSet<(Instant, i64)>,
-    /// Loss deadlines, earliest first (see `Schedule::lost_at`).
-    losses: BTreeSet<(Instant, i64)>,
+    /// Refreshes due (see `Schedule::due`).
+    queue: Deadlines,
+    /// Loss deadlines (see `Schedule::lost_at`).
+    losses: Deadlines,
     conn: SharedStream<LeaseKeepAliveRequest, LeaseKeepAliveResponse>,
 }
 
@@ -151,8 +182,8 @@ impl KeepaliveHub {
             rx,
             keepers: HashMap::new(),
             leases: HashMap::new(),
-            queue: BTreeSet::new(),
-            losses: BTreeSet::new(),
+            queue: Deadlines::default(),
+            losses: Deadlines::default(),
             conn: SharedStream::new(max, SOURCE),
         }
     }
@@ -166,12 +197,12 @@ impl KeepaliveHub {
                 self.open_stream();
             }
             let next_refresh = if self.conn.is_up() {
-                self.queue.first().map(|(at, _)| *at)
+                self.queue.first()
             } else {
                 None
             };
             // Loss deadlines run whether or not a stream is up.
-            let next_loss = self.losses.first().map(|(at, _)| *at);
+            let next_loss = self.losses.first();
             let next_due = match (next_refresh, next_loss) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -211,9 +242,8 @@ impl KeepaliveHub {
 
     fn reschedule(&mut self, lease: i64, due: Instant) {
         if let Some(s) = self.leases.get_mut(&lease) {
-            self.queue.remove(&(s.due, lease));
+            self.queue.change(lease, Some(s.due), Some(due));
             s.due = due;
-            self.queue.insert((due, lease));
         }
     }
 
@@ -221,10 +251,7 @@ impl KeepaliveHub {
     /// fallback refresh in case no reply comes.
     fn refresh_due(&mut self) {
         let now = Instant::now();
-        while let Some(&(at, lease)) = self.queue.first() {
-            if at > now {
-                break;
-            }
+        while let Some(lease) = self.queue.pop_due(now) {
             self.conn.send(LeaseKeepAliveRequest { id: lease });
             let ttl = self.leases.get(&lease).map_or(0, |s| s.ttl);
             self.reschedule(lease, now + refresh_interval(ttl));
@@ -234,13 +261,8 @@ impl KeepaliveHub {
     /// Sets the loss deadline of `lease` (None: no deadline).
     fn set_lost_at(&mut self, lease: i64, at: Option<Instant>) {
         if let Some(s) = self.leases.get_mut(&lease) {
-            if let Some(old) = s.lost_at {
-                self.losses.remove(&(old, lease));
-            }
+            self.losses.change(lease, s.lost_at, at);
             s.lost_at = at;
-            if let Some(at) = at {
-                self.losses.insert((at, lease));
-            }
         }
     }
 
@@ -249,14 +271,11 @@ impl KeepaliveHub {
     /// (ticks resume if the lease turns out to be alive).
     fn report_losses(&mut self) {
         let now = Instant::now();
-        while let Some(&(at, lease)) = self.losses.first() {
-            if at > now {
-                break;
-            }
-            self.set_lost_at(lease, None);
-            let Some(s) = self.leases.get(&lease) else {
+        while let Some(lease) = self.losses.pop_due(now) {
+            let Some(s) = self.leases.get_mut(&lease) else {
                 continue;
             };
+            s.lost_at = None;
             let msg = format!(
                 "no keepalive reply for lease {lease} within its TTL of {}s: the lease must be \
                  assumed lost",
@@ -308,11 +327,9 @@ impl KeepaliveHub {
             s.keepers.retain(|&x| x != id);
             if s.keepers.is_empty() {
                 let due = s.due;
-                if let Some(at) = s.lost_at {
-                    self.losses.remove(&(at, k.lease));
-                }
+                self.losses.change(k.lease, s.lost_at, None);
+                self.queue.change(k.lease, Some(due), None);
                 self.leases.remove(&k.lease);
-                self.queue.remove(&(due, k.lease));
             }
         }
         true

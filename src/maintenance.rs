@@ -10,9 +10,8 @@ use crate::proto::etcdserverpb::{
 };
 use crate::queue::Disposition;
 use crate::runtime::{Route, Shared};
-use crate::streams::Stop;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use crate::streams::{Stop, TaskSlot};
+use std::sync::Arc;
 use tokio::sync::oneshot;
 use tonic::Code;
 
@@ -95,7 +94,7 @@ impl ToPerl for HashKvResponse {
 
 crate::perl::header_only_reply!(DefragmentResponse, MoveLeaderResponse);
 
-const SNAPSHOT: &str = "snapshot";
+pub const SNAPSHOT: &str = "snapshot";
 
 /// One piece of a snapshot, passed on as it arrives.
 struct Chunk(Vec<u8>);
@@ -171,9 +170,8 @@ impl Checksum {
 /// cut short is worthless.
 pub struct SnapshotTask {
     pub shared: Arc<Shared>,
-    pub id: u64,
-    pub registry: Arc<Mutex<HashMap<u64, oneshot::Sender<Stop>>>>,
-    pub finished: bool,
+    /// Ends the stream once, whichever way the task ends.
+    pub slot: TaskSlot,
 }
 
 impl SnapshotTask {
@@ -183,18 +181,13 @@ impl SnapshotTask {
                 if let Ok(Stop::Crash) = stop {
                     panic!("snapshot task: crash requested by a test");
                 }
-                self.finished = true;
+                self.slot.stopped();
                 return;
             }
             outcome = self.stream() => outcome,
         };
-        self.finished = true;
-        self.registry
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.id);
-        let reply = outcome.map(|done| Box::new(done) as crate::queue::Reply);
-        self.shared.send(self.id, Disposition::Last, reply);
+        self.slot
+            .finish(outcome.map(|done| Box::new(done) as crate::queue::Reply));
     }
 
     async fn stream(&self) -> Result<SnapshotDone, EtcdError> {
@@ -213,8 +206,11 @@ impl SnapshotTask {
             check.feed(&resp.blob);
             size += resp.blob.len() as u64;
             if !resp.blob.is_empty() {
-                self.shared
-                    .send(self.id, Disposition::Keep, Ok(Box::new(Chunk(resp.blob))));
+                self.shared.send(
+                    self.slot.id(),
+                    Disposition::Keep,
+                    Ok(Box::new(Chunk(resp.blob))),
+                );
             }
         }
         if !check.matches() {
@@ -225,19 +221,6 @@ impl SnapshotTask {
             return Err(EtcdError::new(Code::DataLoss, msg, SNAPSHOT));
         }
         Ok(SnapshotDone { size, header })
-    }
-}
-
-impl Drop for SnapshotTask {
-    fn drop(&mut self) {
-        if self.finished {
-            return;
-        }
-        self.registry
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.id);
-        crate::streams::fail_orphans(&self.shared, SNAPSHOT, [self.id]);
     }
 }
 

@@ -1159,11 +1159,7 @@ impl Client {
     ) -> Result<(), String> {
         let route = crate::routes::route(method).ok_or_else(|| format!("no method {method}"))?;
         let uri = self.shared.member_uri(endpoint)?;
-        let deadline = match deadline {
-            CallDeadline::ClientDefault => Some(self.shared.cfg.timeout),
-            CallDeadline::Unlimited => None,
-            CallDeadline::After(d) => Some(d),
-        };
+        let deadline = deadline.limit(self.shared.cfg.timeout);
         let started = self.shared.cfg.on_request.then(Instant::now);
         let shared = self.shared.clone();
         let endpoint = split_scheme(endpoint).1.to_string();
@@ -1189,11 +1185,7 @@ impl Client {
         let Some(route) = crate::routes::route(method) else {
             return false;
         };
-        let deadline = match deadline {
-            CallDeadline::ClientDefault => Some(self.shared.cfg.timeout),
-            CallDeadline::Unlimited => None,
-            CallDeadline::After(d) => Some(d),
-        };
+        let deadline = deadline.limit(self.shared.cfg.timeout);
         let started = self.shared.cfg.on_request.then(Instant::now);
         // The dispatcher is woken only when it is idle: a burst of calls
         // from one drain costs one wake-up of the runtime thread.
@@ -1216,6 +1208,17 @@ pub enum CallDeadline {
     /// No deadline (`timeout => 0`).
     Unlimited,
     After(Duration),
+}
+
+impl CallDeadline {
+    /// The call's time limit, `client` being the client's timeout.
+    fn limit(self, client: Duration) -> Option<Duration> {
+        match self {
+            CallDeadline::ClientDefault => Some(client),
+            CallDeadline::Unlimited => None,
+            CallDeadline::After(d) => Some(d),
+        }
+    }
 }
 
 /// A unary call handed over by the Perl thread.

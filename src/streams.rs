@@ -364,8 +364,88 @@ pub struct Streams {
     handle: tokio::runtime::Handle,
     watch: Mutex<Option<mpsc::UnboundedSender<WatchCmd>>>,
     keepalive: Mutex<Option<mpsc::UnboundedSender<KeepaliveCmd>>>,
-    observers: Arc<Mutex<HashMap<u64, oneshot::Sender<Stop>>>>,
-    snapshots: Arc<Mutex<HashMap<u64, oneshot::Sender<Stop>>>>,
+    observers: TaskStops,
+    snapshots: TaskStops,
+}
+
+/// How to stop each stream of one kind that a task of its own serves
+/// (observe, snapshot), by completion id.
+pub type TaskStops = Arc<Mutex<HashMap<u64, oneshot::Sender<Stop>>>>;
+
+/// Stops stream `id` of `stops`, if it is still running.
+fn stop_task(stops: &TaskStops, id: u64, how: Stop) {
+    let tx = stops.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+    if let Some(tx) = tx {
+        let _ = tx.send(how);
+    }
+}
+
+/// A stream task's hold on its stream: it ends the stream exactly once,
+/// with `finish`, by being stopped, or (dropped otherwise, as by a panic)
+/// with `task_lost`.
+pub struct TaskSlot {
+    shared: Arc<Shared>,
+    id: u64,
+    kind: &'static str,
+    stops: TaskStops,
+    finished: bool,
+}
+
+impl TaskSlot {
+    /// Registers stream `id` in `stops`; the receiver hears a stop.
+    pub fn register(
+        shared: &Arc<Shared>,
+        id: u64,
+        kind: &'static str,
+        stops: &TaskStops,
+    ) -> (TaskSlot, oneshot::Receiver<Stop>) {
+        let (tx, rx) = oneshot::channel();
+        stops
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, tx);
+        let slot = TaskSlot {
+            shared: shared.clone(),
+            id,
+            kind,
+            stops: stops.clone(),
+            finished: false,
+        };
+        (slot, rx)
+    }
+
+    /// The stream's completion id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Stopped from outside: the cancel has answered the user already.
+    pub fn stopped(&mut self) {
+        self.finished = true;
+    }
+
+    /// The stream's last message: its error, or the final reply.
+    pub fn finish(&mut self, last: Result<crate::queue::Reply, EtcdError>) {
+        self.finished = true;
+        self.stops
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.id);
+        self.shared.send(self.id, Disposition::Last, last);
+    }
+}
+
+impl Drop for TaskSlot {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.stops
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.id);
+        fail_orphans(&self.shared, self.kind, [self.id]);
+    }
 }
 
 /// What ends an observer from outside.
@@ -447,33 +527,28 @@ impl Streams {
     }
 
     pub fn observe(&self, id: u64, name: Vec<u8>, auto_reconnect: bool) {
-        let (tx, rx) = oneshot::channel();
-        self.observers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, tx);
+        let (slot, rx) =
+            TaskSlot::register(&self.shared, id, crate::election::SOURCE, &self.observers);
         let task = ObserveTask {
             shared: self.shared.clone(),
             id,
             name,
             auto_reconnect,
-            registry: self.observers.clone(),
-            finished: false,
+            slot,
         };
         self.handle.spawn(task.run(rx));
     }
 
     pub fn snapshot(&self, id: u64) {
-        let (tx, rx) = oneshot::channel();
-        self.snapshots
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, tx);
+        let (slot, rx) = TaskSlot::register(
+            &self.shared,
+            id,
+            crate::maintenance::SNAPSHOT,
+            &self.snapshots,
+        );
         let task = crate::maintenance::SnapshotTask {
             shared: self.shared.clone(),
-            id,
-            registry: self.snapshots.clone(),
-            finished: false,
+            slot,
         };
         self.handle.spawn(task.run(rx));
     }
@@ -489,16 +564,8 @@ impl Streams {
         match kind {
             StreamKind::Watch => self.to_watch_hub(WatchCmd::Cancel { id }),
             StreamKind::Keepalive => self.to_keepalive_hub(KeepaliveCmd::Cancel { id }),
-            StreamKind::Observe | StreamKind::Snapshot => {
-                let tasks = match kind {
-                    StreamKind::Observe => &self.observers,
-                    _ => &self.snapshots,
-                };
-                let tx = tasks.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
-                if let Some(tx) = tx {
-                    let _ = tx.send(Stop::Cancel);
-                }
-            }
+            StreamKind::Observe => stop_task(&self.observers, id, Stop::Cancel),
+            StreamKind::Snapshot => stop_task(&self.snapshots, id, Stop::Cancel),
         }
     }
 
@@ -508,17 +575,18 @@ impl Streams {
             StreamKind::Watch => self.to_watch_hub(WatchCmd::Crash),
             StreamKind::Keepalive => self.to_keepalive_hub(KeepaliveCmd::Crash),
             StreamKind::Observe | StreamKind::Snapshot => {
-                let tasks = match kind {
+                let stops = match kind {
                     StreamKind::Observe => &self.observers,
                     _ => &self.snapshots,
                 };
-                let senders: Vec<_> = tasks
+                let ids: Vec<u64> = stops
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .drain()
+                    .keys()
+                    .copied()
                     .collect();
-                for (_, tx) in senders {
-                    let _ = tx.send(Stop::Crash);
+                for id in ids {
+                    stop_task(stops, id, Stop::Crash);
                 }
             }
         }

@@ -61,6 +61,11 @@ XSLoader::load('EV::Etcd', $VERSION);
     };
 }
 
+# A croak from the XS side, or from deeper in this distribution, names the
+# line of our own call; the Perl-level methods croak again with the message
+# alone, so it points at their caller.
+sub _unplaced { (my $e = $_[0]) =~ s/ at \S+ line \d+\.?\n\z//; $e }
+
 # The namespace of a client made with one (EV::Etcd::Namespace), else undef.
 sub namespace { undef }
 
@@ -97,8 +102,7 @@ sub progress {
     Carp::croak('progress: the watch has been cancelled') if $self->{cancelled};
     # (the XS side's croaks, fork or closed client, belong at our caller)
     return if eval { $self->{client}->_watch_progress($self->{id}); 1 };
-    (my $why = $@) =~ s/ at \S+ line \d+\.\n\z//;
-    Carp::croak($why);
+    Carp::croak(EV::Etcd::_unplaced($@));
 }
 
 package EV::Etcd::Keepalive;
@@ -147,11 +151,7 @@ sub snapshot {
                        message => "snapshot: writing the snapshot failed: $why" });
     };
     # (the XS side's croaks, fork or closed client, belong at our caller)
-    $stream = eval { $self->_snapshot($on_piece) };
-    unless ($stream) {
-        (my $why = $@) =~ s/ at \S+ line \d+\.\n\z//;
-        Carp::croak($why);
-    }
+    $stream = eval { $self->_snapshot($on_piece) } or Carp::croak(_unplaced($@));
     return;
 }
 

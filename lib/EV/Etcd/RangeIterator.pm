@@ -39,11 +39,7 @@ sub _is_string {
 
 # An XS croak carries the location of the call inside this file: report it
 # at our caller's line instead.
-sub _rethrow {
-    my ($e) = @_;
-    $e =~ s/ at \S+ line \d+\.?\n\z//;
-    Carp::croak($e);
-}
+sub _rethrow { Carp::croak(EV::Etcd::_unplaced($_[0])) }
 
 # The end of the range of keys that start with $prefix: drop trailing
 # 0xff bytes and increase the last byte left; nothing left means "to the

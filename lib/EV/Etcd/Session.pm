@@ -32,7 +32,7 @@ sub _is_string {
 
 # A croak from inside the client carries the location of our call to it:
 # report it at our caller's line instead, or pass it on as an error.
-sub _where_not { my ($e) = @_; $e =~ s/ at \S+ line \d+\.?\n\z//; $e }
+sub _where_not { EV::Etcd::_unplaced($_[0]) }
 sub _rethrow   { Carp::croak(_where_not($_[0])) }
 
 # An error hash shaped like the client's, for what the session itself decides.
