@@ -291,7 +291,7 @@ sub _live {
             next;
         }
         next if eval { $op->[0]->($self->{lease_id}); 1 };
-        _call_user($op->[1], _error_where_not($@));
+        _call_user($op->[1], _error(_where_not($@)));
     }
     return;
 }
