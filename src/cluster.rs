@@ -71,22 +71,10 @@ pub async fn sync_endpoints(shared: std::sync::Arc<crate::runtime::Shared>, ever
     tick.tick().await; // the first tick is immediate: sync one interval in
     loop {
         tick.tick().await;
-        if shared.ensure_login().await.is_err() {
-            continue;
-        }
-        let mut attempt = crate::runtime::Attempt::default();
         let limit = shared.cfg.timeout.min(every.max(Duration::from_secs(1)));
-        let call =
-            crate::runtime::round_trip(&shared, &route, Bytes::new(), Some(limit), &mut attempt);
-        let reply = match tokio::time::timeout(limit, call).await {
-            Ok(Ok(reply)) => reply,
-            Ok(Err((status, generation))) => {
-                if crate::error::is_transport_failure(&status) {
-                    shared.connection_failed(generation);
-                }
-                continue;
-            }
-            Err(_) => continue,
+        let call = crate::runtime::call_once(&shared, &route, Bytes::new(), limit, "member_list");
+        let Ok(reply) = call.await else {
+            continue;
         };
         let Ok(resp) = MemberListResponse::decode(reply) else {
             continue;

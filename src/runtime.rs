@@ -755,6 +755,31 @@ pub async fn round_trip(
         .map_err(|s| (s, generation))
 }
 
+/// A call the client makes for itself (a resync's read, an endpoint
+/// sync): logged in, one round trip within `limit`, a broken connection
+/// left behind; the reply undecoded, errors under `source`.
+pub async fn call_once(
+    shared: &Shared,
+    route: &Route,
+    body: Bytes,
+    limit: Duration,
+    source: &'static str,
+) -> Result<Bytes, EtcdError> {
+    shared.ensure_login().await?;
+    let mut attempt = Attempt::default();
+    let call = round_trip(shared, route, body, Some(limit), &mut attempt);
+    match tokio::time::timeout(limit, call).await {
+        Err(_) => Err(EtcdError::deadline(source, limit.as_secs_f64())),
+        Ok(Err((status, generation))) => {
+            if crate::error::is_transport_failure(&status) {
+                shared.connection_failed(generation);
+            }
+            Err(EtcdError::from_status(&status, source))
+        }
+        Ok(Ok(reply)) => Ok(reply),
+    }
+}
+
 /// One attempt: the login the call waits for, the round trip, and the one
 /// repeat after logging in again when the server forgot our token.
 async fn attempt_once(

@@ -656,21 +656,9 @@ async fn read_once(
     body: bytes::Bytes,
 ) -> Result<RangeResponse, EtcdError> {
     use prost::Message;
-    shared.ensure_login().await?;
-    let limit = shared.cfg.timeout;
-    let mut attempt = crate::runtime::Attempt::default();
-    let call = crate::runtime::round_trip(shared, route, body, Some(limit), &mut attempt);
-    match tokio::time::timeout(limit, call).await {
-        Err(_) => Err(EtcdError::deadline(SOURCE, limit.as_secs_f64())),
-        Ok(Err((status, generation))) => {
-            if crate::error::is_transport_failure(&status) {
-                shared.connection_failed(generation);
-            }
-            Err(EtcdError::from_status(&status, SOURCE))
-        }
-        Ok(Ok(reply)) => RangeResponse::decode(reply)
-            .map_err(|e| EtcdError::internal(format!("malformed reply: {e}"), SOURCE)),
-    }
+    let reply = crate::runtime::call_once(shared, route, body, shared.cfg.timeout, SOURCE).await?;
+    RangeResponse::decode(reply)
+        .map_err(|e| EtcdError::internal(format!("malformed reply: {e}"), SOURCE))
 }
 
 /// What a resynced watch delivers: the watched keys as they are now.
