@@ -169,6 +169,8 @@ EV::Etcd - asynchronous etcd v3 client for the EV event loop
 
 =head1 SYNOPSIS
 
+=for ev-etcd example prints ^/config/color = blue$
+
   use strict;
   use warnings;
   use EV;
@@ -511,6 +513,8 @@ cluster without agreeing on key names, and code written for a whole
 keyspace runs unchanged under a prefix. What exactly is prefixed, and what
 is not, is under L</NAMESPACES>.
 
+=for ev-etcd example prints ^rate = 0\.19$
+
   use strict;
   use warnings;
   use EV;
@@ -617,7 +621,10 @@ description of what went wrong on the connection.
 
 Which method failed: its name (C<get>, C<put>, C<delete>, C<txn>,
 C<compact>, C<lease_grant>, C<user_add>, C<member_list>, ...), or C<watch>,
-C<keepalive> or C<observe> for errors delivered on a stream.
+C<keepalive>, C<observe> or C<snapshot> for errors delivered on a stream.
+The errors an L<EV::Etcd::Session> makes itself (a lost lease, a call
+that could not wait for one) have source C<session>. A
+L</range_iterator> reports its pages' errors as C<get> does.
 
 =item retryable
 
@@ -663,6 +670,8 @@ by itself (the one exception is the transparent re-login described under
 L</authenticate>); even with it, a write that may have reached the server
 is handed back to you. A small helper is enough for your own policy:
 
+=for ev-etcd example client prints ^stored after at most 3 tries$
+
   sub put_with_retry {
       my ($etcd, $key, $value, $tries, $done) = @_;
       $etcd->put($key, $value, sub {
@@ -677,6 +686,12 @@ is handed back to you. A small helper is enough for your own policy:
           $done->($resp, $err);
       });
   }
+
+  put_with_retry($etcd, '/jobs/next', 42, 3, sub {
+      my (undef, $err) = @_;
+      die "gave up: $err->{message}\n" if $err;
+      print "stored after at most 3 tries\n";
+  });
 
 Keep in mind that a write which timed out may have been applied anyway.
 
@@ -693,6 +708,12 @@ delivers at most 1024 answers, or as many as fit in about 10 ms of
 callbacks, before the loop runs its other watchers and comes back for the
 rest, so timers and other I/O keep their pace while a backlog (a watch
 catching up on thousands of events, say) is worked off.
+
+A callback that runs the loop itself (C<EV::run> inside a callback, or a
+framework's blocking wait, see L</USING WITH ANYEVENT AND MOJO>) gets
+the answers that arrive meanwhile delivered from within it, nested one
+level deeper. Nothing is lost that way, but the code around it is
+harder to follow: start the next step from the callback instead.
 
 =head2 Exceptions in callbacks
 
@@ -773,6 +794,8 @@ byte strings, never flagged as UTF-8, so text with non-ASCII characters
 comes back as UTF-8 bytes and does not compare equal to the original
 character string until decoded. Encode and decode at the edges:
 
+=for ev-etcd example client prints ^round trip ok$
+
   use utf8;
   use Encode qw(encode decode);
 
@@ -784,7 +807,8 @@ character string until decoded. Encode and decode at the edges:
           my ($resp, $err) = @_;
           die $err->{message} if $err;
           my $back = decode('UTF-8', $resp->{kvs}[0]{value});
-          print "round trip ok\n" if $back eq $city;
+          die "the text changed on its way\n" unless $back eq $city;
+          print "round trip ok\n";
       });
   });
 
@@ -1048,6 +1072,8 @@ client that was closed or inherited across C<fork>.
 
 Counting the keys under a prefix, 500 at a time:
 
+=for ev-etcd example client prints ^\d+ keys under /jobs/ at revision \d+$
+
   my $it = $etcd->range_iterator('/jobs/', { prefix => 1, page_size => 500 });
   my $count = 0;
   my $step;
@@ -1201,16 +1227,21 @@ Each inner response has the shape of the matching plain call's response;
 its header carries only the revision.
 
 A compare-and-swap, replacing a value only if nobody changed it since it
-was read:
+was read (a counter that does not exist yet counts as 0, and then must
+still not exist: its create revision is 0):
+
+=for ev-etcd example client prints ^(incremented|lost the race, counter is now \d+)$
 
   $etcd->get('/counter', sub {
       my ($resp, $err) = @_;
       die $err->{message} if $err;
-      my $kv  = $resp->{kvs}[0] or die "no counter\n";
+      my $kv = $resp->{kvs}[0];
+      my $unchanged = $kv
+          ? { key => '/counter', target => 'mod', mod_revision => $kv->{mod_revision} }
+          : { key => '/counter', target => 'create', create_revision => 0 };
       $etcd->txn(
-          compare  => [ { key => '/counter', target => 'mod',
-                          mod_revision => $kv->{mod_revision} } ],
-          success  => [ { put => { key => '/counter', value => $kv->{value} + 1 } } ],
+          compare  => [ $unchanged ],
+          success  => [ { put => { key => '/counter', value => ($kv ? $kv->{value} : 0) + 1 } } ],
           failure  => [ { range => { key => '/counter' } } ],
           callback => sub {
               my ($resp, $err) = @_;
@@ -1378,6 +1409,31 @@ exactly that with C<< on_compacted => 'resync' >> (below).
               $ev->{kv}{mod_revision};
       }
   });
+
+A whole round: change a key once the watch is live, see both changes,
+then cancel, after which nothing holds the loop any more:
+
+=for ev-etcd example client prints ^PUT /jobs/7 = queued\nDELETE /jobs/7$
+
+  my @seen;
+  my $w;
+  $w = $etcd->watch('/jobs/', { prefix => 1 }, sub {
+      my ($msg, $err) = @_;
+      die "watch ended: $err->{message}\n" if $err;
+      if ($msg->{created}) {    # from now on no change is missed
+          $etcd->put('/jobs/7', 'queued', sub { $etcd->delete('/jobs/7', sub { }) });
+          return;
+      }
+      for my $ev (@{ $msg->{events} }) {
+          push @seen, $ev->{type} eq 'PUT'
+              ? "PUT $ev->{kv}{key} = $ev->{kv}{value}"
+              : "DELETE $ev->{kv}{key}";
+      }
+      return if @seen < 2;
+      print "$_\n" for @seen;
+      $w->cancel(sub { });
+  });
+  EV::run;
 
 =head2 EV::Etcd::Watch->progress
 
@@ -1650,13 +1706,16 @@ the client (see L</DESTRUCTION>).
 Releases the lock whose ownership key L</lock> returned. Response:
 C<header>. Revoking the lease releases the lock as well.
 
+=for ev-etcd example client prints ^holding nightly-report/\w+$
+
   $etcd->lease_grant(15, sub {
       my ($lease, $err) = @_;
       die $err->{message} if $err;
       $etcd->lock('nightly-report', $lease->{id}, sub {
           my ($held, $err) = @_;
           die $err->{message} if $err;
-          # ... only one process at a time gets here ...
+          # Only one process at a time gets here.
+          print "holding $held->{key}\n";
           $etcd->unlock($held->{key}, sub {
               $etcd->lease_revoke($lease->{id}, sub {});
           });
@@ -1861,6 +1920,8 @@ answer with C<header>.
 Setting up a user that may only touch keys under C</app/>, then enabling
 authentication (run once, against a cluster without authentication):
 
+=for ev-etcd example client own-etcd prints ^stored$
+
   my @steps = (
       sub { $etcd->user_add('root', 'root-secret', shift) },
       sub { $etcd->user_grant_role('root', 'root', shift) },
@@ -1890,6 +1951,7 @@ authentication (run once, against a cluster without authentication):
           print $err ? "refused: $err->{message}\n" : "stored\n";
       });
   });
+  EV::run;
 
 =head1 MAINTENANCE
 
@@ -1916,13 +1978,21 @@ The call's own deadline, as for every call (L</Per-call deadlines>).
 
 =back
 
-  for my $member (@members) {    # e.g. from member_list's client_urls
-      $etcd->status({ endpoint => $member }, sub {
-          my ($s, $err) = @_;
-          return warn "$member: $err->{message}\n" if $err;
-          printf "%s: db %d bytes, leader %s\n", $member, $s->{db_size}, $s->{leader};
-      });
-  }
+Asking every member of the cluster for its status:
+
+=for ev-etcd example client prints ^\S+: db \d+ bytes, leader \d+$
+
+  $etcd->member_list(sub {
+      my ($resp, $err) = @_;
+      die "member_list failed: $err->{message}\n" if $err;
+      for my $member (map { $_->{client_urls}[0] } @{ $resp->{members} }) {
+          $etcd->status({ endpoint => $member }, sub {
+              my ($s, $err) = @_;
+              return warn "$member: $err->{message}\n" if $err;
+              printf "%s: db %d bytes, leader %s\n", $member, $s->{db_size}, $s->{leader};
+          });
+      }
+  });
 
 =head2 status
 
@@ -1984,6 +2054,8 @@ A checksum of the member's whole backend database (every bucket, not just
 the keys; see L</hash_kv> for a checksum members can be compared by).
 Response: C<header> and C<hash>, an unsigned 32-bit number.
 
+=for ev-etcd example client prints ^member \d+: backend hash \d+$
+
   $etcd->hash(sub {
       my ($resp, $err) = @_;
       die "hash failed: $err->{message}\n" if $err;
@@ -1992,14 +2064,7 @@ Response: C<header> and C<hash>, an unsigned 32-bit number.
 
 =head2 snapshot
 
-  open my $fh, '>', '/backup/etcd.db' or die "open: $!";
-  $etcd->snapshot($fh, sub {
-      my ($resp, $err) = @_;
-      close $fh;
-      die "snapshot failed: $err->{message}\n" if $err;
-      print "saved $resp->{size} bytes\n";
-  });
-
+  $etcd->snapshot($fh, $cb);
   $etcd->snapshot(sub { my ($piece) = @_; ... }, $cb);
 
 Copies the member's backend database, as C<etcdctl snapshot save> does.
@@ -2018,6 +2083,16 @@ callback that dies, ends the copy at once with status C<INTERNAL> and a
 message naming the reason. A snapshot is never resumed after a
 connection failure; that failure is the callback's error. There is no
 deadline: a large database takes as long as it takes. Returns nothing.
+
+=for ev-etcd example client prints ^saved \d+ bytes$
+
+  open my $fh, '>', 'etcd-backup.db' or die "open: $!";
+  $etcd->snapshot($fh, sub {
+      my ($resp, $err) = @_;
+      close $fh or die "close: $!";
+      die "snapshot failed: $err->{message}\n" if $err;
+      print "saved $resp->{size} bytes\n";
+  });
 
 =head2 move_leader
 
@@ -2223,6 +2298,264 @@ separator, such as C</>, so that C</app> and C</apple> do not share keys.
 
 The client's namespace, as bytes.
 
+=head1 USING WITH ANYEVENT AND MOJO
+
+EV::Etcd delivers its answers through an I/O watcher on EV's default
+loop, so it works inside any framework that runs that loop: its callbacks
+run whenever the framework waits for events. Two popular ones, AnyEvent
+and Mojolicious, do so when they use their EV backends. Nothing needs to
+be set up in the client for either of them; what matters is that the
+framework runs EV, and that the program never waits from inside a
+callback.
+
+=head2 The backend must be EV
+
+A framework running a loop of its own (AnyEvent's pure-Perl
+AnyEvent::Loop, Mojo::Reactor::Poll) never runs EV, and then no EV::Etcd
+callback is ever called. Check the backend once at start-up:
+
+    AnyEvent::detect() eq 'AnyEvent::Impl::EV'
+        or die "AnyEvent runs $AnyEvent::MODEL, not EV\n";
+
+    Mojo::IOLoop->singleton->reactor->isa('Mojo::Reactor::EV')
+        or die "Mojo::IOLoop does not run on EV\n";
+
+=over
+
+=item AnyEvent
+
+AnyEvent chooses its backend when the first watcher (or condition
+variable wait) is made. It takes the first event loop module that is
+already loaded, trying EV before any other, and when none is loaded it
+loads EV if it can. Since C<use EV::Etcd> loads EV, AnyEvent uses
+AnyEvent::Impl::EV unless C<PERL_ANYEVENT_MODEL> names another backend.
+Watchers made through AnyEvent (C<AE::timer>, C<AE::io>,
+AnyEvent::Handle, AnyEvent::Socket, ...) are then EV watchers on the
+same loop, and C<< $cv->recv >> runs that loop (one iteration at a time)
+until the condition variable is sent.
+
+=item Mojolicious
+
+Mojo::IOLoop picks its reactor when Mojo::IOLoop is loaded: the class
+named in C<MOJO_REACTOR> if that is set, otherwise Mojo::Reactor::EV
+(except on Perls with pseudo-fork, such as Windows, where the default is
+Mojo::Reactor::Poll). If the class cannot be loaded (Mojo::Reactor::EV
+needs EV 4.32 or newer) it falls back to Mojo::Reactor::Poll without a
+word. So with Mojolicious 9.31 and EV installed, the EV reactor is chosen
+automatically; setting the variable before Mojo::IOLoop is loaded
+
+    BEGIN { $ENV{MOJO_REACTOR} = 'Mojo::Reactor::EV' }
+
+only makes the choice explicit and overrides an environment that says
+C<Mojo::Reactor::Poll>. Only the first EV reactor of a process really
+runs EV, since EV has one default loop: every further Mojo::IOLoop
+object (C<< Mojo::IOLoop->new >>) gets a Mojo::Reactor::Poll. Drive
+EV::Etcd from the singleton loop. In particular, a blocking
+Mojo::UserAgent request runs on such a private Poll loop, so no EV::Etcd
+callback runs while it waits; use the non-blocking requests
+(C<get_p>, C<post_p>, ...) instead.
+
+=back
+
+=head2 AnyEvent: condition variables
+
+A condition variable turns one call into a blocking wait at the top level
+of a program: send the callback's arguments to it and C<recv> them.
+Several calls in flight at once are waited for with C<begin> and C<end>.
+An C<AE::timer> makes a deadline. Because a C<die> inside an EV::Etcd
+callback only reaches C<$EV::DIED> (a warning), report failures with
+C<< $cv->croak >> instead: C<recv> then dies in the caller.
+
+=for ev-etcd example prints ^ok$
+
+    use strict;
+    use warnings;
+    use EV;
+    use EV::Etcd;
+    use AnyEvent;
+
+    my $etcd = EV::Etcd->new(endpoints => ['127.0.0.1:2379']);
+
+    AnyEvent::detect() eq 'AnyEvent::Impl::EV'
+        or die "AnyEvent runs $AnyEvent::MODEL, not EV\n";
+
+    # One call: recv returns what the callback was given.
+    my $cv = AE::cv;
+    $etcd->put('/demo/ae/color', 'blue', sub { $cv->send(@_) });
+    my ($resp, $err) = $cv->recv;
+    die "put failed: $err->{message}\n" if $err;
+
+    # The same, with a failure turned into an exception of recv.
+    $cv = AE::cv;
+    $etcd->get('/demo/ae/color', sub {
+        my ($resp, $err) = @_;
+        $err ? $cv->croak("get failed: $err->{message}\n") : $cv->send($resp);
+    });
+    my $got = $cv->recv;
+    $got->{kvs}[0]{value} eq 'blue' or die "read back the wrong value\n";
+
+    # A group: ten puts in flight together, one wait for all of them.
+    my (%rev, @failed);
+    my $group = AE::cv;
+    $group->begin;
+    for my $n (1 .. 10) {
+        $group->begin;
+        $etcd->put("/demo/ae/job/$n", "task $n", sub {
+            my ($resp, $err) = @_;
+            if ($err) { push @failed, "$n: $err->{status}" }
+            else      { $rev{$n} = $resp->{header}{revision} }
+            $group->end;
+        });
+    }
+    $group->end;    # recv returns once every begin has had its end
+    $group->recv;
+    die "puts failed: @failed\n" if @failed;
+    keys %rev == 10 or die "missing answers\n";
+
+    # A deadline: whichever comes first, the answer or the timer.
+    $cv = AE::cv;
+    $etcd->get('/demo/ae/job/', { prefix => 1 }, sub { $cv->send(answer => @_) });
+    my $deadline = AE::timer(5, 0, sub { $cv->send('timeout') });
+    my ($what, $list, $lerr) = $cv->recv;
+    die "no answer within 5 s\n" if $what eq 'timeout';
+    die "get failed: $lerr->{message}\n" if $lerr;
+    @{ $list->{kvs} } == 10 or die "expected 10 jobs\n";
+
+    # Errors arrive as the usual hash.
+    $cv = AE::cv;
+    $etcd->lease_revoke(424242, sub { $cv->send(@_) });
+    (undef, $err) = $cv->recv;
+    $err && $err->{status} eq 'NOT_FOUND' or die "expected NOT_FOUND\n";
+    print "ok\n";
+
+A deadline that fires does not cancel the call: its answer still comes
+later, and goes to the callback (sending a condition variable that has
+already been sent does no harm).
+
+Watches work the same way: a watch callback runs whenever the loop does,
+also while the program sits in C<recv> waiting for something else.
+
+=head2 Mojolicious: promises
+
+A small wrapper turns any method into one returning a Mojo::Promise,
+resolved with the response or rejected with the error hash. Promises then
+chain with C<then>, combine with C<< Mojo::Promise->all >>, and are
+waited for at the top level with C<wait> (which runs Mojo::IOLoop, hence
+EV, until the promise has settled).
+
+=for ev-etcd example prints ^ok$
+
+    use strict;
+    use warnings;
+    BEGIN { $ENV{MOJO_REACTOR} = 'Mojo::Reactor::EV' }
+    use EV;
+    use EV::Etcd;
+    use Mojo::IOLoop;
+    use Mojo::Promise;
+
+    my $etcd = EV::Etcd->new(endpoints => ['127.0.0.1:2379']);
+
+    Mojo::IOLoop->singleton->reactor->isa('Mojo::Reactor::EV')
+        or die "Mojo::IOLoop does not run on EV\n";
+
+    sub etcd_p {
+        my ($etcd, $method, @args) = @_;
+        my $p = Mojo::Promise->new;
+        $etcd->$method(@args, sub {
+            my ($resp, $err) = @_;
+            $err ? $p->reject($err) : $p->resolve($resp);
+        });
+        return $p;
+    }
+
+    # A chain: each step starts when the one before has answered.
+    my ($value, $failure);
+    etcd_p($etcd, put => '/demo/mojo/color', 'green')->then(sub {
+        return etcd_p($etcd, get => '/demo/mojo/color');
+    })->then(sub {
+        my ($resp) = @_;
+        $value = $resp->{kvs}[0]{value};
+    })->catch(sub { $failure = $_[0] })->wait;
+    die "chain failed: $failure->{message}\n" if $failure;
+    $value eq 'green' or die "read back the wrong value\n";
+
+    # Many calls at once; all() gives their results in the order of the calls.
+    my @results;
+    Mojo::Promise->all(
+        map { etcd_p($etcd, put => "/demo/mojo/job/$_", "task $_") } 1 .. 10
+    )->then(sub { @results = @_ })
+     ->catch(sub { $failure = $_[0] })->wait;
+    die "puts failed: $failure->{message}\n" if $failure;
+    @results == 10 or die "expected 10 results\n";
+    my @revs = map { $_->[0]{header}{revision} } @results;
+
+    # A rejection carries the error hash.
+    my $err;
+    etcd_p($etcd, lease_revoke => 424242)
+        ->then(sub { die "revoking an unknown lease succeeded\n" })
+        ->catch(sub { $err = $_[0] })->wait;
+    ref $err eq 'HASH' && $err->{status} eq 'NOT_FOUND'
+        or die "expected a NOT_FOUND error hash\n";
+
+    # A deadline: race the call against a timer.
+    my $list;
+    Mojo::Promise->race(
+        etcd_p($etcd, get => '/demo/mojo/job/', { prefix => 1 }),
+        Mojo::Promise->timeout(5 => 'no answer within 5 s'),
+    )->then(sub { $list = $_[0] })->catch(sub { $failure = $_[0] })->wait;
+    die ref $failure ? "get failed: $failure->{message}\n" : "$failure\n" if $failure;
+    my %mod = map { $_->{key} => $_->{mod_revision} } @{ $list->{kvs} };
+    $mod{"/demo/mojo/job/$_"} == $revs[ $_ - 1 ] or die "job $_ is not as written\n"
+        for 1 .. 10;
+    print "ok\n";
+
+The same promises mix freely with Mojo's own I/O: C<get_p> of a
+non-blocking Mojo::UserAgent, C<< Mojo::IOLoop->server >> and
+C<< Mojo::IOLoop->client >> streams, and C<< Mojo::IOLoop->timer >>s all
+run in the same EV loop as the client. A program that runs the loop
+itself with C<< Mojo::IOLoop->start >> (a server, say) needs no C<wait> at
+all, and a watch's callback is called whenever a change arrives while the
+loop runs; C<< Mojo::IOLoop->stop >> ends it.
+
+Keep in mind that a promise left over from a race (the C<timeout> above)
+still holds its timer: a later C<< Mojo::IOLoop->start >> runs until that
+timer has fired.
+
+=head2 Never wait inside a callback
+
+C<< $cv->recv >> and C<< $promise->wait >> are for the top level of a
+program, never for code running in a callback of EV::Etcd (or of any other
+watcher). Start the next step from the callback instead, or return a
+promise from C<then>. A wait nested in a callback does not do what it
+seems to:
+
+=over
+
+=item AnyEvent
+
+A C<recv> made while another C<recv> is already waiting croaks with
+C<AnyEvent::CondVar: recursive blocking wait attempted>. Inside an
+EV::Etcd callback that exception goes to C<$EV::DIED> (by default the
+warning C<EV: error in callback (ignoring): ...>), the rest of the
+callback is skipped, and the outer C<recv> goes on waiting, for ever if
+the skipped code was what would have sent its condition variable. When the
+loop is run by C<EV::run> instead of a C<recv>, AnyEvent does not notice:
+the nested C<recv> then runs the EV loop recursively, which calls other
+callbacks, other EV::Etcd callbacks included, from within the first one,
+and any of them that waits in turn croaks as above.
+
+=item Mojolicious
+
+While Mojo::IOLoop is running, C<wait> returns at once without waiting:
+the promise is still pending when it returns, and its result only comes
+later, through C<then>. When the EV loop is run by something else
+(C<EV::run>, or AnyEvent's C<recv>), Mojo::IOLoop does not count as
+running, so C<wait> starts it in a nested loop; when the promise settles
+it stops that loop with C<< Mojo::IOLoop->stop >>, which is
+C<EV::break(EV::BREAK_ALL)> and so ends the outer C<EV::run> as well.
+
+=back
+
 =head1 FORK SAFETY
 
 The background thread of a client does not exist in a child process after
@@ -2301,7 +2634,122 @@ was closed>), except C<cancel> on its stream handles, which calls back at
 once as for an already cancelled stream. Calling C<close> again does
 nothing.
 
-=head1 LIMITS AND DIFFERENCES
+=head1 DIFFERENCES FROM THE C MODULE
+
+This module replaces an earlier EV::Etcd written in C on top of gRPC's C
+core, and keeps its interface: the same methods with the same arguments,
+the same options, the same response keys and the same error hash. A
+program written for that module runs with this one unchanged. What
+follows is where the two part.
+
+=head2 What is new
+
+=over 4
+
+=item *
+
+Connections to production clusters: TLS and mutual TLS (C<tls>,
+C<tls_ca_file>, C<tls_cert_file>, C<tls_key_file>, C<tls_server_name>,
+C<https://> endpoints), a login made by the client itself from
+C<username> and C<password> and repeated whenever etcd rejects the
+token, HTTP/2 pings that notice a dead connection (C<keepalive_time>,
+C<keepalive_timeout>), message size limits (C<max_send_size>,
+C<max_recv_size>), and an endpoint list that can be changed at run time
+(L</set_endpoints>, L</endpoints>) or kept in step with the cluster
+(C<auto_sync_interval>).
+
+=item *
+
+Per-call deadlines (the C<timeout> option of each unary call, fractions
+of a second allowed), automatic repetition of failed calls that cannot
+do harm twice (C<retry>), and a hook that sees every finished call
+(C<on_request>).
+
+=item *
+
+Watches that look after themselves: C<watch_probe_interval> notices a
+stream that went silent, C<< on_compacted => 'resync' >> starts again
+from the current state when the history is gone, C<< $watch->progress >> asks how
+far the store has got, and C<no_put>, C<no_delete> and C<fragment> are
+passed to etcd.
+
+=item *
+
+Keepalives that say when a lease may be lost (C<DEADLINE_EXCEEDED> once
+no reply has come within the TTL) and L</lease_keepalive_once> for a
+single refresh.
+
+=item *
+
+L</range_iterator> (consistent paging at one revision), L</snapshot>
+with its checksum checked, L</hash>, the C<endpoint> option of the
+maintenance calls, clients confined to a key prefix (C<namespace>),
+L</close>, and L<EV::Etcd::Session> (a lease kept alive for keys, locks
+and elections, rebuilt when lost).
+
+=item *
+
+A negative C<max_retries> means that streams retry forever; the original
+knew only zero and positive counts.
+
+=back
+
+=head2 What is stricter
+
+=over 4
+
+=item *
+
+Unknown options croak, in L</new> and in every method's options hash,
+instead of being ignored; so do options of the wrong kind (a string
+where a number belongs, a value out of range). The croak names the
+method and the problem and is reported at the caller's line (see
+L</Bad arguments>).
+
+=item *
+
+Integer arguments are checked against their real range: unsigned 64-bit
+ids (member ids, C<move_leader>'s target) accept 0 to 2**64-1, as
+numbers or as decimal strings, and revisions and lease ids the whole
+signed 64-bit range; negative, fractional and non-numeric values croak.
+
+=item *
+
+Every call on a client inherited across C<fork> croaks, C<cancel> on its
+handles included (see L</FORK SAFETY>).
+
+=back
+
+=head2 What behaves differently
+
+=over 4
+
+=item *
+
+The callback of C<cancel> runs on the very next turn of the loop, so a
+single C<EV::run(EV::RUN_ONCE)> after C<cancel> sees it, and nothing
+reaches the stream's own callback once C<cancel> has returned.
+
+=item *
+
+Calls issued together run concurrently on one HTTP/2 connection; their
+callbacks come in the order the answers arrive, not the order of the
+calls.
+
+=item *
+
+L</lock> and L</election_campaign> are bounded by the client's
+C<timeout>, or their own; C<< timeout => 0 >> lets them wait as long as
+it takes.
+
+=item *
+
+Responses are not limited in size by the client: a range of hundreds of
+megabytes is accepted unless C<max_recv_size> says otherwise.
+
+=back
+
+=head2 Limits
 
 =over 4
 
@@ -2314,31 +2762,16 @@ renewed certificates, make a new client.
 
 =item *
 
-L</lock> and L</election_campaign> have no deadline; C<timeout> does not
-apply to them, and a waiting request cannot be cancelled. The loss of its
-lease does not end it either (see L</lock>). Use your own timer to decide
-when to give up, then revoke the lease and disregard the late answer.
+A L</lock> or L</election_campaign> that is waiting cannot be withdrawn
+before its deadline, and the loss of its lease does not end it either
+(see L</lock>); revoke the lease and disregard the late answer, or drop
+the client.
 
 =item *
 
-Unknown options croak, in L</new> and in every method's options hash,
-instead of being ignored.
-
-=item *
-
-Failed unary requests are not retried automatically (except once after
-an automatic re-login, see L</authenticate>) unless L</retry> asks for it;
-streams reconnect on their own.
-
-=item *
-
-A negative C<max_retries> means that streams retry forever. This is an
-addition: in the original interface only zero and positive counts existed.
-
-=item *
-
-Calls issued together run concurrently; their callbacks come in the order
-the answers arrive, not the order of the calls.
+Failed unary requests are repeated only as C<retry> allows (and once
+after an automatic re-login, see L</authenticate>); streams reconnect on
+their own, as C<max_retries> says.
 
 =back
 

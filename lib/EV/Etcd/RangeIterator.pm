@@ -212,10 +212,14 @@ EV::Etcd::RangeIterator - page through a range of etcd keys at one revision
 
 =head1 SYNOPSIS
 
+=for ev-etcd example client prints ^first page: \d+ keys, more to come: [01]$
+
   my $it = $etcd->range_iterator('/jobs/', { prefix => 1, page_size => 500 });
   $it->next(sub {
       my ($page, $err) = @_;
-      ...   # $page->{kvs}, $page->{header}, $page->{more}
+      die "range failed: $err->{message}\n" if $err;
+      printf "first page: %d keys, more to come: %d\n",
+          scalar @{ $page->{kvs} }, $page->{more};
   });
 
 =head1 DESCRIPTION

@@ -528,6 +528,8 @@ EV::Etcd::Session - a kept-alive etcd lease for keys, locks and elections
 
 =head1 SYNOPSIS
 
+=for ev-etcd example interrupt
+
   use strict;
   use warnings;
   use EV;
