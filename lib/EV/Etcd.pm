@@ -2786,10 +2786,16 @@ guarantees).
 L<EV::Etcd::Session> (leases kept alive for keys, locks and elections)
 and L<EV::Etcd::RangeIterator> (paging, see L</range_iterator>).
 
-The programs in the F<eg/> directory of the distribution: F<demo.pl>
-(key-value, transactions, watch), F<service-discovery.pl> (leases,
-keepalive, prefix watch) and F<leader-election.pl> (campaign, observe,
-resign), and the benchmarks in F<bench/>.
+The programs in the F<eg/> directory of the distribution, each run by
+the test suite: F<demo.pl> (key-value, transactions, watch),
+F<service-discovery.pl> (a registration under a lease kept alive, peers
+followed with a prefix watch), F<config-watch.pl> (configuration that
+follows a watched prefix), F<leader-election.pl> (campaign, observe,
+resign), F<distributed-lock.pl> (a lock around a critical section),
+F<cas-counter.pl> (a compare-and-swap counter with txn),
+F<watch-restart.pl> (a watch that survives an etcd restart) and
+F<request-metrics.pl> (the request hook feeding Prometheus-style
+metrics); and the benchmarks in F<bench/>.
 
 =head1 LICENSE
 
