@@ -1678,8 +1678,10 @@ when its lease expires.
   $etcd->lock($name, $lease_id, { timeout => $seconds }, $cb);
 
 Waits until the lock called C<$name> is free, takes it, and calls back
-with C<header> and C<key>: a unique key (C<$name> followed by a suffix)
-that represents this ownership.
+with C<header> and C<key>: the key that represents this ownership,
+C<$name> followed by C</> and the lease id in hexadecimal. It is unique
+per lease, not per call: two locks of one name taken with the same
+lease share one key, so give each holder its own lease.
 
 The wait is bounded by the client's C<timeout> (L</new>), or by the call's own
 C<timeout> option; C<< timeout => 0 >> waits as long as it takes. When the
