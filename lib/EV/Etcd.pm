@@ -2715,11 +2715,6 @@ ids (member ids, C<move_leader>'s target) accept 0 to 2**64-1, as
 numbers or as decimal strings, and revisions and lease ids the whole
 signed 64-bit range; negative, fractional and non-numeric values croak.
 
-=item *
-
-Every call on a client inherited across C<fork> croaks, C<cancel> on its
-handles included (see L</FORK SAFETY>).
-
 =back
 
 =head2 What behaves differently
@@ -2728,26 +2723,16 @@ handles included (see L</FORK SAFETY>).
 
 =item *
 
-The callback of C<cancel> runs on the very next turn of the loop, so a
-single C<EV::run(EV::RUN_ONCE)> after C<cancel> sees it, and nothing
-reaches the stream's own callback once C<cancel> has returned.
+Replies are not limited in size by the client (gRPC's usual limit is
+4 MiB): a range of hundreds of megabytes is accepted unless
+C<max_recv_size> says otherwise. Streams are never limited.
 
 =item *
 
-Calls issued together run concurrently on one HTTP/2 connection; their
-callbacks come in the order the answers arrive, not the order of the
-calls.
-
-=item *
-
-L</lock> and L</election_campaign> are bounded by the client's
-C<timeout>, or their own; C<< timeout => 0 >> lets them wait as long as
-it takes.
-
-=item *
-
-Responses are not limited in size by the client: a range of hundreds of
-megabytes is accepted unless C<max_recv_size> says otherwise.
+Everything else is meant to behave as it did, down to the order of
+callbacks and the moment a C<cancel> answers (on the next turn of the
+loop, so that C<EV::run(EV::RUN_ONCE)> after C<cancel> sees it). A
+difference you meet that is not listed here is a bug: please report it.
 
 =back
 
