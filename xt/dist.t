@@ -105,7 +105,6 @@ ok $etcd && -x $etcd, "an etcd to test against ($etcd)";
     mkdir $nocargo or die;
     ($rc, $out) = sh("tar xzf $tarball -C $nocargo");
     chdir "$nocargo/$name" or die;
-    my $perl_dir = $^X =~ m{^(.*)/[^/]+\z} ? $1 : '/usr/bin';
     # A PATH with perl but no cargo, and a HOME without ~/.cargo/bin.
     mkdir "$tmp/bin";
     symlink $^X, "$tmp/bin/perl";
