@@ -10,7 +10,8 @@
 # bench/results/compare-<timestamp>.jsonl. Every reply is checked; any
 # failure (build, call, wrong value) makes the exit status non-zero.
 #
-#   bash bench/compare.sh                  # the comparison (about 2 minutes after the build)
+#   bash bench/compare.sh                  # the comparison (about 2 minutes after the build),
+#                                          # then the Perl floor (bench/floor.pl)
 #   bash bench/compare.sh --scale          # instead: 10,000 calls in flight and
 #                                          # 10,000 / 100,000 watches, perl client only
 #   bash bench/compare.sh --rounds 1 --workloads seq_get,big_range --clients perl,core
@@ -110,5 +111,11 @@ rc=0
 perl -I"$root/blib/lib" -I"$root/blib/arch" -I"$root/t/lib" "$here/compare.pl" \
     --core-bin "$target/release/compare-core" \
     --native-bin "$target/release/compare-native" "$@" || rc=$?
+if [ "$scale" -eq 0 ]; then
+    # The floor under the Perl rows: the interpreter and EV alone, and the
+    # bridge without network (bench/floor.pl).
+    echo "== compare: the Perl floor (bench/floor.pl)"
+    perl -I"$root/blib/lib" -I"$root/blib/arch" "$here/floor.pl" --ops 5000 || rc=$?
+fi
 echo "== compare: done in $(($(date +%s) - start)) s (exit status $rc)"
 exit "$rc"

@@ -316,6 +316,46 @@ pub unsafe extern "C" fn evetcd_fd(client: *const Client) -> c_int {
     unsafe { &*client }.queue.fd()
 }
 
+/// The fd of the runtime that runs unary calls on the caller's thread
+/// (see `local`), or -1 when they run on the background thread. While it
+/// is readable, `evetcd_drive` has work.
+///
+/// # Safety
+/// `client` is a live client.
+#[no_mangle]
+pub unsafe extern "C" fn evetcd_local_fd(client: *const Client) -> c_int {
+    // SAFETY: live client per contract.
+    unsafe { &*client }.local_fd().unwrap_or(-1)
+}
+
+/// Starts the calls made since the last drive and runs the local runtime
+/// until it would wait; never blocks. `timers`: also run what expired
+/// timers wake (a drive on the timer). Returns how many of its calls are
+/// unanswered, or -1 after a panic; while there are any, drive again on a
+/// timer (tokio's timers do not show on the fd), at the latest when
+/// `*next_deadline` seconds have passed (-1: no call has a deadline).
+///
+/// # Safety
+/// `client` is live; `next_deadline` is writable; called on the thread
+/// that made the client, never from within a drive.
+#[no_mangle]
+pub unsafe extern "C" fn evetcd_drive(
+    client: *const Client,
+    timers: c_int,
+    next_deadline: *mut f64,
+) -> i64 {
+    // SAFETY: live client per contract.
+    let client = unsafe { &*client };
+    let (unanswered, next) =
+        catch_unwind(AssertUnwindSafe(|| client.drive(timers != 0))).unwrap_or((u64::MAX, None));
+    // SAFETY: writable per contract.
+    unsafe { *next_deadline = next.map_or(-1.0, |d| d.as_secs_f64()) };
+    if unanswered == u64::MAX {
+        return -1;
+    }
+    i64::try_from(unanswered).unwrap_or(i64::MAX)
+}
+
 /// Starts unary `method` with its protobuf request body.
 ///
 /// # Safety

@@ -4,6 +4,7 @@
 
 pub mod error;
 pub mod ffi;
+pub mod local;
 pub mod perl;
 pub mod proto;
 pub mod queue;

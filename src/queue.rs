@@ -3,7 +3,9 @@
 //! Producers push a completion and write one byte to a non-blocking socket pair only
 //! when no wake-up is outstanding; the Perl side acknowledges the wake-up
 //! *before* draining, so a completion pushed after its last look always
-//! triggers a fresh write and none can be stranded.
+//! triggers a fresh write and none can be stranded. Completions of the
+//! local runtime (see `local`) are pushed on the Perl thread itself, which
+//! drains after each drive: they need no wake-up.
 
 use crate::error::EtcdError;
 use crate::perl::ToPerl;
@@ -84,6 +86,9 @@ impl CompletionSender {
     pub fn send(&self, c: Completion) {
         if self.tx.send(c).is_err() {
             return; // the client is gone; nobody is waiting
+        }
+        if crate::local::driving() {
+            return; // the Perl thread drains after the drive
         }
         if !self.wake.pending.swap(true, Ordering::AcqRel) {
             // A full socket buffer already means a wake-up is on its way.

@@ -137,7 +137,33 @@ struct Connection {
     list: Arc<EndpointList>,
     index: usize,
     generation: u64,
-    channel: Channel,
+    /// The channel to the current endpoint, made on first use by each
+    /// runtime (background, then Perl thread) and tagged with the
+    /// generation it was made for: a channel's tasks live on the runtime
+    /// that made it.
+    channels: [Option<(u64, Channel)>; 2],
+}
+
+impl Connection {
+    /// The calling runtime's channel to the current endpoint.
+    fn channel(&mut self) -> Channel {
+        let slot = &mut self.channels[usize::from(crate::local::driving())];
+        match slot {
+            Some((generation, channel)) if *generation == self.generation => channel.clone(),
+            _ => {
+                let channel = make_channel(&self.list.targets[self.index]);
+                *slot = Some((self.generation, channel.clone()));
+                channel
+            }
+        }
+    }
+
+    /// Moves to endpoint `index`; the channels are made again on next use.
+    fn move_to(&mut self, index: usize) {
+        self.index = index;
+        self.generation += 1;
+        self.channels = [None, None];
+    }
 }
 
 /// State shared by every task of one client.
@@ -186,8 +212,8 @@ impl Shared {
 
     /// The channel in use, its generation and its endpoint's index.
     fn connection(&self) -> (Channel, u64, usize) {
-        let c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        (c.channel.clone(), c.generation, c.index)
+        let mut c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        (c.channel(), c.generation, c.index)
     }
 
     /// host:port of endpoint `index`, as `on_request` reports it.
@@ -215,9 +241,8 @@ impl Shared {
         if c.generation != generation || c.list.targets.len() < 2 {
             return;
         }
-        c.index = (c.index + 1) % c.list.targets.len();
-        c.generation += 1;
-        c.channel = make_channel(&c.list.targets[c.index]);
+        let next = (c.index + 1) % c.list.targets.len();
+        c.move_to(next);
     }
 
     /// After a stream found its connection dead (no answer at all, though
@@ -228,9 +253,8 @@ impl Shared {
         if c.generation != generation {
             return;
         }
-        c.index = (c.index + 1) % c.list.targets.len();
-        c.generation += 1;
-        c.channel = make_channel(&c.list.targets[c.index]);
+        let next = (c.index + 1) % c.list.targets.len();
+        c.move_to(next);
     }
 
     /// The URI of a member a call names with its `endpoint` option (not
@@ -261,7 +285,7 @@ impl Shared {
         Ok(ch)
     }
 
-    /// Replaces the endpoint list (must run inside the runtime). The
+    /// Replaces the endpoint list. The
     /// current endpoint stays in use when the new list has it; otherwise
     /// calls go to the new list's first, and open streams reopen there.
     pub fn set_endpoints(&self, names: Vec<String>) -> Result<(), String> {
@@ -302,10 +326,8 @@ impl Shared {
                 c.list = list;
             }
             None => {
-                c.index = 0;
-                c.generation += 1;
-                c.channel = make_channel(&list.targets[0]);
                 c.list = list;
+                c.move_to(0);
                 drop(c);
                 self.moves.send_modify(|n| *n += 1);
             }
@@ -876,6 +898,7 @@ async fn unary_attempts(
             route.source,
         ));
     }
+    let started = Instant::now();
     let attempts = async {
         // `retry`: repeat what cannot do harm twice, on the next endpoint.
         let mut repeats = 0;
@@ -921,9 +944,12 @@ async fn unary_attempts(
                 return Err(err);
             }
             let err = EtcdError::from_status(&status, route.source);
-            // tonic's own timer for the grpc-timeout header may fire first.
+            // The server enforces the grpc-timeout header too, and may end
+            // the call (in its own words) before our timer fires.
             match deadline {
-                Some(limit) if err.code == tonic::Code::DeadlineExceeded => {
+                Some(limit)
+                    if err.code == tonic::Code::DeadlineExceeded || started.elapsed() >= limit =>
+                {
                     Err(EtcdError::deadline(route.source, limit.as_secs_f64()))
                 }
                 _ => Err(err),
@@ -1057,6 +1083,13 @@ pub struct Client {
     pub streams: crate::streams::Streams,
     /// Unary calls on their way to the dispatcher task.
     submit: tokio::sync::mpsc::UnboundedSender<Submission>,
+    /// Where unary calls run when there is one (see `local`); then
+    /// `queued` holds the calls made since the last `drive`.
+    local: Option<crate::local::PerlRuntime>,
+    queued: Mutex<Vec<Submission>>,
+    /// Unary calls started on `local` and not answered yet, and the
+    /// deadlines of those that have one.
+    local_calls: Arc<LocalCalls>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -1105,10 +1138,6 @@ impl Client {
         let handle = handle_rx
             .recv()
             .map_err(|_| "client thread failed to start".to_string())??;
-        let channel = {
-            let _ctx = handle.enter();
-            make_channel(&list.targets[0])
-        };
         let grpc_timeout = grpc_timeout_value(cfg.timeout);
         let shared = Arc::new(Shared {
             cfg,
@@ -1117,7 +1146,7 @@ impl Client {
                 list,
                 index: 0,
                 generation: 0,
-                channel,
+                channels: [None, None],
             }),
             token: RwLock::new(None),
             grpc_timeout,
@@ -1157,6 +1186,9 @@ impl Client {
         handle.spawn(dispatch(shared.clone(), submissions));
         Ok(Client {
             submit,
+            local: crate::local::PerlRuntime::new(),
+            queued: Mutex::new(Vec::new()),
+            local_calls: Arc::default(),
             streams: crate::streams::Streams::new(shared.clone(), handle.clone()),
             shared,
             handle,
@@ -1168,7 +1200,6 @@ impl Client {
 
     /// `set_endpoints`: replaces the endpoint list.
     pub fn set_endpoints(&self, names: Vec<String>) -> Result<(), String> {
-        let _ctx = self.handle.enter(); // a new channel is made in the runtime
         self.shared.set_endpoints(names)
     }
 
@@ -1212,16 +1243,51 @@ impl Client {
         };
         let deadline = deadline.limit(self.shared.cfg.timeout);
         let started = self.shared.cfg.on_request.then(Instant::now);
-        // The dispatcher is woken only when it is idle: a burst of calls
-        // from one drain costs one wake-up of the runtime thread.
-        let _ = self.submit.send(Submission {
+        let call = Submission {
             id,
             route,
             body,
             deadline,
             started,
-        });
+        };
+        if self.local.is_some() {
+            // Started by the next `drive`.
+            self.queued
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(call);
+        } else {
+            // The dispatcher is woken only when it is idle: a burst of calls
+            // from one drain costs one wake-up of the runtime thread.
+            let _ = self.submit.send(call);
+        }
         true
+    }
+
+    /// The local runtime's epoll descriptor, if unary calls run there.
+    pub fn local_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.local.as_ref().map(|l| l.fd())
+    }
+
+    /// Starts the queued calls and runs the local runtime until it would
+    /// wait (see `local`); `timers`: also what timers that expired wake.
+    /// Returns how many of its calls are unanswered, and how soon the
+    /// first of their deadlines passes.
+    pub fn drive(&self, timers: bool) -> (u64, Option<Duration>) {
+        let Some(local) = &self.local else {
+            return (0, None);
+        };
+        let calls = std::mem::take(&mut *self.queued.lock().unwrap_or_else(|p| p.into_inner()));
+        local.drive(
+            || {
+                for call in calls {
+                    let count = self.local_calls.start(call.id, call.deadline);
+                    start_call(&self.shared, call, Some(count));
+                }
+            },
+            timers,
+        );
+        self.local_calls.state()
     }
 }
 
@@ -1260,39 +1326,103 @@ struct Submission {
 /// a local queue push; spawning from the Perl thread would wake the runtime
 /// once per call.
 async fn dispatch(shared: Arc<Shared>, mut rx: tokio::sync::mpsc::UnboundedReceiver<Submission>) {
-    while let Some(Submission {
+    while let Some(call) = rx.recv().await {
+        start_call(&shared, call, None);
+    }
+}
+
+/// The local runtime's unanswered calls: their number, and the deadlines
+/// of those that have one (tokio's timers do not show on its descriptor,
+/// so the EV side needs to know when to drive it).
+#[derive(Default)]
+struct LocalCalls {
+    count: AtomicU64,
+    deadlines: Mutex<std::collections::BTreeSet<(Instant, u64)>>,
+}
+
+impl LocalCalls {
+    fn start(self: &Arc<Self>, id: u64, limit: Option<Duration>) -> CountedCall {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let deadline = limit.map(|l| (Instant::now() + l, id));
+        if let Some(d) = deadline {
+            self.deadlines
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(d);
+        }
+        CountedCall {
+            calls: self.clone(),
+            deadline,
+        }
+    }
+
+    fn state(&self) -> (u64, Option<Duration>) {
+        let first = self
+            .deadlines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .first()
+            .map(|(at, _)| at.saturating_duration_since(Instant::now()));
+        (self.count.load(Ordering::Relaxed), first)
+    }
+}
+
+/// Counts a local call as unanswered until dropped.
+struct CountedCall {
+    calls: Arc<LocalCalls>,
+    deadline: Option<(Instant, u64)>,
+}
+
+impl Drop for CountedCall {
+    fn drop(&mut self) {
+        self.calls.count.fetch_sub(1, Ordering::Relaxed);
+        if let Some(d) = self.deadline {
+            self.calls
+                .deadlines
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&d);
+        }
+    }
+}
+
+/// Spawns the task of one unary call on the current runtime.
+fn start_call(shared: &Arc<Shared>, call: Submission, count: Option<CountedCall>) {
+    let Submission {
         id,
         route,
         body,
         deadline,
         started,
-    }) = rx.recv().await
-    {
-        if shared.echo_requests.load(Ordering::Relaxed) {
-            let echo = crate::routes::echo_request(route.source, &body);
-            let echo = echo.unwrap_or_else(|| Err(format!("{}: no request type", route.source)));
-            crate::request_echo::answer(&shared, id, route.source, echo);
-            continue;
-        }
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            let guard = ReplyGuard::new(shared.clone(), id, route.source);
-            let outcome = unary_call(&shared, &route, body, deadline).await;
-            let info = started.map(|t| {
-                Box::new(CallInfo {
-                    method: route.source,
-                    endpoint: shared.endpoint_address(outcome.endpoint),
-                    duration: t.elapsed(),
-                    retries: outcome.retries,
-                })
-            });
-            guard.reply(outcome.result, info);
-        });
+    } = call;
+    if shared.echo_requests.load(Ordering::Relaxed) {
+        let echo = crate::routes::echo_request(route.source, &body);
+        let echo = echo.unwrap_or_else(|| Err(format!("{}: no request type", route.source)));
+        crate::request_echo::answer(shared, id, route.source, echo);
+        return;
     }
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        let _count = count;
+        let guard = ReplyGuard::new(shared.clone(), id, route.source);
+        let outcome = unary_call(&shared, &route, body, deadline).await;
+        let info = started.map(|t| {
+            Box::new(CallInfo {
+                method: route.source,
+                endpoint: shared.endpoint_address(outcome.endpoint),
+                duration: t.elapsed(),
+                retries: outcome.retries,
+            })
+        });
+        guard.reply(outcome.result, info);
+    });
 }
 
 impl Drop for Client {
     fn drop(&mut self) {
+        // The local runtime first: its tasks' channels may wait on the
+        // background one.
+        self.local.take();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

@@ -103,9 +103,11 @@ sub watch_rec {
 
     my $rec = watch_rec($c, 'ping/c');
     my $open = $proxy->bytes_up;
+    # Unary calls and streams may each have a connection of their own.
+    my $conns = $proxy->connections;
     pause(11.5);
     cmp_ok $proxy->bytes_up - $open, '>=', 17, 'defaults: a ping (17 bytes) while a watch is open';
-    is $proxy->connections, 1, '... and etcd kept the connection (no too_many_pings GOAWAY)';
+    is $proxy->connections, $conns, '... and etcd kept the connection (no too_many_pings GOAWAY)';
     ok_call($c, 'put', 'ping/c', 2);
     ok run_until(sub { @{ $rec->{ev} } }, 10), '... the watch still delivers';
     ok !@{ $rec->{err} }, '... without error';

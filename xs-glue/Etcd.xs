@@ -26,6 +26,11 @@ typedef struct etcd_s {
     SV *self;           /* the blessed referent (not counted) */
     SV *health_cb;
     SV *request_cb;     /* on_request hook, or NULL */
+    /* Unary calls run on this thread (see src/local.rs) when local.fd >= 0. */
+    ev_io local;        /* readable: the local runtime has work */
+    ev_prepare queued;  /* calls made inside a drain start before the loop sleeps */
+    ev_timer tick;      /* drives tokio's timers while calls are unanswered */
+    int draining;       /* drains under way (a callback may run the loop again) */
 } etcd_t;
 
 typedef etcd_t *EV__Etcd;
@@ -283,6 +288,139 @@ static void report_health(pTHX_ etcd_t *c, void *hv)
     }
 }
 
+/* ---- the local runtime ---- */
+
+/* The tick's first and longest period, in seconds: short, because the
+ * deadlines and retries of calls in flight depend on it; doubled while
+ * nothing happens, so a call that waits long (a lock) costs little. */
+#define TICK_MIN 0.001
+#define TICK_MAX 0.05
+
+/* Starts or stops one of our watchers without it holding the loop. */
+#define WATCHER_ON(type, w) \
+    do { if (!ev_is_active(w)) { ev_##type##_start(EV_DEFAULT_UC, w); ev_unref(EV_DEFAULT_UC); } } while (0)
+#define WATCHER_OFF(type, w) \
+    do { if (ev_is_active(w)) { ev_ref(EV_DEFAULT_UC); ev_##type##_stop(EV_DEFAULT_UC, w); } } while (0)
+
+static void stop_local(etcd_t *c)
+{
+    WATCHER_OFF(io, &c->local);
+    WATCHER_OFF(prepare, &c->queued);
+    WATCHER_OFF(timer, &c->tick);
+}
+
+static void deliver(pTHX_ etcd_t *c, int ack);
+
+/* Runs the local runtime until it would wait; `woke` is whether I/O or a
+ * new call (not the tick) brought us here. Its completions are delivered
+ * at once from the loop, but never inside the call that made one: there
+ * they wait for the drain like the background thread's. */
+static void drive_once(etcd_t *c, int woke)
+{
+    double next = -1;
+    int64_t unanswered = evetcd_drive(c->rs, !woke, &next);
+    if (unanswered > 0) {
+        if (woke || !ev_is_active(&c->tick))
+            c->tick.repeat = TICK_MIN;
+        else if (c->tick.repeat < TICK_MAX)
+            c->tick.repeat *= 2;
+        /* Just after a deadline: tokio's timers round up to a millisecond. */
+        if (next >= 0 && next + 0.001 < c->tick.repeat)
+            c->tick.repeat = next + 0.001;
+        if (!ev_is_active(&c->tick)) {
+            ev_timer_again(EV_DEFAULT_UC, &c->tick);
+            ev_unref(EV_DEFAULT_UC);
+        } else {
+            ev_timer_again(EV_DEFAULT_UC, &c->tick);
+        }
+    } else {
+        WATCHER_OFF(timer, &c->tick);
+    }
+}
+
+/* Rounds of drive-and-deliver in one go, when each delivery makes calls
+ * that complete at once (the test hook that answers without a server):
+ * then the loop gets its turn, and the tick comes back at once. */
+#define DRIVE_ROUNDS 64
+
+static void drive_local(pTHX_ etcd_t *c, int woke, int in_call)
+{
+    SV *self = c->self;
+    int rounds = DRIVE_ROUNDS;
+    if (in_call) {
+        drive_once(c, woke);
+        evetcd_rewake(c->rs); /* delivered from the loop, not inside the call */
+        return;
+    }
+    /* The callbacks may drop the last reference to the client. */
+    SvREFCNT_inc_simple_void_NN(self);
+    for (;;) {
+        drive_once(c, woke);
+        deliver(aTHX_ c, 0);
+        /* Calls the callbacks made wait for the prepare watcher, which
+         * would run only after the loop slept: start them now. */
+        if (!c->rs || !ev_is_active(&c->queued))
+            break;
+        WATCHER_OFF(prepare, &c->queued);
+        if (--rounds == 0) {
+            WATCHER_OFF(timer, &c->tick);
+            ev_timer_set(&c->tick, 0., TICK_MIN);
+            ev_timer_start(EV_DEFAULT_UC, &c->tick);
+            ev_unref(EV_DEFAULT_UC);
+            break;
+        }
+    }
+    SvREFCNT_dec(self); /* may run DESTROY: c is not touched after this */
+}
+
+static etcd_t *inherited(etcd_t *c)
+{
+    if (c->fork_gen == fork_generation)
+        return c;
+    stop_local(c); /* the parent's runtime: never driven here */
+    return NULL;
+}
+
+static void local_ready(EV_P_ ev_io *w, int revents)
+{
+    etcd_t *c = (etcd_t *)((char *)w - offsetof(etcd_t, local));
+    dTHX;
+    PERL_UNUSED_ARG(revents);
+    if (inherited(c))
+        drive_local(aTHX_ c, 1, 0);
+}
+
+static void local_queued(EV_P_ ev_prepare *w, int revents)
+{
+    etcd_t *c = (etcd_t *)((char *)w - offsetof(etcd_t, queued));
+    dTHX;
+    PERL_UNUSED_ARG(revents);
+    WATCHER_OFF(prepare, w);
+    if (inherited(c))
+        drive_local(aTHX_ c, 1, 0);
+}
+
+static void local_tick(EV_P_ ev_timer *w, int revents)
+{
+    etcd_t *c = (etcd_t *)((char *)w - offsetof(etcd_t, tick));
+    dTHX;
+    PERL_UNUSED_ARG(revents);
+    if (inherited(c))
+        drive_local(aTHX_ c, 0, 0);
+}
+
+/* A unary call was handed over: inside a drain its start waits for the
+ * drain's other callbacks (one write for them all), else it starts now. */
+static void call_made(pTHX_ etcd_t *c)
+{
+    if (c->local.fd < 0)
+        return;
+    if (c->draining)
+        WATCHER_ON(prepare, &c->queued);
+    else
+        drive_local(aTHX_ c, 1, 1);
+}
+
 /* What one wake-up delivers at most, in completions and in seconds: then
  * the loop runs its other watchers (timers, I/O) before the rest, so a
  * flood cannot starve them. One completion can hold a thousand events, so
@@ -290,11 +428,10 @@ static void report_health(pTHX_ etcd_t *c, void *hv)
 #define DRAIN_BATCH 1024
 #define DRAIN_SECONDS 0.01
 
-/* The io watcher: acknowledge the wake-up, then deliver the completions. */
-static void drain(EV_P_ ev_io *w, int revents)
+/* Delivers the completions that are ready; `ack` re-arms the wake-up
+ * first (the io watcher's case; after a drive there may be none to read). */
+static void deliver(pTHX_ etcd_t *c, int ack)
 {
-    etcd_t *c = (etcd_t *)((char *)w - offsetof(etcd_t, io));
-    dTHX;
     evetcd_builder b;
     U64 id;
     int disp;
@@ -302,17 +439,6 @@ static void drain(EV_P_ ev_io *w, int revents)
     SV *self = c->self;
     int budget = DRAIN_BATCH;
     ev_tstamp until;
-    PERL_UNUSED_ARG(revents);
-
-    /* In a child the wake-ups belong to the parent's client: leave them to
-     * it, and stop watching (a child running EV has done loop_fork). */
-    if (c->fork_gen != fork_generation) {
-        if (!c->refd)
-            ev_ref(EV_A);
-        c->refd = 0;
-        ev_io_stop(EV_A, w);
-        return;
-    }
 
     b = builder_template;
 #ifdef MULTIPLICITY
@@ -322,7 +448,9 @@ static void drain(EV_P_ ev_io *w, int revents)
     /* A callback may drop the last reference to the client: keep it alive
      * until the drain is over. */
     SvREFCNT_inc_simple_void_NN(self);
-    evetcd_ack(c->rs);
+    if (ack)
+        evetcd_ack(c->rs);
+    c->draining++;
     until = ev_time() + DRAIN_SECONDS;
     while (budget-- > 0 && evetcd_next(c->rs, &b, &id, &disp, &resp, &err, &info)) {
         SV **svp, *cb = NULL;
@@ -364,10 +492,30 @@ static void drain(EV_P_ ev_io *w, int revents)
             break;
         }
     }
+    c->draining--;
     if (budget < 0)
         evetcd_rewake(c->rs); /* stopped early: come back for the rest */
     bury_forgotten(aTHX_ c);
     SvREFCNT_dec(self); /* may run DESTROY: c is not touched after this */
+}
+
+/* The io watcher: acknowledge the wake-up, then deliver the completions. */
+static void drain(EV_P_ ev_io *w, int revents)
+{
+    etcd_t *c = (etcd_t *)((char *)w - offsetof(etcd_t, io));
+    dTHX;
+    PERL_UNUSED_ARG(revents);
+
+    /* In a child the wake-ups belong to the parent's client: leave them to
+     * it, and stop watching (a child running EV has done loop_fork). */
+    if (c->fork_gen != fork_generation) {
+        if (!c->refd)
+            ev_ref(EV_A);
+        c->refd = 0;
+        ev_io_stop(EV_A, w);
+        return;
+    }
+    deliver(aTHX_ c, 1);
 }
 
 /* ---- argument helpers ---- */
@@ -679,6 +827,7 @@ static U64 start_call(pTHX_ etcd_t *c, const char *method, pb_buf *body, SV *cb,
         forget_cb(aTHX_ c, id);
         croak("%s: the request could not be started (internal error %d)", method, rc);
     }
+    call_made(aTHX_ c);
     return id;
 }
 
@@ -1008,6 +1157,11 @@ new(const char *klass, ...)
     ev_io_init(&c->io, drain, evetcd_fd(c->rs), EV_READ);
     ev_io_start(EV_DEFAULT_UC, &c->io);
     ev_unref(EV_DEFAULT_UC); /* an idle client does not hold the loop */
+    ev_io_init(&c->local, local_ready, evetcd_local_fd(c->rs), EV_READ);
+    ev_prepare_init(&c->queued, local_queued);
+    ev_init(&c->tick, local_tick);
+    if (c->local.fd >= 0)
+        WATCHER_ON(io, &c->local);
     RETVAL = sv_setref_pv(newSV(0), klass, (void *)c);
     c->self = SvRV(RETVAL);
   OUTPUT:
@@ -1063,6 +1217,7 @@ close(EV::Etcd c)
             ev_io_stop(EV_DEFAULT_UC, &c->io);
         }
         c->refd = 0;
+        stop_local(c);
         evetcd_free(c->rs); /* stops the runtime: nothing more completes */
         c->rs = NULL;
         c->pending = 0;
@@ -1094,6 +1249,7 @@ DESTROY(EV::Etcd c)
                 ev_ref(EV_DEFAULT_UC);
             ev_io_stop(EV_DEFAULT_UC, &c->io);
         }
+        stop_local(c);
         if (c->rs)
             evetcd_free(c->rs); /* stops the runtime: pending callbacks are never called */
         SvREFCNT_dec((SV *)c->callbacks);

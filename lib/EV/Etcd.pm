@@ -204,13 +204,32 @@ maintenance and cluster membership.
 Each client object owns one background thread. That thread runs a tokio
 runtime and a tonic gRPC channel written in Rust; the Perl side is a thin XS
 layer. A method call checks its arguments, encodes the request and hands it
-to the thread without waiting, so the call returns at once. When an answer
-(or a stream message) arrives, the thread pushes a completion onto a queue
-and wakes the EV loop through a file descriptor that an EV I/O watcher
-listens on. The watcher drains every ready completion in one go, turns each
-into ordinary Perl hashes and arrays, and calls the matching callback. All
-callbacks therefore run on the Perl thread, from inside the EV loop, and no
-Perl data is ever touched by the background thread.
+over without waiting, so the call returns at once. When an answer (or a
+stream message) arrives, a completion is pushed onto a queue and the EV loop
+is woken through a file descriptor that an EV I/O watcher listens on. The
+watcher drains every ready completion in one go, turns each into ordinary
+Perl hashes and arrays, and calls the matching callback. All callbacks
+therefore run on the Perl thread, from inside the EV loop, and no Perl data
+is ever touched by Rust code.
+
+Streams (watches, lease keepalives, C<election_observe>, C<snapshot>) run
+on the background thread, so they keep going while your program is busy
+elsewhere: a lease is kept alive even during a long computation outside the
+loop. Unary calls (everything that has one answer) take a shorter way: they
+run on a second, small runtime that lives on the Perl thread and is moved
+forward from the EV loop, by an I/O watcher on its descriptor, right after
+a call is made, and by a timer while calls are unanswered. A call made
+outside a callback is sent before the method returns; calls made from
+callbacks are sent together once the callbacks of that turn of the loop
+have run. This spares each call two thread wake-ups, which cost more than
+the rest of the round trip on small machines; the two runtimes keep a
+connection each, so a client that makes calls and has streams open holds two
+connections to etcd. The price: an answer is only
+read while the EV loop runs, so a call whose C<timeout> passes while the
+program blocks outside the loop fails with C<DEADLINE_EXCEEDED>, even when
+its answer had arrived. Where that second runtime cannot be set up (its
+descriptor is found through F</proc/self/fd>), unary calls run on the
+background thread too.
 
 Requests issued one after the other without waiting are in flight at the
 same time and may complete in any order: a C<get> started right after a

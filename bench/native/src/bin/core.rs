@@ -1,9 +1,12 @@
 //! Client (b) of bench/compare.sh: the project's Rust core with no Perl.
 //!
 //! It drives `ev_etcd` through exactly the C ABI the XS layer uses
-//! (evetcd_new / _call / _watch / _fd / _ack / _next), on one thread, the
-//! way xs-glue/Etcd.xs does from the EV loop: wait for the completion fd to
-//! become readable (poll(2)), acknowledge, then drain every completion with
+//! (evetcd_new / _call / _watch / _fd / _ack / _next / _local_fd / _drive),
+//! on one thread, the way xs-glue/Etcd.xs does from the EV loop: calls made
+//! while draining start together after the drain (evetcd_drive), the local
+//! runtime is driven whenever its fd is readable and every millisecond while
+//! calls are unanswered; when the completion fd becomes readable (poll(2)),
+//! acknowledge, then drain every completion with
 //! evetcd_next, which builds each reply through a builder vtable. Here that
 //! vtable builds an owned Rust tree (`Node`) instead of Perl hashes, so the
 //! conversion cost is paid as in Perl, and the checks read values back out
@@ -11,8 +14,8 @@
 //! crate's own generated types, as the XS encoders produce them.
 
 use ev_etcd::ffi::{
-    evetcd_ack, evetcd_call, evetcd_fd, evetcd_free, evetcd_new, evetcd_next, evetcd_watch,
-    EvetcdConfig,
+    evetcd_ack, evetcd_call, evetcd_drive, evetcd_fd, evetcd_free, evetcd_local_fd, evetcd_new,
+    evetcd_next, evetcd_watch, EvetcdConfig,
 };
 use ev_etcd::perl::{BuilderVtable, Key, REPLY_KEYS};
 use ev_etcd::proto::etcdserverpb::{PutRequest, RangeRequest, WatchCreateRequest};
@@ -196,6 +199,11 @@ impl Done {
 struct Core {
     c: *mut Client,
     fd: c_int,
+    /// The local runtime's fd, or -1 (see src/local.rs).
+    local_fd: c_int,
+    /// Calls made since the last drive; unanswered local calls.
+    queued: bool,
+    unanswered: i64,
     vt: BuilderVtable,
     next_id: u64,
 }
@@ -221,9 +229,14 @@ impl Core {
         }
         // SAFETY: c is a live client.
         let fd = unsafe { evetcd_fd(c) };
+        // SAFETY: c is a live client.
+        let local_fd = unsafe { evetcd_local_fd(c) };
         Core {
             c,
             fd,
+            local_fd,
+            queued: false,
+            unanswered: 0,
             vt: VTABLE,
             next_id: 0,
         }
@@ -245,7 +258,17 @@ impl Core {
             )
         };
         check!(rc == 0, "{method}: evetcd_call returned {rc}");
+        self.queued = true;
         id
+    }
+
+    /// Runs the local runtime until it would wait; `timers`: on the tick.
+    fn drive(&mut self, timers: bool) {
+        let mut next = -1.0;
+        // SAFETY: live client, on the thread that made it; `next` writable.
+        self.unanswered = unsafe { evetcd_drive(self.c, c_int::from(timers), &mut next) };
+        check!(self.unanswered >= 0, "evetcd_drive failed");
+        self.queued = false;
     }
 
     fn put(&mut self, key: &str, value: Vec<u8>) -> u64 {
@@ -282,26 +305,47 @@ impl Core {
         id
     }
 
-    /// Blocks in poll(2) until completions are waiting, then acknowledges
-    /// the wake-up; the caller drains with `next`. Fails after STALL.
-    fn wait(&self) {
-        let mut p = libc::pollfd {
-            fd: self.fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
+    /// Starts the calls made so far, then blocks in poll(2) (driving the
+    /// local runtime as the XS side does) until completions are waiting,
+    /// and acknowledges the wake-up; the caller drains with `next`. Fails
+    /// after STALL.
+    fn wait(&mut self) {
+        if self.queued && self.local_fd >= 0 {
+            self.drive(false);
+        }
+        let started = Instant::now();
         loop {
-            // SAFETY: one valid pollfd.
-            let n = unsafe { libc::poll(&mut p, 1, STALL.as_millis() as c_int) };
-            if n > 0 {
+            let mut p = [
+                libc::pollfd {
+                    fd: self.fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: self.local_fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            let ticking = self.unanswered > 0;
+            let timeout = if ticking { 1 } else { STALL.as_millis() as c_int };
+            // SAFETY: two valid pollfds (a negative fd is skipped).
+            let n = unsafe { libc::poll(p.as_mut_ptr(), 2, timeout) };
+            if n < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    fail(&format!("poll: {e}"));
+                }
+                continue;
+            }
+            if p[0].revents != 0 {
                 break;
             }
-            if n == 0 {
-                fail(&format!("nothing completed for {} s", STALL.as_secs()));
+            if p[1].revents != 0 || ticking {
+                self.drive(p[1].revents == 0);
             }
-            let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                fail(&format!("poll: {e}"));
+            if started.elapsed() > STALL {
+                fail(&format!("nothing completed for {} s", STALL.as_secs()));
             }
         }
         // SAFETY: live client.
@@ -334,7 +378,7 @@ impl Core {
 
     /// Runs the loop until completion `id` arrives; nothing else may.
     /// Like every wake-up, drains the queue completely.
-    fn wait_for(&self, id: u64, what: &str) -> Node {
+    fn wait_for(&mut self, id: u64, what: &str) -> Node {
         loop {
             self.wait();
             let mut got = None;
