@@ -88,6 +88,7 @@ sub call {
     my ($method, @args) = @_;
     my ($r, $e, $done);
     $etcd->$method(@args, sub { ($r, $e) = @_; $done = 1 });
+    EV::now_update;    # the loop's clock stood still while a client ran
     my $t = EV::timer(60, 0, sub { die "$method: no reply in 60 s\n" });
     EV::run(EV::RUN_ONCE) until $done;
     die "$method failed: $e->{status} $e->{message}\n" if $e;

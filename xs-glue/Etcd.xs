@@ -231,6 +231,9 @@ static void forget_cb(pTHX_ etcd_t *c, U64 id)
         drop_entry(aTHX_ c, id, SvREFCNT_inc_simple_NN(*svp));
 }
 
+/* Forgotten callbacks kept at most while completions are still queued. */
+#define FORGOTTEN_MAX (1 << 20)
+
 /* Frees forgotten callbacks, newest first. Freeing an anonymous sub
  * removes it from a list perl searches from the end, so freeing many in the
  * order they were made (as a program cancelling its watches does) would
@@ -495,7 +498,11 @@ static void deliver(pTHX_ etcd_t *c, int ack)
     c->draining--;
     if (budget < 0)
         evetcd_rewake(c->rs); /* stopped early: come back for the rest */
-    bury_forgotten(aTHX_ c);
+    /* A drain cut short leaves its forgotten callbacks to the one that
+     * empties the queue: burying each batch on its own would free the
+     * oldest callbacks first, the costly order (see bury_forgotten). */
+    if (budget >= 0 || AvFILLp(c->forgotten) >= FORGOTTEN_MAX)
+        bury_forgotten(aTHX_ c);
     SvREFCNT_dec(self); /* may run DESTROY: c is not touched after this */
 }
 

@@ -305,13 +305,16 @@ impl Core {
         id
     }
 
-    /// Starts the calls made so far, then blocks in poll(2) (driving the
-    /// local runtime as the XS side does) until completions are waiting,
-    /// and acknowledges the wake-up; the caller drains with `next`. Fails
-    /// after STALL.
+    /// Waits until completions may be ready, the way the XS side does:
+    /// starts the calls made so far, else blocks in poll(2) on the
+    /// completion fd and the local runtime's fd (a millisecond at most
+    /// while calls are unanswered) and drives the local runtime or
+    /// acknowledges the wake-up. The caller then drains with `next`.
+    /// Fails after STALL without any.
     fn wait(&mut self) {
         if self.queued && self.local_fd >= 0 {
-            self.drive(false);
+            self.drive(false); // its completions need no wake-up
+            return;
         }
         let started = Instant::now();
         loop {
@@ -339,17 +342,18 @@ impl Core {
                 continue;
             }
             if p[0].revents != 0 {
-                break;
+                // SAFETY: live client.
+                unsafe { evetcd_ack(self.c) };
+                return;
             }
             if p[1].revents != 0 || ticking {
                 self.drive(p[1].revents == 0);
+                return;
             }
             if started.elapsed() > STALL {
                 fail(&format!("nothing completed for {} s", STALL.as_secs()));
             }
         }
-        // SAFETY: live client.
-        unsafe { evetcd_ack(self.c) };
     }
 
     fn next(&self) -> Option<Done> {
