@@ -285,9 +285,9 @@ impl Shared {
         Ok(ch)
     }
 
-    /// Replaces the endpoint list. The
-    /// current endpoint stays in use when the new list has it; otherwise
-    /// calls go to the new list's first, and open streams reopen there.
+    /// Replaces the endpoint list. The current endpoint stays in use when
+    /// the new list has it; otherwise calls go to the new list's first,
+    /// and open streams reopen there.
     pub fn set_endpoints(&self, names: Vec<String>) -> Result<(), String> {
         if names.is_empty() {
             return Err("the endpoint list must not be empty".into());

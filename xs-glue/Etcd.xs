@@ -314,28 +314,25 @@ static void stop_local(etcd_t *c)
 
 static void deliver(pTHX_ etcd_t *c, int ack);
 
-/* Runs the local runtime until it would wait; `woke` is whether I/O or a
- * new call (not the tick) brought us here. Its completions are delivered
- * at once from the loop, but never inside the call that made one: there
- * they wait for the drain like the background thread's. */
+/* Runs the local runtime until it would wait, and sets the tick for what
+ * it left unanswered; `woke` is whether I/O or a new call (not the tick)
+ * brought us here. */
 static void drive_once(etcd_t *c, int woke)
 {
+    int ticking = ev_is_active(&c->tick);
     double next = -1;
     int64_t unanswered = evetcd_drive(c->rs, !woke, &next);
     if (unanswered > 0) {
-        if (woke || !ev_is_active(&c->tick))
+        if (woke || !ticking)
             c->tick.repeat = TICK_MIN;
         else if (c->tick.repeat < TICK_MAX)
             c->tick.repeat *= 2;
         /* Just after a deadline: tokio's timers round up to a millisecond. */
         if (next >= 0 && next + 0.001 < c->tick.repeat)
             c->tick.repeat = next + 0.001;
-        if (!ev_is_active(&c->tick)) {
-            ev_timer_again(EV_DEFAULT_UC, &c->tick);
-            ev_unref(EV_DEFAULT_UC);
-        } else {
-            ev_timer_again(EV_DEFAULT_UC, &c->tick);
-        }
+        ev_timer_again(EV_DEFAULT_UC, &c->tick);
+        if (!ticking)
+            ev_unref(EV_DEFAULT_UC); /* the calls hold the loop, not the tick */
     } else {
         WATCHER_OFF(timer, &c->tick);
     }
@@ -346,6 +343,9 @@ static void drive_once(etcd_t *c, int woke)
  * then the loop gets its turn, and the tick comes back at once. */
 #define DRIVE_ROUNDS 64
 
+/* Drives the local runtime and delivers its completions at once, but
+ * never inside the call that made one (`in_call`): there they wait for
+ * the drain, like the background thread's. */
 static void drive_local(pTHX_ etcd_t *c, int woke, int in_call)
 {
     SV *self = c->self;
@@ -376,12 +376,14 @@ static void drive_local(pTHX_ etcd_t *c, int woke, int in_call)
     SvREFCNT_dec(self); /* may run DESTROY: c is not touched after this */
 }
 
-static etcd_t *inherited(etcd_t *c)
+/* Whether the local runtime may be driven here: not in a child of fork,
+ * where it is the parent's (and our watchers are stopped). */
+static int drivable(etcd_t *c)
 {
     if (c->fork_gen == fork_generation)
-        return c;
-    stop_local(c); /* the parent's runtime: never driven here */
-    return NULL;
+        return 1;
+    stop_local(c);
+    return 0;
 }
 
 static void local_ready(EV_P_ ev_io *w, int revents)
@@ -389,7 +391,7 @@ static void local_ready(EV_P_ ev_io *w, int revents)
     etcd_t *c = (etcd_t *)((char *)w - offsetof(etcd_t, local));
     dTHX;
     PERL_UNUSED_ARG(revents);
-    if (inherited(c))
+    if (drivable(c))
         drive_local(aTHX_ c, 1, 0);
 }
 
@@ -399,7 +401,7 @@ static void local_queued(EV_P_ ev_prepare *w, int revents)
     dTHX;
     PERL_UNUSED_ARG(revents);
     WATCHER_OFF(prepare, w);
-    if (inherited(c))
+    if (drivable(c))
         drive_local(aTHX_ c, 1, 0);
 }
 
@@ -408,7 +410,7 @@ static void local_tick(EV_P_ ev_timer *w, int revents)
     etcd_t *c = (etcd_t *)((char *)w - offsetof(etcd_t, tick));
     dTHX;
     PERL_UNUSED_ARG(revents);
-    if (inherited(c))
+    if (drivable(c))
         drive_local(aTHX_ c, 0, 0);
 }
 
