@@ -35,6 +35,22 @@ pub fn driving() -> bool {
     DRIVING.with(Cell::get)
 }
 
+/// Sets DRIVING for its lifetime, a panic included.
+struct Driving;
+
+impl Driving {
+    fn start() -> Driving {
+        DRIVING.with(|d| d.set(true));
+        Driving
+    }
+}
+
+impl Drop for Driving {
+    fn drop(&mut self) {
+        DRIVING.with(|d| d.set(false));
+    }
+}
+
 /// Counts the times the runtime's park hook found nothing left to run.
 #[derive(Default)]
 struct Idle {
@@ -154,7 +170,7 @@ impl PerlRuntime {
     pub fn drive(&self, spawn: impl FnOnce(), timers: bool) {
         self.idle.reached.store(0, Ordering::Release);
         let _pipe = PipeSignalBlocked::new();
-        DRIVING.with(|d| d.set(true));
+        let _driving = Driving::start();
         self.rt.block_on(async {
             spawn();
             UntilIdle {
@@ -163,7 +179,6 @@ impl PerlRuntime {
             }
             .await
         });
-        DRIVING.with(|d| d.set(false));
     }
 }
 
