@@ -226,8 +226,9 @@ the rest of the round trip on small machines; the two runtimes keep a
 connection each, so a client that makes calls and has streams open holds two
 connections to etcd. The price: an answer is only
 read while the EV loop runs, so a call whose C<timeout> passes while the
-program blocks outside the loop fails with C<DEADLINE_EXCEEDED>, even when
-its answer had arrived. Where that second runtime cannot be set up (its
+program blocks outside the loop may fail with C<DEADLINE_EXCEEDED> even
+when its answer had arrived: when the loop runs again, the expired
+deadline and the answer are seen together, and either may win. Where that second runtime cannot be set up (its
 descriptor is found through F</proc/self/fd>), unary calls run on the
 background thread too.
 
