@@ -346,14 +346,13 @@ pub unsafe extern "C" fn evetcd_drive(
 ) -> i64 {
     // SAFETY: live client per contract.
     let client = unsafe { &*client };
-    let (unanswered, next) =
-        catch_unwind(AssertUnwindSafe(|| client.drive(timers != 0))).unwrap_or((u64::MAX, None));
+    let drove = catch_unwind(AssertUnwindSafe(|| client.drive(timers != 0)));
+    let next = drove.as_ref().ok().and_then(|(_, next)| *next);
     // SAFETY: writable per contract.
     unsafe { *next_deadline = next.map_or(-1.0, |d| d.as_secs_f64()) };
-    if unanswered == u64::MAX {
-        return -1;
-    }
-    i64::try_from(unanswered).unwrap_or(i64::MAX)
+    drove.map_or(-1, |(unanswered, _)| {
+        i64::try_from(unanswered).unwrap_or(i64::MAX)
+    })
 }
 
 /// Starts unary `method` with its protobuf request body.
