@@ -278,6 +278,9 @@ sub check_watch {
             $issue->($lane) unless $stop_lanes;
             if (!$frozen_at && $answered >= 150) {
                 kill 'STOP', $pid or die "cannot SIGSTOP $pid: $!";
+                # The kernel stops etcd's threads soon, not at once: a call
+                # made from here on must not reach a server still running.
+                for (1 .. 200) { last if proc_state($pid) eq 'T'; select undef, undef, undef, 0.005 }
                 $frozen_at = time;
             }
         });
