@@ -1420,8 +1420,8 @@ fn start_call(shared: &Arc<Shared>, call: Submission, count: Option<CountedCall>
 
 impl Drop for Client {
     fn drop(&mut self) {
-        // The local runtime first: its tasks' channels may wait on the
-        // background one.
+        // The local runtime first, while the background thread still
+        // runs: the two always shut down in the same order.
         self.local.take();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
