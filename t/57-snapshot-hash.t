@@ -113,6 +113,7 @@ my $file = "$tmp/snap.db";
     is $e->{status}, 'INTERNAL', '... INTERNAL';
     like $e->{message}, qr/^snapshot: writing the snapshot failed: No space left on device/, '... naming the reason';
     is $e->{source}, 'snapshot', '... source snapshot';
+    close $full;    # fails as well; closed here, it fails quietly
 }
 {
     my $calls = 0;
