@@ -16,6 +16,9 @@
 #            decoded request instead of sending it: argument checks, encoding,
 #            the hand-off to the runtime thread and back, conversion to Perl
 #            data and the callback, without network or server
+# and perl_range, big_range's floor (per key): a get whose reply of 10,000
+# key-value hashes is built in Perl, then read and checked as big_range
+# reads it, then freed; no client, no etcd
 # CPU is getrusage(RUSAGE_SELF), user+system, of every thread of the process.
 use strict;
 use warnings;
@@ -48,13 +51,29 @@ package FakeClient {
     sub new { bless { queue => [] }, shift }
     sub put {
         my ($self, $key, $value, $cb) = @_;
-        push @{ $self->{queue} }, $cb;
+        $self->answer($cb, { header => { cluster_id => 1, member_id => 2, revision => 3, raft_term => 4 } });
+    }
+    # a range reply of the given keys and values, built when it is answered
+    sub get {
+        my ($self, $keys, $values, $cb) = @_;
+        $self->answer($cb, sub {
+            my $rev = 10;
+            my @kvs = map {
+                { key => $keys->[$_], value => $values->[$_], create_revision => $rev + $_,
+                  mod_revision => $rev + $_, version => 1, lease => 0 }
+            } 0 .. $#$keys;
+            return { header => { cluster_id => 1, member_id => 2, revision => 3, raft_term => 4 },
+                     kvs => \@kvs, count => scalar @kvs, more => 0 };
+        });
+    }
+    sub answer {
+        my ($self, $cb, $reply) = @_;
+        push @{ $self->{queue} }, [ $cb, $reply ];
         $self->{idle} //= EV::idle(sub {
             my $q = $self->{queue};
             $self->{queue} = [];
             delete $self->{idle};
-            $_->({ header => { cluster_id => 1, member_id => 2, revision => 3, raft_term => 4 } },
-                undef) for @$q;
+            $_->[0]->(ref $_->[1] eq 'CODE' ? $_->[1]->() : $_->[1], undef) for @$q;
         });
     }
 }
@@ -92,6 +111,26 @@ sub piped {
     die "$done of $n answered\n" unless $done == $n;
 }
 
+# big_range's read of a reply, as bench/compare-client.pl does it
+my @range_keys   = map { sprintf '/bench/range/%05d', $_ } 0 .. 9_999;
+my @range_values = map { value($_) } @range_keys;
+sub range_reads {
+    my ($client, $n) = @_;    # $n keys in all, read 10,000 at a time
+    for (1 .. $n / @range_keys) {
+        my @got;
+        $client->get(\@range_keys, \@range_values, sub { @got = @_ });
+        EV::run;
+        my $kvs = $got[0]{kvs};
+        die "range: wrong count\n" unless $got[0]{count} == @range_keys && @$kvs == @range_keys;
+        my $i = 0;
+        for my $kv (@$kvs) {
+            die "range: wrong key at $i\n"   unless $kv->{key} eq $range_keys[$i];
+            die "range: wrong value at $i\n" unless $kv->{value} eq $range_values[$i];
+            $i++;
+        }
+    }
+}
+
 my $echo = EV::Etcd->new(endpoints => ['127.0.0.1:1']);
 $echo->_echo_requests_for_testing;
 my $fake = FakeClient->new;
@@ -100,24 +139,26 @@ my @cases = (
     [ echo_seq  => sub { seq($echo,  @_) } ],
     [ perl_pipe => sub { piped($fake, @_) } ],
     [ echo_pipe => sub { piped($echo, @_) } ],
+    [ perl_range => sub { range_reads($fake, 20 * @range_keys) }, 20 * @range_keys ],
 );
 
 my %best;
 for my $round (1 .. $opt{rounds}) {
     for my $case (@cases) {
-        my ($name, $run) = @$case;
-        $run->(200);    # warm-up
+        my ($name, $run, $ops) = @$case;
+        $ops //= $opt{ops};
+        $run->(200) unless $name eq 'perl_range';    # warm-up
         my ($c0, $t0) = (cpu_us(), time);
-        $run->($opt{ops});
+        $run->($ops);
         my ($t1, $c1) = (time, cpu_us());
-        my $r = { case => $name, ops => $opt{ops}, round => $round,
-                  cpu_us_per_op => ($c1 - $c0) / $opt{ops},
-                  wall_us_per_op => ($t1 - $t0) * 1e6 / $opt{ops} };
+        my $r = { case => $name, ops => $ops, round => $round,
+                  cpu_us_per_op => ($c1 - $c0) / $ops,
+                  wall_us_per_op => ($t1 - $t0) * 1e6 / $ops };
         print JSON::PP->new->canonical->encode($r), "\n";
         $best{$name} = $r if !$best{$name} || $r->{cpu_us_per_op} < $best{$name}{cpu_us_per_op};
     }
 }
-printf "\n%-10s %14s %15s   (best of %d by CPU, %d puts each)\n",
+printf "\n%-10s %14s %15s   (best of %d by CPU; %d puts each, perl_range per key)\n",
     'case', 'CPU us/op', 'wall us/op', $opt{rounds}, $opt{ops};
 printf "%-10s %14.2f %15.2f\n", $_->[0], @{ $best{ $_->[0] } }{qw(cpu_us_per_op wall_us_per_op)}
     for @cases;

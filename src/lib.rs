@@ -5,6 +5,7 @@
 pub mod error;
 pub mod ffi;
 pub mod local;
+pub mod net;
 pub mod perl;
 pub mod proto;
 pub mod queue;

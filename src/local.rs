@@ -169,7 +169,6 @@ impl PerlRuntime {
     /// blocks.
     pub fn drive(&self, spawn: impl FnOnce(), timers: bool) {
         self.idle.reached.store(0, Ordering::Release);
-        let _pipe = PipeSignalBlocked::new();
         let _driving = Driving::start();
         self.rt.block_on(async {
             spawn();
@@ -179,52 +178,6 @@ impl PerlRuntime {
             }
             .await
         });
-    }
-}
-
-/// Blocks SIGPIPE on this thread while it lives, and discards one raised
-/// meanwhile: a write to a connection the server closed must fail with
-/// EPIPE, not end the Perl program (whose SIGPIPE is left as it set it).
-struct PipeSignalBlocked {
-    old: libc::sigset_t,
-}
-
-impl PipeSignalBlocked {
-    fn new() -> PipeSignalBlocked {
-        // SAFETY: sigset_t is plain data that sigemptyset initialises.
-        let mut pipe: libc::sigset_t = unsafe { std::mem::zeroed() };
-        // SAFETY: as above.
-        let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
-        // SAFETY: valid sigset pointers; only this thread's mask changes.
-        unsafe {
-            libc::sigemptyset(&mut pipe);
-            libc::sigaddset(&mut pipe, libc::SIGPIPE);
-            libc::pthread_sigmask(libc::SIG_BLOCK, &pipe, &mut old);
-        }
-        PipeSignalBlocked { old }
-    }
-}
-
-impl Drop for PipeSignalBlocked {
-    fn drop(&mut self) {
-        // SAFETY: valid sigset pointers; a zero timeout never blocks.
-        unsafe {
-            if libc::sigismember(&self.old, libc::SIGPIPE) == 0 {
-                let mut pending: libc::sigset_t = std::mem::zeroed();
-                libc::sigpending(&mut pending);
-                if libc::sigismember(&pending, libc::SIGPIPE) == 1 {
-                    let mut pipe: libc::sigset_t = std::mem::zeroed();
-                    libc::sigemptyset(&mut pipe);
-                    libc::sigaddset(&mut pipe, libc::SIGPIPE);
-                    let zero = libc::timespec {
-                        tv_sec: 0,
-                        tv_nsec: 0,
-                    };
-                    libc::sigtimedwait(&pipe, std::ptr::null_mut(), &zero);
-                }
-            }
-            libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, std::ptr::null_mut());
-        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! the current endpoint, the auth token, and the unary call path.
 
 use crate::error::EtcdError;
+use crate::net::PlainConnector;
 use crate::perl::k;
 use crate::perl::{Builder, Hv, ToPerl};
 use crate::queue::{
@@ -489,6 +490,10 @@ struct Target {
     /// tonic sees a plain `http://` endpoint with an `https://` origin (its
     /// own TLS stays out of the way; requests still say `https`).
     tls: Option<TlsConnector>,
+    /// Without TLS: tonic's TCP connector, with writes that raise no
+    /// SIGPIPE (src/net.rs). It has the connect timeout itself, as tonic's
+    /// own use of it does, so a timed-out connect reads as before.
+    plain: PlainConnector,
 }
 
 /// The target for `uri` (already normalised by `endpoint_uris`); with TLS
@@ -505,9 +510,9 @@ fn make_target(uri: &str, cfg: &Config, tls: Option<&TlsSettings>) -> Result<Tar
             (plain, Some(tls.connector(host, port)?))
         }
     };
+    let connect_timeout = cfg.timeout.min(Duration::from_secs(5));
     let mut endpoint = Endpoint::from_shared(dial)
         .map_err(|e| bad(&e))?
-        .connect_timeout(cfg.timeout.min(Duration::from_secs(5)))
         .tcp_nodelay(true)
         // h2 drops a connection that has more small unread DATA frames than
         // half its connection window allows; hundreds of replies can arrive
@@ -523,11 +528,15 @@ fn make_target(uri: &str, cfg: &Config, tls: Option<&TlsSettings>) -> Result<Tar
             .keep_alive_while_idle(false);
     }
     if connector.is_some() {
-        endpoint = endpoint.origin(uri.parse().map_err(|e| bad(&e))?);
+        // tonic puts this timeout around our connector as a whole.
+        endpoint = endpoint
+            .connect_timeout(connect_timeout)
+            .origin(uri.parse().map_err(|e| bad(&e))?);
     }
     Ok(Target {
         endpoint,
         tls: connector,
+        plain: PlainConnector::new(connect_timeout),
     })
 }
 
@@ -537,7 +546,9 @@ fn make_channel(target: &Target) -> Channel {
         Some(connector) => target
             .endpoint
             .connect_with_connector_lazy(connector.clone()),
-        None => target.endpoint.connect_lazy(),
+        None => target
+            .endpoint
+            .connect_with_connector_lazy(target.plain.clone()),
     }
 }
 

@@ -12,6 +12,7 @@
 //! before handing the connection over: a refusal then fails the connect
 //! with the server's reason.
 
+use crate::net::NoSigPipe;
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -255,6 +256,7 @@ impl TlsConnector {
                 )
             })?;
         tcp.set_nodelay(true)?;
+        let tcp = NoSigPipe::new(tcp);
         // Every failure from here on is the handshake's, as far as the
         // caller is concerned: a refusal of our certificate comes after it.
         let failed =
@@ -302,7 +304,7 @@ impl tower_service::Service<Uri> for TlsConnector {
 pub struct ServerFirst {
     first: Vec<u8>,
     at: usize,
-    stream: TlsStream<TcpStream>,
+    stream: TlsStream<NoSigPipe>,
 }
 
 impl AsyncRead for ServerFirst {
