@@ -31,7 +31,13 @@ sub rec_watch {
     return $rec;
 }
 
-sub events_of { my ($rec) = @_; map { @{ $_->{events} } } @{ $rec->{msgs} } }
+# Keys whose writes the server itself lost (see the kill -9 scenario): their
+# events, if any reached a watch before the kill, are left out of the checks.
+our %SERVER_LOST;
+sub events_of {
+    my ($rec) = @_;
+    grep { !$SERVER_LOST{ $_->{kv}{key} } } map { @{ $_->{events} } } @{ $rec->{msgs} };
+}
 
 sub cancel_all {
     my @left = grep { $_ } @_;
@@ -61,6 +67,7 @@ sub start_writer {
                     $st->{timer} = EV::timer(0.2, 0, sub { $step->() if $step });
                     return;
                 }
+                $st->{rev}{$key} = $resp->{header}{revision};
                 $st->{n}++;
                 $st->{timer} = EV::timer($pause, 0, sub { $step->() if $step });
             },
@@ -119,22 +126,49 @@ sub check_stream {
 
     ok run_until(sub { $w->{done} }, 40), 'writer finished after the restart';
     cmp_ok $w->{failures}, '>', 0, "writer saw failures while the server was down ($w->{failures})";
-    ok run_until(sub { events_of($all) >= $total && events_of($upper) >= $total - 40
-                        && events_of($pkv) >= $total }, 40), 'watches caught up';
+
+    # etcd 3.5.0 to 3.5.2 can forget a write it acknowledged just before a
+    # kill -9 (it saved its applied index apart from the data; fixed in
+    # 3.5.3): the key is then missing and its revision was given out again,
+    # to a later key. Only that, on those versions, is put down to the
+    # server; any other missing key fails here.
+    my @keys   = map { sprintf '/rc/%05d', $_ } 0 .. $total - 1;
+    my $stored = ok_call($pc, 'get', '/rc/', { prefix => 1 });
+    my %kv_of  = map { $_->{key} => $_ } @{ $stored->{kvs} };
+    my %holder = map { $_->{create_revision} => $_->{key} } @{ $stored->{kvs} };
+    my @missing = grep { !$kv_of{$_} } @keys;
+    my $buggy   = ($srv->version // '') =~ /^3\.5\.[0-2]$/;
+    my @unexplained = grep {
+        my $rev = $w->{rev}{$_};
+        !($buggy && $rev && $holder{$rev} && $holder{$rev} gt $_)
+    } @missing;
+    is scalar(@unexplained), 0, 'every key the writer wrote is stored'
+        or diag "missing: @unexplained";
+    local %SERVER_LOST = map { $_ => 1 } @missing;
+    diag sprintf 'etcd %s: %d acknowledged write(s) missing after the kill: %s', $srv->version,
+        scalar @missing, join ', ', map {
+            my $r = $w->{rev}{$_} // '?';
+            "$_ (revision $r, now " . ($holder{$r} // 'nobody\'s') . ')'
+        } @missing
+        if @missing;
+    my @kept  = grep { $kv_of{$_} } @keys;
+    my @upper = grep { $_ ge '/rc/00040' } @kept;
+
+    ok run_until(sub { events_of($all) >= @kept && events_of($upper) >= @upper
+                        && events_of($pkv) >= @kept }, 40), 'watches caught up';
     run_until(sub { 0 }, 1);    # duplicates, if any, would arrive now
 
     my $final = ok_call($pc, 'get', '/rc/', { prefix => 1 });
-    is $final->{count}, $total, "$total keys stored";
-    my @keys = map { sprintf '/rc/%05d', $_ } 0 .. $total - 1;
-    check_stream('prefix watch', $all, \@keys, $final, $id_all);
-    check_stream('range watch (nothing delivered before the kill)', $upper, [ @keys[40 .. $#keys] ], $final, 77);
-    check_stream('prev_kv watch', $pkv, \@keys, $final, $id_pkv);
-    is_deeply [ map { $_->{kv}{value} } events_of($all) ], [ 0 .. $total - 1 ], 'values in order';
+    is $final->{count}, scalar @kept, scalar(@kept) . ' keys stored';
+    check_stream('prefix watch', $all, \@kept, $final, $id_all);
+    check_stream('range watch (nothing delivered before the kill)', $upper, \@upper, $final, 77);
+    check_stream('prev_kv watch', $pkv, \@kept, $final, $id_pkv);
+    is_deeply [ map { $_->{kv}{value} } events_of($all) ], [ map { /(\d+)$/ ? $1 + 0 : -1 } @kept ], 'values in order';
     ok !grep({ defined $_->{prev_kv} } events_of($pkv)), 'creates carry no prev_kv, also after resuming';
 
     # the stream is healthy again: a new event arrives at once, a new watch works
     my $p = ok_call($pc, 'put', '/rc/zzz', 'after');
-    ok run_until(sub { events_of($all) > $total }, 10), 'live event after recovery';
+    ok run_until(sub { events_of($all) > @kept }, 10), 'live event after recovery';
     is((events_of($all))[-1]{kv}{mod_revision}, $p->{header}{revision}, 'with its revision');
     my $fresh = rec_watch($wc, '/rc/zzz');
     ok run_until(sub { @{ $fresh->{msgs} } }, 10), 'new watch on the recovered stream';
