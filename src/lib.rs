@@ -2,6 +2,12 @@
 //! Perl through a small C ABI (`ffi`) and whose completions are handed back
 //! through a queue that wakes the EV loop (`queue`).
 
+/// Allocations made by Rust code (the runtimes, tonic, h2, prost) come from
+/// mimalloc; Perl and XS keep the C library's malloc. Nothing allocated on
+/// one side is freed on the other (the builder copies into Perl values).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod error;
 pub mod ffi;
 pub mod local;
