@@ -511,9 +511,10 @@ fn make_target(uri: &str, cfg: &Config, tls: Option<&TlsSettings>) -> Result<Tar
         }
     };
     let connect_timeout = cfg.timeout.min(Duration::from_secs(5));
+    // No tcp_nodelay here: tonic reads it only in a connector of its own,
+    // and both of ours (PlainConnector, TlsConnector) set it on the socket.
     let mut endpoint = Endpoint::from_shared(dial)
         .map_err(|e| bad(&e))?
-        .tcp_nodelay(true)
         // h2 drops a connection that has more small unread DATA frames than
         // half its connection window allows; hundreds of replies can arrive
         // before their tasks run, so give it a large window.
