@@ -654,6 +654,20 @@ pub unsafe extern "C" fn evetcd_rewake(client: *const Client) {
     let _ = catch_unwind(AssertUnwindSafe(|| client.queue.rewake()));
 }
 
+/// 1 when completions wait to be delivered, else 0.
+///
+/// # Safety
+/// `client` is live.
+#[no_mangle]
+pub unsafe extern "C" fn evetcd_has_completions(client: *const Client) -> c_int {
+    // SAFETY: live client per contract.
+    let client = unsafe { &*client };
+    catch_unwind(AssertUnwindSafe(|| {
+        c_int::from(client.queue.has_completions())
+    }))
+    .unwrap_or(1)
+}
+
 /// Takes the next completion, if any, and builds its Perl data.
 /// Returns 1 with `*id`, `*disposition` (0 keep, 1 last) and either
 /// `*resp` or `*err` set to a new HV (the other null), or 0 when empty.

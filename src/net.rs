@@ -1,10 +1,18 @@
-//! TCP connections whose writes never raise SIGPIPE.
+//! The client's TCP connections: writes that never raise SIGPIPE, and the
+//! frames of one scheduler round sent in one system call.
 //!
 //! Writing to a connection the server has closed raises SIGPIPE, and a Perl
 //! program usually keeps its default action, which ends the process. Our
 //! writes go out with `send`/`sendmsg` and MSG_NOSIGNAL instead of
 //! `write`/`writev`: they fail with EPIPE, on any thread, with no signal
 //! mask to set and restore around each run of the runtime.
+//!
+//! hyper writes a request's HEADERS from the connection's task and its DATA
+//! from another task, and h2 flushes after each: two sends, two packets and
+//! two wake-ups of the server per call. So writes are gathered here, and
+//! the first flush with bytes waiting lets the runtime's other ready tasks
+//! run before it sends: what they write in that round leaves in the same
+//! send.
 
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
@@ -20,61 +28,113 @@ use tonic::transport::Uri;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// A TCP stream that writes with MSG_NOSIGNAL.
-pub struct NoSigPipe(TcpStream);
+/// Bytes gathered before they are sent without waiting for a flush; a
+/// write larger than this goes out directly.
+const GATHER_LIMIT: usize = 64 << 10;
 
-impl NoSigPipe {
-    pub fn new(tcp: TcpStream) -> NoSigPipe {
-        NoSigPipe(tcp)
-    }
+/// A client connection: MSG_NOSIGNAL writes, gathered until a flush.
+pub struct Socket {
+    tcp: TcpStream,
+    /// Written and not sent yet; `out[..sent]` has gone already.
+    out: Vec<u8>,
+    sent: usize,
+    /// A flush found bytes waiting and let the other tasks run first.
+    deferred: bool,
+}
 
-    /// Runs `write` when the socket is writable, until it does not block.
-    fn poll_send(
-        &self,
-        cx: &mut Context<'_>,
-        mut write: impl FnMut() -> isize,
-    ) -> Poll<io::Result<usize>> {
-        loop {
-            ready!(self.0.poll_write_ready(cx))?;
-            let sent = self.0.try_io(Interest::WRITABLE, || loop {
-                let n = write();
-                if n >= 0 {
-                    return Ok(n as usize);
-                }
-                let e = io::Error::last_os_error();
-                if e.kind() != io::ErrorKind::Interrupted {
-                    return Err(e);
-                }
-            });
-            match sent {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                done => return Poll::Ready(done),
+/// Runs `write` when `tcp` is writable, until it does not block.
+fn poll_send(
+    tcp: &TcpStream,
+    cx: &mut Context<'_>,
+    mut write: impl FnMut() -> isize,
+) -> Poll<io::Result<usize>> {
+    loop {
+        ready!(tcp.poll_write_ready(cx))?;
+        let sent = tcp.try_io(Interest::WRITABLE, || loop {
+            let n = write();
+            if n >= 0 {
+                return Ok(n as usize);
             }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        });
+        match sent {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            done => return Poll::Ready(done),
         }
     }
 }
 
-impl AsyncRead for NoSigPipe {
+/// Sends `bufs` in one `sendmsg`, as far as the socket takes them.
+fn poll_send_vectored(
+    tcp: &TcpStream,
+    cx: &mut Context<'_>,
+    bufs: &[IoSlice<'_>],
+) -> Poll<io::Result<usize>> {
+    let fd = tcp.as_raw_fd();
+    // At most IOV_MAX (1024 on Linux) slices go in one call.
+    let count = bufs.len().min(1024);
+    poll_send(tcp, cx, || {
+        // SAFETY: msghdr is plain data; zeroed is "no name, no control".
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        // IoSlice is ABI-compatible with iovec on Unix (std guarantees it).
+        msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
+        msg.msg_iovlen = count as _;
+        // SAFETY: a live socket; the iovecs point at readable slices.
+        unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) }
+    })
+}
+
+impl Socket {
+    pub fn new(tcp: TcpStream) -> Socket {
+        Socket {
+            tcp,
+            out: Vec::new(),
+            sent: 0,
+            deferred: false,
+        }
+    }
+
+    /// Sends everything gathered.
+    fn poll_send_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let fd = self.tcp.as_raw_fd();
+        while self.sent < self.out.len() {
+            let rest = &self.out[self.sent..];
+            let n = ready!(poll_send(&self.tcp, cx, || {
+                // SAFETY: a live socket and a readable buffer of this length.
+                unsafe { libc::send(fd, rest.as_ptr().cast(), rest.len(), libc::MSG_NOSIGNAL) }
+            }))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.sent += n;
+        }
+        self.out.clear();
+        self.sent = 0;
+        self.deferred = false;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncRead for Socket {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
+        Pin::new(&mut self.tcp).poll_read(cx, buf)
     }
 }
 
-impl AsyncWrite for NoSigPipe {
+impl AsyncWrite for Socket {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let fd = self.0.as_raw_fd();
-        self.poll_send(cx, || {
-            // SAFETY: a live socket and a readable buffer of this length.
-            unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) }
-        })
+        self.poll_write_vectored(cx, &[IoSlice::new(buf)])
     }
 
     fn poll_write_vectored(
@@ -82,35 +142,47 @@ impl AsyncWrite for NoSigPipe {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let fd = self.0.as_raw_fd();
-        // At most IOV_MAX (1024 on Linux) slices go in one call.
-        let count = bufs.len().min(1024);
-        self.poll_send(cx, || {
-            // SAFETY: msghdr is plain data; zeroed is "no name, no control".
-            let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-            // IoSlice is ABI-compatible with iovec on Unix (std guarantees it).
-            msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
-            msg.msg_iovlen = count as _;
-            // SAFETY: a live socket; the iovecs point at readable slices.
-            unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) }
-        })
+        let this = self.get_mut();
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        if this.out.len() - this.sent + total > GATHER_LIMIT {
+            ready!(this.poll_send_out(cx))?;
+            if total > GATHER_LIMIT {
+                return poll_send_vectored(&this.tcp, cx, bufs);
+            }
+        }
+        for b in bufs {
+            this.out.extend_from_slice(b);
+        }
+        Poll::Ready(Ok(total))
     }
 
     fn is_write_vectored(&self) -> bool {
         true
     }
 
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.sent == this.out.len() {
+            return Poll::Ready(Ok(()));
+        }
+        if !this.deferred {
+            // Back of the run queue: the tasks ready now write first.
+            this.deferred = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        this.poll_send_out(cx)
     }
 
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_shutdown(cx)
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_send_out(cx))?;
+        Pin::new(&mut this.tcp).poll_shutdown(cx)
     }
 }
 
 /// tonic's own plain-TCP connector, set up as tonic sets it up, handing out
-/// `NoSigPipe` streams. Its errors are the inner connector's, so a failed
+/// `Socket` streams. Its errors are the inner connector's, so a failed
 /// connect reads as before ("tcp connect error: Connection refused ...").
 #[derive(Clone)]
 pub struct PlainConnector(HttpConnector);
@@ -126,7 +198,7 @@ impl PlainConnector {
 }
 
 impl tower_service::Service<Uri> for PlainConnector {
-    type Response = TokioIo<NoSigPipe>;
+    type Response = TokioIo<Socket>;
     type Error = BoxError;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
 
@@ -138,7 +210,7 @@ impl tower_service::Service<Uri> for PlainConnector {
         let connecting = self.0.call(uri);
         Box::pin(async move {
             let tcp = connecting.await?.into_inner();
-            Ok(TokioIo::new(NoSigPipe(tcp)))
+            Ok(TokioIo::new(Socket::new(tcp)))
         })
     }
 }
@@ -147,6 +219,66 @@ impl tower_service::Service<Uri> for PlainConnector {
 mod tests {
     use super::*;
     use tokio::io::AsyncWriteExt;
+
+    /// Writes wait for the second flush (the first lets other tasks run),
+    /// then leave together; large and blocked writes keep their order.
+    #[test]
+    fn writes_are_gathered_until_a_flush() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let client = TcpStream::connect(addr).await.unwrap();
+            let (server, _) = listener.accept().await.unwrap();
+            let mut stream = Socket::new(client);
+
+            stream.write_all(b"HEADERS").await.unwrap();
+            stream.write_all(b"DATA").await.unwrap();
+            let mut buf = [0u8; 64];
+            let nothing = server.try_read(&mut buf);
+            assert!(
+                matches!(&nothing, Err(e) if e.kind() == io::ErrorKind::WouldBlock),
+                "sent before the flush: {nothing:?}"
+            );
+            let waker = std::task::Waker::noop();
+            let mut cx = Context::from_waker(waker);
+            assert!(Pin::new(&mut stream).poll_flush(&mut cx).is_pending());
+            assert!(Pin::new(&mut stream).poll_flush(&mut cx).is_ready());
+            server.readable().await.unwrap();
+            let n = server.try_read(&mut buf).unwrap();
+            assert_eq!(&buf[..n], b"HEADERSDATA");
+
+            // 8 MB in writes of every size, far more than the socket holds
+            // while nobody reads: it arrives whole and in order.
+            let reader = tokio::spawn(async move {
+                let mut server = server;
+                let mut got = Vec::new();
+                tokio::io::AsyncReadExt::read_to_end(&mut server, &mut got)
+                    .await
+                    .unwrap();
+                got
+            });
+            let mut sent = Vec::new();
+            let mut size = 1;
+            while sent.len() < 8 << 20 {
+                let chunk: Vec<u8> = (0..size).map(|i| (sent.len() + i) as u8).collect();
+                stream.write_all(&chunk).await.unwrap();
+                sent.extend_from_slice(&chunk);
+                if size % 3 == 0 {
+                    stream.flush().await.unwrap();
+                }
+                size = size * 7 % (3 * GATHER_LIMIT) + 1;
+            }
+            stream.shutdown().await.unwrap();
+            drop(stream);
+            let got = reader.await.unwrap();
+            assert_eq!(got.len(), sent.len());
+            assert!(got == sent, "the bytes arrived changed or out of order");
+        });
+    }
 
     /// With SIGPIPE's default action (a Perl program's), writing on after
     /// the peer closed fails with an error instead of killing the process.
@@ -164,7 +296,7 @@ mod tests {
             let client = TcpStream::connect(addr).await.unwrap();
             let (server, _) = listener.accept().await.unwrap();
             drop(server);
-            let mut stream = NoSigPipe::new(client);
+            let mut stream = Socket::new(client);
             let chunk = [0u8; 4096];
             let mut failed = None;
             for _ in 0..1000 {

@@ -122,6 +122,11 @@ impl CompletionQueue {
         }
     }
 
+    /// Whether completions wait to be delivered.
+    pub fn has_completions(&self) -> bool {
+        !self.rx.is_empty()
+    }
+
     pub fn try_next(&self) -> Option<Completion> {
         self.rx.try_recv().ok()
     }

@@ -12,7 +12,7 @@
 //! before handing the connection over: a refusal then fails the connect
 //! with the server's reason.
 
-use crate::net::NoSigPipe;
+use crate::net::Socket;
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -256,7 +256,7 @@ impl TlsConnector {
                 )
             })?;
         tcp.set_nodelay(true)?;
-        let tcp = NoSigPipe::new(tcp);
+        let tcp = Socket::new(tcp);
         // Every failure from here on is the handshake's, as far as the
         // caller is concerned: a refusal of our certificate comes after it.
         let failed =
@@ -304,7 +304,7 @@ impl tower_service::Service<Uri> for TlsConnector {
 pub struct ServerFirst {
     first: Vec<u8>,
     at: usize,
-    stream: TlsStream<NoSigPipe>,
+    stream: TlsStream<Socket>,
 }
 
 impl AsyncRead for ServerFirst {

@@ -1,7 +1,8 @@
 #!/usr/bin/env perl
 # How the client lives in the EV loop: EV::run returns on its own when
-# nothing is in flight, callbacks are never called from inside the call that
-# submits them, a dying callback does not disturb the others, wake-ups are
+# nothing is in flight, each callback is a loop event of its own (so
+# EV::RUN_ONCE returns after it), callbacks are never called from inside the
+# call that submits them, a dying callback does not disturb the others, wake-ups are
 # coalesced without losing completions, a client can be dropped with calls
 # in flight, and a watch holds the loop until it is cancelled.
 use strict;
@@ -54,6 +55,29 @@ sub guarded_run {
     ok !$broke, 'EV::run returned after several calls, one started from a callback';
     is_deeply [ sort @order ], [ 'get1', 'nested get: x', 'put' ],
         'all of them, including the nested one, completed before EV::run returned';
+}
+
+# --- each callback is a loop event of its own: EV::RUN_ONCE returns after it ----
+# A fast server often answers while the call is still being sent; that
+# answer must still come as an event, or a loop run one event at a time
+# (AnyEvent's condvars) sleeps on after its callback ran. Half the calls
+# start inside another call's callback.
+{
+    my ($answered, $stalled) = (0, 0);
+    for my $i (1 .. 200) {
+        my $got;
+        if ($i % 2) {
+            $c->get('loop/k', sub { $got = 1 });
+        } else {
+            $c->put('loop/once', $i, sub { $c->get('loop/once', sub { $got = 1 }) });
+        }
+        my $guard = EV::timer(5, 0, sub { $stalled = $i });
+        EV::run(EV::RUN_ONCE) until $got || $stalled;
+        $answered++ if $got;
+        last if $stalled;
+    }
+    is $answered, 200, 'every call answered, one EV::RUN_ONCE at a time';
+    is $stalled, 0, 'no EV::RUN_ONCE slept on after the callback it waited for';
 }
 
 # --- an idle client does not hold the loop -----------------------------------------

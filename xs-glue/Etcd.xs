@@ -29,6 +29,7 @@ typedef struct etcd_s {
     /* Unary calls run on this thread (see src/local.rs) when local.fd >= 0. */
     ev_io local;        /* readable: the local runtime has work */
     ev_prepare queued;  /* calls made inside a drain start before the loop sleeps */
+    ev_idle ready;      /* what a drive outside a drain got: delivered as an event */
     ev_timer tick;      /* drives tokio's timers while calls are unanswered */
     int draining;       /* drains under way (a callback may run the loop again) */
 } etcd_t;
@@ -309,6 +310,7 @@ static void stop_local(etcd_t *c)
 {
     WATCHER_OFF(io, &c->local);
     WATCHER_OFF(prepare, &c->queued);
+    WATCHER_OFF(idle, &c->ready);
     WATCHER_OFF(timer, &c->tick);
 }
 
@@ -343,16 +345,20 @@ static void drive_once(etcd_t *c, int woke)
  * then the loop gets its turn, and the tick comes back at once. */
 #define DRIVE_ROUNDS 64
 
-/* Drives the local runtime and delivers its completions at once, but
- * never inside the call that made one (`in_call`): there they wait for
- * the drain, like the background thread's. */
+/* Drives the local runtime and delivers its completions at once, but not
+ * with `in_call` (inside the call that made one, or in the prepare phase):
+ * there they wait for the `ready` watcher. */
 static void drive_local(pTHX_ etcd_t *c, int woke, int in_call)
 {
     SV *self = c->self;
     int rounds = DRIVE_ROUNDS;
     if (in_call) {
         drive_once(c, woke);
-        evetcd_rewake(c->rs); /* delivered from the loop, not inside the call */
+        /* A fast server has often answered already: delivered by the loop
+         * (never inside the call) as an event of its own, so EV::run's
+         * RUN_ONCE returns after it. */
+        if (evetcd_has_completions(c->rs))
+            WATCHER_ON(idle, &c->ready);
         return;
     }
     /* The callbacks may drop the last reference to the client. */
@@ -395,6 +401,9 @@ static void local_ready(EV_P_ ev_io *w, int revents)
         drive_local(aTHX_ c, 1, 0);
 }
 
+/* Starts the calls made inside a drain before the loop sleeps; their
+ * callbacks come later, as events (a prepare watcher's work does not count
+ * as one for EV::RUN_ONCE). */
 static void local_queued(EV_P_ ev_prepare *w, int revents)
 {
     etcd_t *c = (etcd_t *)((char *)w - offsetof(etcd_t, queued));
@@ -402,7 +411,17 @@ static void local_queued(EV_P_ ev_prepare *w, int revents)
     PERL_UNUSED_ARG(revents);
     WATCHER_OFF(prepare, w);
     if (drivable(c))
-        drive_local(aTHX_ c, 1, 0);
+        drive_local(aTHX_ c, 1, 1);
+}
+
+static void local_delivery(EV_P_ ev_idle *w, int revents)
+{
+    etcd_t *c = (etcd_t *)((char *)w - offsetof(etcd_t, ready));
+    dTHX;
+    PERL_UNUSED_ARG(revents);
+    WATCHER_OFF(idle, w);
+    if (drivable(c))
+        deliver(aTHX_ c, 0);
 }
 
 static void local_tick(EV_P_ ev_timer *w, int revents)
@@ -1169,6 +1188,8 @@ new(const char *klass, ...)
     ev_unref(EV_DEFAULT_UC); /* an idle client does not hold the loop */
     ev_io_init(&c->local, local_ready, evetcd_local_fd(c->rs), EV_READ);
     ev_prepare_init(&c->queued, local_queued);
+    ev_idle_init(&c->ready, local_delivery);
+    ev_set_priority(&c->ready, EV_MAXPRI); /* not held back by other I/O */
     ev_init(&c->tick, local_tick);
     if (c->local.fd >= 0)
         WATCHER_ON(io, &c->local);

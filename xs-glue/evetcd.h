@@ -124,6 +124,8 @@ int evetcd_crash_streams_for_testing(const evetcd_client *c, int kind);
 void evetcd_echo_requests_for_testing(const evetcd_client *c);
 void evetcd_ack(const evetcd_client *c);
 void evetcd_rewake(const evetcd_client *c);
+/* 1 when completions wait to be delivered. */
+int evetcd_has_completions(const evetcd_client *c);
 int evetcd_next(const evetcd_client *c, const evetcd_builder *b, uint64_t *id, int *disposition,
                 void **resp, void **err, void **info);
 
