@@ -18,7 +18,10 @@
 #            data and the callback, without network or server
 # and perl_range, big_range's floor (per key): a get whose reply of 10,000
 # key-value hashes is built in Perl, then read and checked as big_range
-# reads it, then freed; no client, no etcd
+# reads it, then freed; no client, no etcd; and perl_watch, many_watch's
+# floor (per event): 1,000 watch callbacks, and puts with 100 in flight
+# whose fake client answers each with a put reply and an event message of
+# our client's shape, checked as many_watch checks them
 # CPU is getrusage(RUSAGE_SELF), user+system, of every thread of the process.
 use strict;
 use warnings;
@@ -64,6 +67,24 @@ package FakeClient {
             } 0 .. $#$keys;
             return { header => { cluster_id => 1, member_id => 2, revision => 3, raft_term => 4 },
                      kvs => \@kvs, count => scalar @kvs, more => 0 };
+        });
+    }
+    # watch callbacks by key: a put also answers the key's watch
+    sub watch {
+        my ($self, $key, $cb) = @_;
+        $self->{watches}{$key} = $cb;
+    }
+    sub put_and_notify {
+        my ($self, $key, $value, $cb) = @_;
+        $self->put($key, $value, $cb);
+        my $watch = $self->{watches}{$key} or return;
+        $self->answer($watch, sub {
+            my $rev = ++$self->{rev};
+            return { header => { cluster_id => 1, member_id => 2, revision => $rev, raft_term => 4 },
+                     watch_id => 7, created => 0,
+                     events => [ { type => 'PUT',
+                                   kv => { key => $key, value => $value, create_revision => 5,
+                                           mod_revision => $rev, version => 2, lease => 0 } } ] };
         });
     }
     sub answer {
@@ -131,6 +152,54 @@ sub range_reads {
     }
 }
 
+# many_watch's timed round, as bench/compare-client.pl runs it
+my @watch_keys = map { sprintf '/bench/scratch/mw/%06d', $_ } 0 .. 999;
+sub watch_round {
+    my ($client, $n) = @_;    # $n events in all, 1,000 per round
+    my (@vals, @sent, @seen, @lat, $events);
+    for my $i (0 .. $#watch_keys) {
+        my $key = $watch_keys[$i];
+        $client->watch($key, sub {
+            my ($m, $e) = @_;
+            die "watch $i: no reply
+" if $e || ref $m ne 'HASH';
+            die "watch $i: a second event
+" if $seen[$i]++;
+            push @lat, time - $sent[$i];
+            my $evs = $m->{events};
+            die "watch: one event expected
+" unless @$evs == 1;
+            my $ev = $evs->[0];
+            die "watch: wrong event
+"
+                unless $ev->{type} eq 'PUT' && $ev->{kv}{key} eq $key && $ev->{kv}{value} eq $vals[$i];
+            $events++;
+        });
+    }
+    for my $phase (1 .. $n / @watch_keys) {
+        @vals = map { value("$_#$phase") } @watch_keys;
+        @sent = @seen = ();
+        $events = 0;
+        my ($issued, $acked) = (0, 0);
+        my $fill;
+        $fill = sub {
+            while ($issued < @watch_keys && $issued - $acked < 100) {
+                my $i = $issued++;
+                $sent[$i] = time;
+                $client->put_and_notify($watch_keys[$i], $vals[$i], sub {
+                    die "put: no revision
+" unless ($_[0]{header}{revision} // 0) > 0;
+                    $acked++;
+                    $fill->();
+                });
+            }
+        };
+        $fill->();
+        EV::run(EV::RUN_ONCE) until $acked == @watch_keys && $events == @watch_keys;
+        undef $fill;
+    }
+}
+
 my $echo = EV::Etcd->new(endpoints => ['127.0.0.1:1']);
 $echo->_echo_requests_for_testing;
 my $fake = FakeClient->new;
@@ -140,6 +209,7 @@ my @cases = (
     [ perl_pipe => sub { piped($fake, @_) } ],
     [ echo_pipe => sub { piped($echo, @_) } ],
     [ perl_range => sub { range_reads($fake, 20 * @range_keys) }, 20 * @range_keys ],
+    [ perl_watch => sub { watch_round($fake, 10 * @watch_keys) }, 10 * @watch_keys ],
 );
 
 my %best;
@@ -147,7 +217,7 @@ for my $round (1 .. $opt{rounds}) {
     for my $case (@cases) {
         my ($name, $run, $ops) = @$case;
         $ops //= $opt{ops};
-        $run->(200) unless $name eq 'perl_range';    # warm-up
+        $run->(200) unless $name =~ /^perl_(?:range|watch)$/;    # warm-up
         my ($c0, $t0) = (cpu_us(), time);
         $run->($ops);
         my ($t1, $c1) = (time, cpu_us());
@@ -158,7 +228,7 @@ for my $round (1 .. $opt{rounds}) {
         $best{$name} = $r if !$best{$name} || $r->{cpu_us_per_op} < $best{$name}{cpu_us_per_op};
     }
 }
-printf "\n%-10s %14s %15s   (best of %d by CPU; %d puts each, perl_range per key)\n",
+printf "\n%-10s %14s %15s   (best of %d by CPU; %d puts each, perl_range per key, perl_watch per event)\n",
     'case', 'CPU us/op', 'wall us/op', $opt{rounds}, $opt{ops};
 printf "%-10s %14.2f %15.2f\n", $_->[0], @{ $best{ $_->[0] } }{qw(cpu_us_per_op wall_us_per_op)}
     for @cases;
