@@ -210,7 +210,9 @@ is woken through a file descriptor that an EV I/O watcher listens on. The
 watcher drains every ready completion in one go, turns each into ordinary
 Perl hashes and arrays, and calls the matching callback. All callbacks
 therefore run on the Perl thread, from inside the EV loop, and no Perl data
-is ever touched by Rust code.
+is ever touched by Rust code. Each delivery is an event of the loop, so
+C<EV::run(EV::RUN_ONCE)> returns once a callback has run (the idiom behind
+AnyEvent's condition variables).
 
 Streams (watches, lease keepalives, C<election_observe>, C<snapshot>) run
 on the background thread, so they keep going while your program is busy
