@@ -99,13 +99,9 @@ impl Socket {
 
     /// Sends everything gathered.
     fn poll_send_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let fd = self.tcp.as_raw_fd();
         while self.sent < self.out.len() {
-            let rest = &self.out[self.sent..];
-            let n = ready!(poll_send(&self.tcp, cx, || {
-                // SAFETY: a live socket and a readable buffer of this length.
-                unsafe { libc::send(fd, rest.as_ptr().cast(), rest.len(), libc::MSG_NOSIGNAL) }
-            }))?;
+            let rest = [IoSlice::new(&self.out[self.sent..])];
+            let n = ready!(poll_send_vectored(&self.tcp, cx, &rest))?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
@@ -220,19 +216,28 @@ mod tests {
     use super::*;
     use tokio::io::AsyncWriteExt;
 
-    /// Writes wait for the second flush (the first lets other tasks run),
-    /// then leave together; large and blocked writes keep their order.
-    #[test]
-    fn writes_are_gathered_until_a_flush() {
+    /// Runs `test` on a current-thread runtime with both ends of a fresh
+    /// loopback connection (ours first).
+    fn on_a_connection<F: Future<Output = ()>>(test: impl FnOnce(TcpStream, TcpStream) -> F) {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
         rt.block_on(async {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            let client = TcpStream::connect(addr).await.unwrap();
+            let client = TcpStream::connect(listener.local_addr().unwrap())
+                .await
+                .unwrap();
             let (server, _) = listener.accept().await.unwrap();
+            test(client, server).await
+        });
+    }
+
+    /// Writes wait for the second flush (the first lets other tasks run),
+    /// then leave together; large and blocked writes keep their order.
+    #[test]
+    fn writes_are_gathered_until_a_flush() {
+        on_a_connection(|client, server| async move {
             let mut stream = Socket::new(client);
 
             stream.write_all(b"HEADERS").await.unwrap();
@@ -286,15 +291,7 @@ mod tests {
     fn write_to_a_closed_peer_fails_without_a_signal() {
         // SAFETY: restores the default action, as a Perl program has it.
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            let client = TcpStream::connect(addr).await.unwrap();
-            let (server, _) = listener.accept().await.unwrap();
+        on_a_connection(|client, server| async move {
             drop(server);
             let mut stream = Socket::new(client);
             let chunk = [0u8; 4096];

@@ -486,14 +486,19 @@ const STREAM_WINDOW: u32 = 16 << 20;
 /// One endpoint as the client dials it.
 struct Target {
     endpoint: Endpoint,
-    /// Set for TLS: the connection is then opened by our connector, and
-    /// tonic sees a plain `http://` endpoint with an `https://` origin (its
-    /// own TLS stays out of the way; requests still say `https`).
-    tls: Option<TlsConnector>,
-    /// Without TLS: tonic's TCP connector, with writes that raise no
-    /// SIGPIPE (src/net.rs). It has the connect timeout itself, as tonic's
-    /// own use of it does, so a timed-out connect reads as before.
-    plain: PlainConnector,
+    connector: Connector,
+}
+
+/// What opens a target's connections.
+enum Connector {
+    /// Ours for TLS: tonic sees a plain `http://` endpoint with an
+    /// `https://` origin (its own TLS stays out of the way; requests still
+    /// say `https`).
+    Tls(TlsConnector),
+    /// tonic's TCP connector, with writes that raise no SIGPIPE
+    /// (src/net.rs). It has the connect timeout itself, as tonic's own use
+    /// of it does, so a timed-out connect reads as before.
+    Plain(PlainConnector),
 }
 
 /// The target for `uri` (already normalised by `endpoint_uris`); with TLS
@@ -534,22 +539,21 @@ fn make_target(uri: &str, cfg: &Config, tls: Option<&TlsSettings>) -> Result<Tar
             .connect_timeout(connect_timeout)
             .origin(uri.parse().map_err(|e| bad(&e))?);
     }
+    let connector = match connector {
+        Some(tls) => Connector::Tls(tls),
+        None => Connector::Plain(PlainConnector::new(connect_timeout)),
+    };
     Ok(Target {
         endpoint,
-        tls: connector,
-        plain: PlainConnector::new(connect_timeout),
+        connector,
     })
 }
 
 /// A channel that connects on first use (and again after each failure).
 fn make_channel(target: &Target) -> Channel {
-    match &target.tls {
-        Some(connector) => target
-            .endpoint
-            .connect_with_connector_lazy(connector.clone()),
-        None => target
-            .endpoint
-            .connect_with_connector_lazy(target.plain.clone()),
+    match &target.connector {
+        Connector::Tls(tls) => target.endpoint.connect_with_connector_lazy(tls.clone()),
+        Connector::Plain(tcp) => target.endpoint.connect_with_connector_lazy(tcp.clone()),
     }
 }
 

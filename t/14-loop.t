@@ -1,10 +1,10 @@
 #!/usr/bin/env perl
 # How the client lives in the EV loop: EV::run returns on its own when
 # nothing is in flight, each callback is a loop event of its own (so
-# EV::RUN_ONCE returns after it), callbacks are never called from inside the
-# call that submits them, a dying callback does not disturb the others, wake-ups are
-# coalesced without losing completions, a client can be dropped with calls
-# in flight, and a watch holds the loop until it is cancelled.
+# EV::RUN_ONCE returns after it), callbacks are never called from inside
+# the call that submits them, a dying callback does not disturb the others,
+# wake-ups are coalesced without losing completions, a client can be dropped
+# with calls in flight, and a watch holds the loop until it is cancelled.
 use strict;
 use warnings;
 

@@ -345,14 +345,14 @@ static void drive_once(etcd_t *c, int woke)
  * then the loop gets its turn, and the tick comes back at once. */
 #define DRIVE_ROUNDS 64
 
-/* Drives the local runtime and delivers its completions at once, but not
- * with `in_call` (inside the call that made one, or in the prepare phase):
- * there they wait for the `ready` watcher. */
-static void drive_local(pTHX_ etcd_t *c, int woke, int in_call)
+/* Drives the local runtime and delivers its completions at once, or with
+ * `later` (inside the call that made one, or in the prepare phase) leaves
+ * them to the `ready` watcher. */
+static void drive_local(pTHX_ etcd_t *c, int woke, int later)
 {
     SV *self = c->self;
     int rounds = DRIVE_ROUNDS;
-    if (in_call) {
+    if (later) {
         drive_once(c, woke);
         /* A fast server has often answered already: delivered by the loop
          * (never inside the call) as an event of its own, so EV::run's
