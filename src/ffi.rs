@@ -331,9 +331,10 @@ pub unsafe extern "C" fn evetcd_local_fd(client: *const Client) -> c_int {
 /// Starts the calls made since the last drive and runs the local runtime
 /// until it would wait; never blocks. `timers`: also run what expired
 /// timers wake (a drive on the timer). Returns how many of its calls are
-/// unanswered, or -1 after a panic; while there are any, drive again on a
-/// timer (tokio's timers do not show on the fd), at the latest when
-/// `*next_deadline` seconds have passed (-1: no call has a deadline).
+/// unanswered, or -1 after a panic; while there are any, or while
+/// `*next_deadline` is not -1, drive again on a timer (tokio's timers do
+/// not show on the fd), at the latest when `*next_deadline` seconds have
+/// passed (a call's deadline, or the open watches' tick).
 ///
 /// # Safety
 /// `client` is live; `next_deadline` is writable; called on the thread

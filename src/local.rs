@@ -1,14 +1,17 @@
-//! The unary calls' runtime: a tokio current-thread runtime on the Perl
-//! thread, run for a moment each time the EV loop says it has work.
+//! The runtime of unary calls and watches: a tokio current-thread runtime
+//! on the Perl thread, run for a moment each time the EV loop says it has
+//! work.
 //!
 //! A call that crosses to the client's background thread and back pays two
 //! thread wake-ups that a single-threaded client does not, and on small
 //! virtual machines a wake-up costs more than the whole round trip's own
-//! work. Unary calls therefore run here: the XS side watches this runtime's
+//! work; so does every watch event read on that thread. Unary calls and
+//! the watch stream therefore run here: the XS side watches this runtime's
 //! epoll descriptor with EV and calls `drive` when it is readable, when a
-//! call was made, and on a timer while calls are in flight (tokio's timers
-//! are not visible to EV). Streams stay on the background thread, so
-//! watches and lease keepalives go on while Perl is busy.
+//! call was made, and on a timer while calls are in flight or watches are
+//! open (tokio's timers are not visible to EV). Lease keepalives, observe
+//! and snapshots stay on the background thread, so a lease is kept alive
+//! while Perl is busy.
 //!
 //! tokio does not expose its epoll descriptor: it is found as the epoll
 //! instance that building the runtime added to /proc/self/fd. Where that is
@@ -156,6 +159,11 @@ impl PerlRuntime {
             epoll: fd,
             idle,
         })
+    }
+
+    /// For spawning the tasks that live here (the watch hub).
+    pub fn handle(&self) -> tokio::runtime::Handle {
+        self.rt.handle().clone()
     }
 
     /// The descriptor EV watches: readable when the runtime has I/O or a

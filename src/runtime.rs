@@ -1091,6 +1091,11 @@ async fn health_loop(shared: Arc<Shared>, every: Duration) {
     }
 }
 
+/// How often the local runtime is driven while watches are open and
+/// nothing else happens: their timers (reconnect backoff, probes, HTTP/2
+/// keepalive pings) count in seconds, so a tenth of one is soon enough.
+const STREAM_TICK: Duration = Duration::from_millis(100);
+
 /// A client: owned by the Perl object through the C ABI.
 pub struct Client {
     pub shared: Arc<Shared>,
@@ -1200,12 +1205,16 @@ impl Client {
         }
         let (submit, submissions) = tokio::sync::mpsc::unbounded_channel();
         handle.spawn(dispatch(shared.clone(), submissions));
+        let local = crate::local::PerlRuntime::new();
+        let watch_handle = local
+            .as_ref()
+            .map_or_else(|| handle.clone(), |l| l.handle());
         Ok(Client {
             submit,
-            local: crate::local::PerlRuntime::new(),
+            local,
             queued: Mutex::new(Vec::new()),
             local_calls: Arc::default(),
-            streams: crate::streams::Streams::new(shared.clone(), handle.clone()),
+            streams: crate::streams::Streams::new(shared.clone(), handle.clone(), watch_handle),
             shared,
             handle,
             queue,
@@ -1287,8 +1296,9 @@ impl Client {
 
     /// Starts the queued calls and runs the local runtime until it would
     /// wait (see `local`); `timers`: also what timers that expired wake.
-    /// Returns how many of its calls are unanswered, and how soon the
-    /// first of their deadlines passes.
+    /// Returns how many of its calls are unanswered, and how soon it needs
+    /// driving again: the first of their deadlines, or while watches are
+    /// open, STREAM_TICK.
     pub fn drive(&self, timers: bool) -> (u64, Option<Duration>) {
         let Some(local) = &self.local else {
             return (0, None);
@@ -1303,7 +1313,14 @@ impl Client {
             },
             timers,
         );
-        self.local_calls.state()
+        let (unanswered, deadline) = self.local_calls.state();
+        if !self.streams.watching() {
+            return (unanswered, deadline);
+        }
+        (
+            unanswered,
+            Some(deadline.map_or(STREAM_TICK, |d| d.min(STREAM_TICK))),
+        )
     }
 }
 

@@ -12,6 +12,7 @@ use crate::watch::{WatchCmd, WatchHub};
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -361,7 +362,14 @@ impl StreamKind {
 /// Per-client entry to the stream machinery; hubs start on first use.
 pub struct Streams {
     shared: Arc<Shared>,
+    /// The background thread's runtime.
     handle: tokio::runtime::Handle,
+    /// Where the watch hub runs: the Perl thread's runtime when there is
+    /// one (see `local`), so events reach Perl without a thread hop.
+    watch_handle: tokio::runtime::Handle,
+    /// Set while the watch hub holds watches: then its timers (reconnect,
+    /// probes, HTTP/2 keepalive) need the runtime driven now and then.
+    watching: Arc<AtomicBool>,
     watch: Mutex<Option<mpsc::UnboundedSender<WatchCmd>>>,
     keepalive: Mutex<Option<mpsc::UnboundedSender<KeepaliveCmd>>>,
     observers: TaskStops,
@@ -478,10 +486,16 @@ fn to_hub<C>(
 }
 
 impl Streams {
-    pub fn new(shared: Arc<Shared>, handle: tokio::runtime::Handle) -> Self {
+    pub fn new(
+        shared: Arc<Shared>,
+        handle: tokio::runtime::Handle,
+        watch_handle: tokio::runtime::Handle,
+    ) -> Self {
         Streams {
             shared,
             handle,
+            watch_handle,
+            watching: Arc::default(),
             watch: Mutex::new(None),
             keepalive: Mutex::new(None),
             observers: Arc::new(Mutex::new(HashMap::new())),
@@ -491,10 +505,15 @@ impl Streams {
 
     fn to_watch_hub(&self, cmd: WatchCmd) {
         let start = |rx| {
-            self.handle
-                .spawn(WatchHub::new(self.shared.clone(), rx).run());
+            let hub = WatchHub::new(self.shared.clone(), rx, self.watching.clone());
+            self.watch_handle.spawn(hub.run());
         };
         to_hub(&self.watch, start, cmd);
+    }
+
+    /// Whether watches are open (their timers need driving).
+    pub fn watching(&self) -> bool {
+        self.watching.load(Ordering::Relaxed)
     }
 
     fn to_keepalive_hub(&self, cmd: KeepaliveCmd) {

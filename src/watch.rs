@@ -15,6 +15,7 @@ use crate::queue::Disposition;
 use crate::runtime::Shared;
 use crate::streams::{SharedStream, StreamEvent};
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -96,10 +97,16 @@ pub struct WatchHub {
     /// Results of the reads that resync compacted watches.
     resync_tx: mpsc::UnboundedSender<(i64, Result<RangeResponse, EtcdError>)>,
     resync_rx: mpsc::UnboundedReceiver<(i64, Result<RangeResponse, EtcdError>)>,
+    /// Tells the client whether this hub holds watches (see `Streams`).
+    watching: Arc<AtomicBool>,
 }
 
 impl WatchHub {
-    pub fn new(shared: Arc<Shared>, rx: mpsc::UnboundedReceiver<WatchCmd>) -> Self {
+    pub fn new(
+        shared: Arc<Shared>,
+        rx: mpsc::UnboundedReceiver<WatchCmd>,
+        watching: Arc<AtomicBool>,
+    ) -> Self {
         let max = shared.cfg.max_retries;
         let (resync_tx, resync_rx) = mpsc::unbounded_channel();
         WatchHub {
@@ -117,6 +124,7 @@ impl WatchHub {
             last_heard: Instant::now(),
             probe_sent: None,
             shared,
+            watching,
         }
     }
 
@@ -128,6 +136,8 @@ impl WatchHub {
             if !self.watches.is_empty() && self.conn.can_open() {
                 self.open_stream();
             }
+            let watching = !self.watches.is_empty() || !self.reuse.is_empty();
+            self.watching.store(watching, Ordering::Relaxed);
             let probe_due = self.probe_due();
             tokio::select! {
                 cmd = self.rx.recv() => match cmd {
@@ -590,6 +600,7 @@ impl WatchHub {
 /// `orphan_hub`).
 impl Drop for WatchHub {
     fn drop(&mut self) {
+        self.watching.store(false, Ordering::Relaxed);
         let held = || {
             let mut ids: Vec<u64> = self.by_id.keys().copied().collect();
             ids.extend(self.reuse.values().map(|w| w.id));

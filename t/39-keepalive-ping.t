@@ -70,6 +70,31 @@ sub watch_rec {
     $proxy->stop;
 }
 
+# --- ... with nothing but the watch going on ----------------------------------
+# Watches run on the Perl thread's runtime, which the EV loop moves forward:
+# with no call in flight, only its tick makes the ping timers fire.
+{
+    my $proxy = TcpProxy->new(upstream => $srv->client_port);
+    my $c = EV::Etcd->new(
+        endpoints      => [ $proxy->endpoint, $srv->endpoint ],
+        keepalive_time => 1, keepalive_timeout => 1, max_retries => -1,
+    );
+    my $rec = watch_rec($c, 'ping/idle');
+    ok $rec->{created}, 'an idle client: a watch through the proxy is created';
+    $proxy->freeze;
+    my $t0 = time;
+    ok_call($writer, 'put', 'ping/idle', 'while frozen');
+    ok run_until(sub { @{ $rec->{ev} } }, 15), '... it delivers again with no call of its own in flight';
+    my $moved = time - $t0;
+    cmp_ok $moved, '<', 10, "... within seconds (took ${\ sprintf '%.1f', $moved} s)";
+    is $rec->{ev}[0]{kv}{value}, 'while frozen', '... the event written meanwhile, once';
+    is scalar @{ $rec->{err} }, 0, '... and no error';
+    my $done;
+    $rec->{w}->cancel(sub { $done = 1 });
+    run_until(\$done, 5);
+    $proxy->stop;
+}
+
 # --- without pings the same connection just hangs ----------------------------
 {
     my $proxy = TcpProxy->new(upstream => $srv->client_port);

@@ -3,9 +3,9 @@
 # (see DESCRIPTION in the POD): a unary call made outside a callback is on
 # the server before the method returns; a lease keepalive goes on while
 # Perl blocks for longer than the lease's TTL; calls made from callbacks
-# are all started once the callbacks of that turn have run; and a call
-# whose answer arrived while Perl was blocked is delivered once the loop
-# runs again. The server is read through its JSON gateway with blocking
+# are all started once the callbacks of that turn have run; and a call's
+# answer or a watch's events that arrived while Perl was blocked are
+# delivered once the loop runs again. The server is read through its JSON gateway with blocking
 # HTTP requests, so that nothing of EV::Etcd runs meanwhile.
 use strict;
 use warnings;
@@ -64,6 +64,35 @@ for my $i (1 .. 5) {
     run_until(sub { $got }, 5);
     ok $got && !$got->[1], 'an answer that came while Perl was blocked is delivered';
     is $got && $got->[0]{kvs}[0]{value}, 'v5', '... with the right value';
+}
+
+# --- watch events that arrived while Perl was blocked are delivered -------
+{
+    my $writer = EV::Etcd->new(endpoints => [ $srv->endpoint ]);
+    ok_call($writer, 'put', 'busy/warm', 'up');    # its connection is open
+    my (@ev, @err, $created);
+    my $w = $c->watch('busy/watched/', { prefix => 1 }, sub {
+        my ($m, $e) = @_;
+        push @err, $e if $e;
+        $created = 1 if $m && $m->{created};
+        push @ev, @{ $m->{events} || [] } if $m;
+    });
+    run_until(\$created, 5);
+    ok $created, 'a watch is open';
+    # Each put is sent before its method returns (see above), so the events
+    # reach this client while it sleeps; the three may apply in any order.
+    $writer->put("busy/watched/$_", "e$_", sub { }) for 1 .. 3;
+    sleep 1;
+    ok !@ev, '... nothing is delivered while Perl is blocked';
+    run_until(sub { @ev >= 3 }, 5);
+    is join(' ', sort map { $_->{kv}{value} } @ev), 'e1 e2 e3',
+        '... the events written meanwhile come once the loop runs';
+    my @revs = map { $_->{kv}{mod_revision} } @ev;
+    is_deeply \@revs, [ sort { $a <=> $b } @revs ], '... in revision order, each once';
+    ok !@err, '... without error';
+    my $done;
+    $w->cancel(sub { $done = 1 });
+    run_until(\$done, 5);
 }
 
 # --- a keepalive goes on while Perl blocks longer than the TTL -------------

@@ -30,7 +30,7 @@ typedef struct etcd_s {
     ev_io local;        /* readable: the local runtime has work */
     ev_prepare queued;  /* calls made inside a drain start before the loop sleeps */
     ev_idle ready;      /* what a drive outside a drain got: delivered as an event */
-    ev_timer tick;      /* drives tokio's timers while calls are unanswered */
+    ev_timer tick;      /* drives tokio's timers while calls or watches are open */
     int draining;       /* drains under way (a callback may run the loop again) */
 } etcd_t;
 
@@ -317,14 +317,20 @@ static void stop_local(etcd_t *c)
 static void deliver(pTHX_ etcd_t *c, int ack);
 
 /* Runs the local runtime until it would wait, and sets the tick for what
- * it left unanswered; `woke` is whether I/O or a new call (not the tick)
+ * it left open; `woke` is whether I/O or a new call (not the tick)
  * brought us here. */
 static void drive_once(etcd_t *c, int woke)
 {
     int ticking = ev_is_active(&c->tick);
     double next = -1;
     int64_t unanswered = evetcd_drive(c->rs, !woke, &next);
-    if (unanswered > 0) {
+    if (unanswered == 0 && next >= 0) {
+        /* Only open watches: their timers count in seconds. */
+        c->tick.repeat = next + 0.001;
+        ev_timer_again(EV_DEFAULT_UC, &c->tick);
+        if (!ticking)
+            ev_unref(EV_DEFAULT_UC); /* the watches hold the loop, not the tick */
+    } else if (unanswered > 0) {
         if (woke || !ticking)
             c->tick.repeat = TICK_MIN;
         else if (c->tick.repeat < TICK_MAX)

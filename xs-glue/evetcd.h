@@ -92,10 +92,11 @@ int evetcd_set_endpoints(const evetcd_client *c, const char *const *endpoints,
                          const size_t *endpoint_lens, size_t n, char *err, size_t err_cap);
 void *evetcd_endpoints(const evetcd_client *c, const evetcd_builder *b);
 int evetcd_fd(const evetcd_client *c);
-/* Unary calls run on the caller's thread when this is not -1: watch it, and
- * drive after each call made outside a drain, whenever it is readable, and
- * on a timer while the drive says calls are unanswered (no later than
- * *next_deadline seconds on; -1: none has a deadline). timers: the drive
+/* Unary calls and watches run on the caller's thread when this is not -1:
+ * watch it, and drive after each call made outside a drain, whenever it is
+ * readable, and on a timer while the drive says calls are unanswered or
+ * *next_deadline is not -1 (drive again no later than that many seconds
+ * on: a call's deadline, or the open watches' timers). timers: the drive
  * is the timer's. */
 int evetcd_local_fd(const evetcd_client *c);
 int64_t evetcd_drive(const evetcd_client *c, int timers, double *next_deadline);

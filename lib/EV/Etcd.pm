@@ -214,25 +214,36 @@ is ever touched by Rust code. Each delivery is an event of the loop, so
 C<EV::run(EV::RUN_ONCE)> returns once a callback has run (the idiom behind
 AnyEvent's condition variables).
 
-Streams (watches, lease keepalives, C<election_observe>, C<snapshot>) run
-on the background thread, so they keep going while your program is busy
-elsewhere: a lease is kept alive even during a long computation outside the
-loop. Unary calls (everything that has one answer) take a shorter way: they
-run on a second, small runtime that lives on the Perl thread and is moved
-forward from the EV loop, by an I/O watcher on its descriptor, right after
-a call is made, and by a timer while calls are unanswered. A call made
-outside a callback is sent before the method returns; calls made from
-callbacks are sent together once the callbacks of that turn of the loop
-have run. This spares each call two thread wake-ups, which cost more than
-the rest of the round trip on small machines; the two runtimes keep a
-connection each, so a client that makes calls and has streams open holds two
-connections to etcd. The price: an answer is only
-read while the EV loop runs, so a call whose C<timeout> passes while the
-program blocks outside the loop may fail with C<DEADLINE_EXCEEDED> even
-when its answer had arrived: when the loop runs again, the expired
-deadline and the answer are seen together, and either may win. Where that second runtime cannot be set up (its
-descriptor is found through F</proc/self/fd>), unary calls run on the
-background thread too.
+Lease keepalives, C<election_observe> and C<snapshot> run on the
+background thread, so they keep going while your program is busy
+elsewhere: a lease is kept alive even during a long computation outside
+the loop. Unary calls (everything that has one answer) and watches take a
+shorter way: they run on a second, small runtime that lives on the Perl
+thread and is moved forward from the EV loop, by an I/O watcher on its
+descriptor, right after a call is made, by a timer while calls are
+unanswered, and ten times a second while watches are open (for their
+reconnect, probe and keepalive-ping timers). A call made outside a
+callback is sent before the method returns; calls made from callbacks are
+sent together once the callbacks of that turn of the loop have run. This
+spares each call, and each watch event, two thread wake-ups, which cost
+more than the rest of the round trip on small machines. Unary calls and
+watches share one connection; the background thread keeps its own, so a
+client that also has a lease keepalive, an observer or a snapshot open
+holds two connections to etcd.
+
+The price is that this work only moves while the EV loop runs. Watch
+events that arrive while the program blocks outside the loop wait on the
+connection and are delivered, in order and complete, when the loop runs
+again. A call whose C<timeout> passes meanwhile may fail with
+C<DEADLINE_EXCEEDED> even when its answer had arrived: when the loop runs
+again, the expired deadline and the answer are seen together, and either
+may win. Likewise, a block longer than C<keepalive_time> plus
+C<keepalive_timeout> that starts just after a keepalive ping went out can
+make that connection look dead: its calls fail with C<UNAVAILABLE> and its
+watches reconnect, resuming after the last revision they delivered. Where
+that second runtime cannot be set up (its descriptor is found through
+F</proc/self/fd>), unary calls and watches run on the background thread
+too.
 
 Requests issued one after the other without waiting are in flight at the
 same time and may complete in any order: a C<get> started right after a

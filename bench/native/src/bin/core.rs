@@ -204,6 +204,9 @@ struct Core {
     /// Calls made since the last drive; unanswered local calls.
     queued: bool,
     unanswered: i64,
+    /// How soon the local runtime wants driving again, in ms (-1: only
+    /// when its fd says so); set while watches are open.
+    next_ms: c_int,
     vt: BuilderVtable,
     next_id: u64,
 }
@@ -237,6 +240,7 @@ impl Core {
             local_fd,
             queued: false,
             unanswered: 0,
+            next_ms: -1,
             vt: VTABLE,
             next_id: 0,
         }
@@ -268,6 +272,11 @@ impl Core {
         // SAFETY: live client, on the thread that made it; `next` writable.
         self.unanswered = unsafe { evetcd_drive(self.c, c_int::from(timers), &mut next) };
         check!(self.unanswered >= 0, "evetcd_drive failed");
+        self.next_ms = if next >= 0.0 {
+            (next * 1000.0) as c_int + 1
+        } else {
+            -1
+        };
         self.queued = false;
     }
 
@@ -330,8 +339,12 @@ impl Core {
                     revents: 0,
                 },
             ];
-            let ticking = self.unanswered > 0;
-            let timeout = if ticking { 1 } else { STALL.as_millis() as c_int };
+            let ticking = self.unanswered > 0 || self.next_ms >= 0;
+            let timeout = match (self.unanswered > 0, self.next_ms) {
+                (true, _) => 1,
+                (false, ms) if ms >= 0 => ms,
+                _ => STALL.as_millis() as c_int,
+            };
             // SAFETY: two valid pollfds (a negative fd is skipped).
             let n = unsafe { libc::poll(p.as_mut_ptr(), 2, timeout) };
             if n < 0 {
