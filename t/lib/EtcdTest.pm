@@ -119,16 +119,44 @@ sub etcd_version_ge {
 # Ports and tiny HTTP client
 # ---------------------------------------------------------------------------
 
+# Ports come from below the kernel's ephemeral range when it is known: a
+# port from that range, free when picked, can be taken by any outgoing
+# connection meanwhile, and then a server restarted on it cannot listen
+# again (seen: a metrics port lost during the seconds a killed etcd was
+# down). Below the range, only another listener can take it.
+sub _ephemeral_low {
+    open my $fh, '<', '/proc/sys/net/ipv4/ip_local_port_range' or return undef;
+    my ($low) = split ' ', scalar(<$fh> // '');
+    return defined $low && $low =~ /^\d+$/ ? $low : undef;
+}
+
+sub _bindable {
+    my ($port) = @_;
+    my $sock = IO::Socket::INET->new(
+        LocalAddr => '127.0.0.1',
+        LocalPort => $port,
+        Proto     => 'tcp',
+        Listen    => 1,
+    ) or return undef;
+    my $got = $sock->sockport;
+    close $sock;
+    return $got;
+}
+
 sub free_port {
+    my $low = _ephemeral_low();
+    if (defined $low && $low > 12_000) {
+        for (1 .. 200) {
+            my $port = 10_000 + int rand($low - 10_000);
+            next if $PORT_GIVEN{$port};
+            next unless _bindable($port);
+            $PORT_GIVEN{$port} = 1;
+            return $port;
+        }
+    }
     for (1 .. 100) {
-        my $sock = IO::Socket::INET->new(
-            LocalAddr => '127.0.0.1',
-            LocalPort => 0,
-            Proto     => 'tcp',
-            Listen    => 1,
-        ) or croak "free_port: cannot bind 127.0.0.1:0: $!";
-        my $port = $sock->sockport;
-        close $sock;
+        my $port = _bindable(0)
+            or croak "free_port: cannot bind 127.0.0.1:0: $!";
         next if $PORT_GIVEN{$port}++;
         return $port;
     }
@@ -845,7 +873,9 @@ seconds, so a test adding a member right after start_cluster must retry
 =item free_port()
 
 A currently unused TCP port on 127.0.0.1, never the same twice in one
-process.
+process, taken from below the kernel's ephemeral port range where that
+range is known (so no outgoing connection can occupy it while a server
+that owns it is restarted).
 
 =item run_until(\$flag | $coderef, $timeout)
 
