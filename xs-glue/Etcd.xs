@@ -907,16 +907,28 @@ static void start_member_call(pTHX_ etcd_t *c, const char *method, pb_buf *body,
     call_made(aTHX_ c); /* the test hook answers it on the local runtime */
 }
 
-/* A handle for a stream: { client, id, kind } blessed into klass; the
- * client remembers the id as a stream of that kind (see _cancel_stream). */
-static SV *stream_handle(pTHX_ etcd_t *c, SV *client, U64 id, int kind, const char *klass)
+/* The end of every stream method: `started` is what handing stream `id`
+ * to the Rust side returned. On success, a handle { client, id, kind }
+ * blessed into the kind's class, and the client remembers the id as a
+ * stream of that kind (see _cancel_stream); on failure the callback is
+ * forgotten and `method` croaks. */
+static SV *stream_started(pTHX_ etcd_t *c, SV *client, U64 id, int started, int kind,
+                          const char *method)
 {
-    HV *h = newHV();
+    static const char *const classes[] = {
+        NULL, "EV::Etcd::Watch", "EV::Etcd::Keepalive", "EV::Etcd::Observe", "EV::Etcd::Snapshot"
+    };
+    HV *h;
+    if (started != 0) {
+        forget_cb(aTHX_ c, id);
+        croak("%s: the request could not be started", method);
+    }
+    h = newHV();
     (void)hv_store(c->streams, (const char *)&id, sizeof id, newSViv(kind), 0);
     (void)hv_stores(h, "client", newSVsv(client));
     (void)hv_stores(h, "id", newSVuv((UV)id));
     (void)hv_stores(h, "kind", newSViv(kind));
-    return sv_bless(newRV_noinc((SV *)h), gv_stashpv(klass, GV_ADD));
+    return sv_bless(newRV_noinc((SV *)h), gv_stashpv(classes[kind], GV_ADD));
 }
 
 /* Starts `method` whose request is the given fields, all byte strings

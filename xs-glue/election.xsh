@@ -70,10 +70,7 @@ election_observe(EV::Etcd c, SV *name = NULL, ...)
         else unknown_option(aTHX_ "election_observe", k, klen);
     OPT_END
     id = register_cb(aTHX_ c, cb);
-    if (evetcd_observe(c->rs, id, s, n, reconnect) != 0) {
-        forget_cb(aTHX_ c, id);
-        croak("election_observe: the request could not be started");
-    }
-    RETVAL = stream_handle(aTHX_ c, ST(0), id, EVETCD_OBSERVE, "EV::Etcd::Observe");
+    RETVAL = stream_started(aTHX_ c, ST(0), id, evetcd_observe(c->rs, id, s, n, reconnect),
+                            EVETCD_OBSERVE, "election_observe");
   OUTPUT:
     RETVAL

@@ -67,10 +67,7 @@ lease_keepalive(EV::Etcd c, SV *lease = NULL, ...)
         else unknown_option(aTHX_ "lease_keepalive", k, klen);
     OPT_END
     id = register_cb(aTHX_ c, cb);
-    if (evetcd_keepalive(c->rs, id, lid, reconnect) != 0) {
-        forget_cb(aTHX_ c, id);
-        croak("lease_keepalive: the request could not be started");
-    }
-    RETVAL = stream_handle(aTHX_ c, ST(0), id, EVETCD_KEEPALIVE, "EV::Etcd::Keepalive");
+    RETVAL = stream_started(aTHX_ c, ST(0), id, evetcd_keepalive(c->rs, id, lid, reconnect),
+                            EVETCD_KEEPALIVE, "lease_keepalive");
   OUTPUT:
     RETVAL

@@ -86,11 +86,8 @@ _snapshot(EV::Etcd c, SV *cb)
     check_fork(aTHX_ c);
     need_cb(aTHX_ cb, "snapshot");
     id = register_cb(aTHX_ c, cb);
-    if (evetcd_snapshot(c->rs, id) != 0) {
-        forget_cb(aTHX_ c, id);
-        croak("snapshot: the request could not be started");
-    }
-    RETVAL = stream_handle(aTHX_ c, ST(0), id, EVETCD_SNAPSHOT, "EV::Etcd::Snapshot");
+    RETVAL = stream_started(aTHX_ c, ST(0), id, evetcd_snapshot(c->rs, id),
+                            EVETCD_SNAPSHOT, "snapshot");
   OUTPUT:
     RETVAL
 

@@ -54,11 +54,9 @@ watch(EV::Etcd c, SV *key = NULL, ...)
     pb_int(aTHX_ &b, 7, watch_id);
     pb_int(aTHX_ &b, 8, fragment);
     id = register_cb(aTHX_ c, cb);
-    if (evetcd_watch(c->rs, id, b.p, b.len, reconnect, resync) != 0) {
-        forget_cb(aTHX_ c, id);
-        croak("watch: the request could not be started");
-    }
-    RETVAL = stream_handle(aTHX_ c, ST(0), id, EVETCD_WATCH, "EV::Etcd::Watch");
+    RETVAL = stream_started(aTHX_ c, ST(0), id,
+                            evetcd_watch(c->rs, id, b.p, b.len, reconnect, resync),
+                            EVETCD_WATCH, "watch");
   OUTPUT:
     RETVAL
 
