@@ -1314,13 +1314,8 @@ impl Client {
             timers,
         );
         let (unanswered, deadline) = self.local_calls.state();
-        if !self.streams.watching() {
-            return (unanswered, deadline);
-        }
-        (
-            unanswered,
-            Some(deadline.map_or(STREAM_TICK, |d| d.min(STREAM_TICK))),
-        )
+        let tick = self.streams.watching().then_some(STREAM_TICK);
+        (unanswered, deadline.into_iter().chain(tick).min())
     }
 }
 

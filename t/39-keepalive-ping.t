@@ -38,13 +38,20 @@ sub watch_rec {
     return $rec;
 }
 
-# --- a frozen connection is noticed and left ---------------------------------
-{
+# A proxy, and a client that reaches etcd through it first and directly
+# second, pinging every second.
+sub pinging_through_proxy {
     my $proxy = TcpProxy->new(upstream => $srv->client_port);
     my $c = EV::Etcd->new(
         endpoints      => [ $proxy->endpoint, $srv->endpoint ],
         keepalive_time => 1, keepalive_timeout => 1, max_retries => -1,
     );
+    return ($proxy, $c);
+}
+
+# --- a frozen connection is noticed and left ---------------------------------
+{
+    my ($proxy, $c) = pinging_through_proxy();
     my $rec = watch_rec($c, 'ping/a');
     ok $rec->{created}, 'a watch through the proxy is created';
     cmp_ok $proxy->connections, '==', 1, '... over the proxy';
@@ -74,11 +81,7 @@ sub watch_rec {
 # Watches run on the Perl thread's runtime, which the EV loop moves forward:
 # with no call in flight, only its tick makes the ping timers fire.
 {
-    my $proxy = TcpProxy->new(upstream => $srv->client_port);
-    my $c = EV::Etcd->new(
-        endpoints      => [ $proxy->endpoint, $srv->endpoint ],
-        keepalive_time => 1, keepalive_timeout => 1, max_retries => -1,
-    );
+    my ($proxy, $c) = pinging_through_proxy();
     my $rec = watch_rec($c, 'ping/idle');
     ok $rec->{created}, 'an idle client: a watch through the proxy is created';
     $proxy->freeze;

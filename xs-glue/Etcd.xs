@@ -324,13 +324,7 @@ static void drive_once(etcd_t *c, int woke)
     int ticking = ev_is_active(&c->tick);
     double next = -1;
     int64_t unanswered = evetcd_drive(c->rs, !woke, &next);
-    if (unanswered == 0 && next >= 0) {
-        /* Only open watches: their timers count in seconds. */
-        c->tick.repeat = next + 0.001;
-        ev_timer_again(EV_DEFAULT_UC, &c->tick);
-        if (!ticking)
-            ev_unref(EV_DEFAULT_UC); /* the watches hold the loop, not the tick */
-    } else if (unanswered > 0) {
+    if (unanswered > 0) {
         if (woke || !ticking)
             c->tick.repeat = TICK_MIN;
         else if (c->tick.repeat < TICK_MAX)
@@ -338,12 +332,15 @@ static void drive_once(etcd_t *c, int woke)
         /* Just after a deadline: tokio's timers round up to a millisecond. */
         if (next >= 0 && next + 0.001 < c->tick.repeat)
             c->tick.repeat = next + 0.001;
-        ev_timer_again(EV_DEFAULT_UC, &c->tick);
-        if (!ticking)
-            ev_unref(EV_DEFAULT_UC); /* the calls hold the loop, not the tick */
+    } else if (unanswered == 0 && next >= 0) {
+        c->tick.repeat = next + 0.001; /* only open watches: seconds-long timers */
     } else {
         WATCHER_OFF(timer, &c->tick);
+        return;
     }
+    ev_timer_again(EV_DEFAULT_UC, &c->tick);
+    if (!ticking)
+        ev_unref(EV_DEFAULT_UC); /* the calls and watches hold the loop, not the tick */
 }
 
 /* Rounds of drive-and-deliver in one go, when each delivery makes calls
