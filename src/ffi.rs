@@ -13,11 +13,13 @@ use crate::streams::StreamKind;
 use crate::tls::TlsOptions;
 use bytes::Bytes;
 use prost::Message;
+use std::cell::RefCell;
 use std::ffi::{c_char, c_int, OsStr};
 use std::os::unix::ffi::OsStrExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Once;
 use std::time::Duration;
 
 /// Options of `new`, as the XS side passes them.
@@ -157,10 +159,14 @@ pub unsafe extern "C" fn evetcd_layout(which: c_int, out: *mut usize, cap: usize
     layout.len()
 }
 
+// What a start returns (evetcd.h names the same values).
 /// Returned for a call the library rejected (unknown method, bad bytes).
 const REJECTED: c_int = -1;
-/// Returned when Rust code panicked; nothing was started.
+/// Returned when Rust code panicked; nothing was started. `evetcd_last_panic`
+/// says where.
 const PANICKED: c_int = -2;
+/// Returned by `evetcd_call_at` when its endpoint cannot be used.
+const BAD_ENDPOINT: c_int = -3;
 
 /// An optional string of the config: None when `ptr` is null.
 ///
@@ -373,7 +379,7 @@ pub unsafe extern "C" fn evetcd_call(
     // SAFETY: live client and readable buffers per contract.
     let (client, method, body) =
         unsafe { (&*client, slice(method, method_len), slice(body, body_len)) };
-    guard(|| {
+    guard("evetcd_call", || {
         let Ok(method) = std::str::from_utf8(method) else {
             return REJECTED;
         };
@@ -401,7 +407,7 @@ pub unsafe extern "C" fn evetcd_watch(
 ) -> c_int {
     // SAFETY: live client and readable buffer per contract.
     let (client, body) = unsafe { (&*client, slice(body, body_len)) };
-    guard(|| {
+    guard("evetcd_watch", || {
         if client.shared.echo_requests.load(Ordering::Relaxed) {
             let echo = request_echo::decode_strictly::<WatchCreateRequest>("watch", body);
             request_echo::answer(&client.shared, id, "watch", echo);
@@ -432,7 +438,7 @@ fn call_deadline(timeout: f64) -> CallDeadline {
 
 /// Starts unary call `method` on the member named by `endpoint` (a
 /// host:port, perhaps with a scheme) instead of the current endpoint.
-/// Returns -2 when that endpoint is unusable (a message in `err`).
+/// Returns `BAD_ENDPOINT` when that endpoint is unusable (a message in `err`).
 ///
 /// # Safety
 /// `client` is live; the buffers are readable; `err` holds `err_cap` bytes.
@@ -460,7 +466,7 @@ pub unsafe extern "C" fn evetcd_call_at(
             slice(endpoint, endpoint_len),
         )
     };
-    guard(|| {
+    guard("evetcd_call_at", || {
         let (Ok(method), Ok(endpoint)) =
             (std::str::from_utf8(method), std::str::from_utf8(endpoint))
         else {
@@ -478,12 +484,15 @@ pub unsafe extern "C" fn evetcd_call_at(
                 REJECTED
             };
         }
+        if crate::routes::route(method).is_none() {
+            return REJECTED;
+        }
         let deadline = call_deadline(timeout);
         match client.call_at(id, method, Bytes::copy_from_slice(body), deadline, endpoint) {
             Ok(()) => 0,
             Err(msg) => {
                 write_error(err, err_cap, &msg);
-                -2
+                BAD_ENDPOINT
             }
         }
     })
@@ -502,7 +511,7 @@ pub unsafe extern "C" fn evetcd_keepalive(
 ) -> c_int {
     // SAFETY: live client per contract.
     let client = unsafe { &*client };
-    guard(|| {
+    guard("evetcd_keepalive", || {
         if client.shared.echo_requests.load(Ordering::Relaxed) {
             let req = LeaseKeepAliveRequest { id: lease };
             request_echo::answer_with(&client.shared, id, "lease_keepalive", &req);
@@ -527,7 +536,7 @@ pub unsafe extern "C" fn evetcd_observe(
 ) -> c_int {
     // SAFETY: live client and readable buffer per contract.
     let (client, name) = unsafe { (&*client, slice(name, name_len)) };
-    guard(|| {
+    guard("evetcd_observe", || {
         if client.shared.echo_requests.load(Ordering::Relaxed) {
             let req = LeaderRequest {
                 name: name.to_vec(),
@@ -551,7 +560,7 @@ pub unsafe extern "C" fn evetcd_observe(
 pub unsafe extern "C" fn evetcd_snapshot(client: *const Client, id: u64) -> c_int {
     // SAFETY: live client per contract.
     let client = unsafe { &*client };
-    guard(|| {
+    guard("evetcd_snapshot", || {
         if client.shared.echo_requests.load(Ordering::Relaxed) {
             let req = crate::proto::etcdserverpb::SnapshotRequest {};
             request_echo::answer_with(&client.shared, id, "snapshot", &req);
@@ -575,12 +584,14 @@ pub unsafe extern "C" fn evetcd_cancel(
 ) -> c_int {
     // SAFETY: live client per contract.
     let client = unsafe { &*client };
-    guard(|| match StreamKind::from_code(kind as u32) {
-        Some(kind) => {
-            client.streams.cancel(kind, id, cancel_id);
-            0
+    guard("evetcd_cancel", || {
+        match StreamKind::from_code(kind as u32) {
+            Some(kind) => {
+                client.streams.cancel(kind, id, cancel_id);
+                0
+            }
+            None => REJECTED,
         }
-        None => REJECTED,
     })
 }
 
@@ -593,7 +604,7 @@ pub unsafe extern "C" fn evetcd_cancel(
 pub unsafe extern "C" fn evetcd_watch_progress(client: *const Client, id: u64) -> c_int {
     // SAFETY: live client per contract.
     let client = unsafe { &*client };
-    guard(|| {
+    guard("evetcd_watch_progress", || {
         client.streams.watch_progress(id);
         0
     })
@@ -611,13 +622,16 @@ pub unsafe extern "C" fn evetcd_crash_streams_for_testing(
 ) -> c_int {
     // SAFETY: live client per contract.
     let client = unsafe { &*client };
-    guard(|| match StreamKind::from_code(kind as u32) {
-        Some(kind) => {
-            client.streams.crash_for_test(kind);
-            0
-        }
-        None => REJECTED,
-    })
+    guard(
+        "evetcd_crash_streams_for_testing",
+        || match StreamKind::from_code(kind as u32) {
+            Some(kind) => {
+                client.streams.crash_for_test(kind);
+                0
+            }
+            None => REJECTED,
+        },
+    )
 }
 
 /// Test hook: from now on the client sends nothing; every call and stream
@@ -805,6 +819,66 @@ pub unsafe extern "C" fn evetcd_endpoints(
     .unwrap_or(std::ptr::null_mut())
 }
 
-fn guard(f: impl FnOnce() -> c_int) -> c_int {
-    catch_unwind(AssertUnwindSafe(f)).unwrap_or(PANICKED)
+thread_local! {
+    /// The last panic caught on this thread: what it said and where.
+    static LAST_PANIC: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// Set by `evetcd_panic_for_testing`: the next start panics.
+static PANIC_NEXT_START: AtomicBool = AtomicBool::new(false);
+
+/// Makes the panic hook note each panic's message and place for
+/// `evetcd_last_panic`; the previous hook still runs (and prints it).
+fn note_panics() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let payload = info.payload();
+            let what = payload
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("a panic");
+            let place = info
+                .location()
+                .map_or_else(String::new, |l| format!(" at {}:{}", l.file(), l.line()));
+            LAST_PANIC.with(|p| *p.borrow_mut() = format!("{what}{place}"));
+            previous(info);
+        }));
+    });
+}
+
+/// Runs one start of the ABI (`abi_fn` names it) and turns a panic into
+/// `PANICKED`, with its description kept for `evetcd_last_panic`.
+fn guard(abi_fn: &str, f: impl FnOnce() -> c_int) -> c_int {
+    note_panics();
+    let run = || {
+        if PANIC_NEXT_START.swap(false, Ordering::Relaxed) {
+            panic!("panic requested by a test");
+        }
+        f()
+    };
+    catch_unwind(AssertUnwindSafe(run)).unwrap_or_else(|_| {
+        LAST_PANIC.with(|p| {
+            let mut p = p.borrow_mut();
+            *p = format!("in {abi_fn}: {p}");
+        });
+        PANICKED
+    })
+}
+
+/// Writes what the last `PANICKED` of this thread was about into `buf`.
+///
+/// # Safety
+/// `buf` has `cap` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn evetcd_last_panic(buf: *mut c_char, cap: usize) {
+    let _ = catch_unwind(|| LAST_PANIC.with(|p| write_error(buf, cap, &p.borrow())));
+}
+
+/// Test hook: the next call or stream started panics inside the library.
+#[no_mangle]
+pub extern "C" fn evetcd_panic_for_testing() {
+    PANIC_NEXT_START.store(true, Ordering::Relaxed);
 }

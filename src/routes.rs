@@ -207,6 +207,8 @@ mod tests {
             "_cancel_stream",
             "_crash_streams_for_testing",
             "_echo_requests_for_testing",
+            "_panic_for_testing",
+            "_is_live",
             "_watch_progress",
             "_snapshot",
             "new",

@@ -142,12 +142,12 @@ for my $class (qw(EV::Etcd::Watch EV::Etcd::Keepalive EV::Etcd::Observe)) {
     for my $inv ($other, 'x', {}, bless({ client => $other }, $class), bless([], $class)) {
         $calls++;
         eval { $class->can('cancel')->($inv, sub { }) };
-        if ($@ =~ /^cancel: called on something that is not a stream handle/) { $croaked++ }
+        if ($@ =~ /^cancel: called on something that is not a live stream handle/) { $croaked++ }
         else { push @bad_messages, "$class cancel (" . show($inv) . "): " . ($@ || 'no croak') }
         next unless $class eq 'EV::Etcd::Watch';
         $calls++;
         eval { $class->can('progress')->($inv) };
-        if ($@ =~ /^progress: called on something that is not a watch handle/) { $croaked++ }
+        if ($@ =~ /^progress: called on something that is not a live watch handle/) { $croaked++ }
         else { push @bad_messages, "$class progress (" . show($inv) . "): " . ($@ || 'no croak') }
     }
 }
@@ -158,11 +158,21 @@ for my $class (qw(EV::Etcd::Watch EV::Etcd::Keepalive EV::Etcd::Observe)) {
     $c->lock('hostile/lock-a', $lease, sub { $hold++ });
     my $forged = bless { client => $c, id => $w->{id} + 1, kind => $w->{kind} }, 'EV::Etcd::Watch';
     eval { $forged->cancel(sub { }) };
+    like $@, qr/^cancel: called on something that is not a live stream handle/,
+        'a handle blessed by hand is refused';
+    # a live handle whose fields were changed: the client's own table decides
+    my $retargeted = $c->watch('hostile/w2', sub { });
+    my $own_id = $retargeted->{id};
+    $retargeted->{id} = $w->{id} + 1;
+    eval { $retargeted->cancel(sub { }) };
     like $@, qr/^cancel: this handle does not belong to a stream of this client/,
-        'a handle forged from a unary call id is refused';
-    my $wrong_kind = bless { client => $c, id => $w->{id}, kind => 2 }, 'EV::Etcd::Keepalive';
-    eval { $wrong_kind->cancel(sub { }) };
+        'a live handle pointed at a unary call id is refused';
+    $retargeted->{id} = $w->{id};
+    $retargeted->{kind} = 2;
+    eval { $retargeted->cancel(sub { }) };
     like $@, qr/^cancel: this handle does not belong/, 'a handle of the wrong kind is refused';
+    @$retargeted{qw(id kind)} = ($own_id, $w->{kind});
+    push @handles, $retargeted;
     run_until(sub { $hold }, 10);
     is $hold, 1, 'the unary call whose id was forged still got its callback';
     push @handles, $w;

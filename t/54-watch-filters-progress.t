@@ -159,12 +159,12 @@ sub cancel_all {
     eval { $line = __LINE__; $asker->{w}->progress };
     like $@, qr/^progress: the watch has been cancelled at \Q$0\E line $line\.$/, 'progress after cancel croaks at the caller';
     eval { $line = __LINE__; EV::Etcd::Watch::progress('nope') };
-    like $@, qr/^progress: called on something that is not a watch handle at \Q$0\E line $line\.$/,
+    like $@, qr/^progress: called on something that is not a live watch handle at \Q$0\E line $line\.$/,
         'progress on a non-handle croaks';
     my $ka_lease = ok_call($c, 'lease_grant', 30)->{id};
     my $ka = $c->lease_keepalive($ka_lease, sub {});
     eval { $line = __LINE__; EV::Etcd::Watch::progress($ka) };
-    like $@, qr/^progress: called on something that is not a watch handle at \Q$0\E line $line\.$/,
+    like $@, qr/^progress: called on something that is not a live watch handle at \Q$0\E line $line\.$/,
         'progress on a keepalive handle croaks';
     eval { $line = __LINE__; $c->watch('x', { no_puts => 1 }, sub {}) };
     like $@, qr/^watch: unknown option 'no_puts' at \Q$0\E line $line\.$/, 'a misspelt filter croaks';

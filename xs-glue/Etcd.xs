@@ -59,6 +59,53 @@ static void check_fork(pTHX_ etcd_t *c)
         croak("EV::Etcd: this client was closed");
 }
 
+/* ---- identity of the objects we make ---- */
+
+/* A client, and each stream handle, carries ext magic with one of these
+ * vtables: a forged object or a copy made by code that does not know us
+ * (Storable) has none, and a thread's copy gets it emptied by svt_dup, so
+ * neither is ever taken for a live object or freed twice. */
+static int our_magic_dup(pTHX_ MAGIC *mg, CLONE_PARAMS *param)
+{
+    PERL_UNUSED_ARG(param);
+    mg->mg_ptr = NULL; /* the copy in the new thread owns nothing */
+    return 0;
+}
+
+static MGVTBL client_vtbl = { NULL, NULL, NULL, NULL, NULL, NULL, our_magic_dup, NULL };
+static MGVTBL handle_vtbl = { NULL, NULL, NULL, NULL, NULL, NULL, our_magic_dup, NULL };
+
+/* What a live handle's magic points at: only its non-NULL-ness counts. */
+static char live_handle;
+
+static MAGIC *our_magic(SV *ref, const MGVTBL *vtbl)
+{
+    MAGIC *mg;
+    SV *sv;
+    if (!ref || !SvROK(ref))
+        return NULL;
+    sv = SvRV(ref);
+    if (SvTYPE(sv) < SVt_PVMG)
+        return NULL;
+    for (mg = SvMAGIC(sv); mg; mg = mg->mg_moremagic)
+        if (mg->mg_type == PERL_MAGIC_ext && mg->mg_virtual == vtbl)
+            return mg;
+    return NULL;
+}
+
+static void add_our_magic(pTHX_ SV *sv, const MGVTBL *vtbl, void *ptr)
+{
+    MAGIC *mg = sv_magicext(sv, NULL, PERL_MAGIC_ext, vtbl, (const char *)ptr, 0);
+    mg->mg_flags |= MGf_DUP;
+}
+
+/* The client an object of ours stands for, or NULL (the typemap's check). */
+static etcd_t *client_of(SV *ref)
+{
+    MAGIC *mg = our_magic(ref, &client_vtbl);
+    return mg ? (etcd_t *)mg->mg_ptr : NULL;
+}
+
 /* ---- building Perl data for the Rust side ---- */
 
 /* The reply keys, hashed once at load: the Rust side names a key by its
@@ -283,8 +330,9 @@ static void report_health(pTHX_ etcd_t *c, void *hv)
         ENTER;
         SAVETMPS;
         sv_2mortal((SV *)h);
-        invoke(aTHX_ c->health_cb, healthy ? *healthy : &PL_sv_undef,
-               endpoint ? *endpoint : &PL_sv_undef);
+        /* mortal copy: a close inside the callback frees c->health_cb */
+        invoke(aTHX_ sv_2mortal(SvREFCNT_inc_simple_NN(c->health_cb)),
+               healthy ? *healthy : &PL_sv_undef, endpoint ? *endpoint : &PL_sv_undef);
         FREETMPS;
         LEAVE;
     } else {
@@ -479,7 +527,9 @@ static void deliver(pTHX_ etcd_t *c, int ack)
         evetcd_ack(c->rs);
     c->draining++;
     until = ev_time() + DRAIN_SECONDS;
-    while (budget-- > 0 && evetcd_next(c->rs, &b, &id, &disp, &resp, &err, &info)) {
+    /* A callback may close the client: c->rs is then NULL, and the
+     * completions still queued went with it. */
+    while (budget-- > 0 && c->rs && evetcd_next(c->rs, &b, &id, &disp, &resp, &err, &info)) {
         SV **svp, *cb = NULL;
         if (id == 0) {
             report_health(aTHX_ c, resp);
@@ -489,8 +539,9 @@ static void deliver(pTHX_ etcd_t *c, int ack)
             /* on_request runs before the call's own callback. */
             ENTER;
             SAVETMPS;
-            if (c->request_cb)
-                invoke(aTHX_ c->request_cb, hv_to_arg(aTHX_ info), NULL);
+            if (c->request_cb) /* held: a close inside it frees c->request_cb */
+                invoke(aTHX_ sv_2mortal(SvREFCNT_inc_simple_NN(c->request_cb)),
+                       hv_to_arg(aTHX_ info), NULL);
             else
                 sv_2mortal((SV *)info);
             FREETMPS;
@@ -520,7 +571,7 @@ static void deliver(pTHX_ etcd_t *c, int ack)
         }
     }
     c->draining--;
-    if (budget < 0)
+    if (budget < 0 && c->rs)
         evetcd_rewake(c->rs); /* stopped early: come back for the rest */
     /* A drain cut short leaves its forgotten callbacks to the one that
      * empties the queue: burying each batch on its own would free the
@@ -848,15 +899,30 @@ static double call_timeout(pTHX_ HV *opts, const char *method)
     return t > 1e9 ? 1e9 : t;
 }
 
+/* Croaks for a call or stream the Rust side did not start: `rc` is what it
+ * returned, `detail` its message for a bad endpoint. */
+static void start_refused(pTHX_ const char *method, int rc, const char *detail)
+{
+    char why[1024];
+    if (rc == EVETCD_PANICKED) {
+        why[0] = 0;
+        evetcd_last_panic(why, sizeof why);
+        croak("%s: internal error in the Rust core (panic %s); nothing was started", method, why);
+    }
+    if (rc == EVETCD_BAD_ENDPOINT)
+        croak("%s: %s", method, detail);
+    croak("%s: the request could not be started (the Rust core refused it, code %d)", method, rc);
+}
+
 /* Sends a unary call; `opts` (or NULL) may carry its `timeout`. */
 static U64 start_call(pTHX_ etcd_t *c, const char *method, pb_buf *body, SV *cb, HV *opts)
 {
     double timeout = call_timeout(aTHX_ opts, method);
     U64 id = register_cb(aTHX_ c, cb);
     int rc = evetcd_call(c->rs, id, method, strlen(method), body->p, body->len, timeout);
-    if (rc != 0) {
+    if (rc != EVETCD_STARTED) {
         forget_cb(aTHX_ c, id);
-        croak("%s: the request could not be started (internal error %d)", method, rc);
+        start_refused(aTHX_ method, rc, NULL);
     }
     call_made(aTHX_ c);
     return id;
@@ -895,11 +961,9 @@ static void start_member_call(pTHX_ etcd_t *c, const char *method, pb_buf *body,
     err[0] = 0;
     rc = evetcd_call_at(c->rs, id, method, strlen(method), body->p, body->len, timeout, e, elen,
                         err, sizeof err);
-    if (rc != 0) {
+    if (rc != EVETCD_STARTED) {
         forget_cb(aTHX_ c, id);
-        if (rc == -2)
-            croak("%s: %s", method, err);
-        croak("%s: the request could not be started (internal error %d)", method, rc);
+        start_refused(aTHX_ method, rc, err);
     }
     call_made(aTHX_ c); /* the test hook answers it on the local runtime */
 }
@@ -916,15 +980,16 @@ static SV *stream_started(pTHX_ etcd_t *c, SV *client, U64 id, int started, int 
         NULL, "EV::Etcd::Watch", "EV::Etcd::Keepalive", "EV::Etcd::Observe", "EV::Etcd::Snapshot"
     };
     HV *h;
-    if (started != 0) {
+    if (started != EVETCD_STARTED) {
         forget_cb(aTHX_ c, id);
-        croak("%s: the request could not be started", method);
+        start_refused(aTHX_ method, started, NULL);
     }
     h = newHV();
     (void)hv_store(c->streams, (const char *)&id, sizeof id, newSViv(kind), 0);
     (void)hv_stores(h, "client", newSVsv(client));
     (void)hv_stores(h, "id", newSVuv((UV)id));
     (void)hv_stores(h, "kind", newSViv(kind));
+    add_our_magic(aTHX_ (SV *)h, &handle_vtbl, &live_handle);
     return sv_bless(newRV_noinc((SV *)h), gv_stashpv(classes[kind], GV_ADD));
 }
 
@@ -1208,8 +1273,9 @@ new(const char *klass, ...)
     ev_init(&c->tick, local_tick);
     if (c->local.fd >= 0)
         WATCHER_ON(io, &c->local);
-    RETVAL = sv_setref_pv(newSV(0), klass, (void *)c);
-    c->self = SvRV(RETVAL);
+    c->self = newSV(0);
+    add_our_magic(aTHX_ c->self, &client_vtbl, c);
+    RETVAL = sv_bless(newRV_noinc(c->self), gv_stashpv(klass, GV_ADD));
   OUTPUT:
     RETVAL
 
@@ -1278,9 +1344,16 @@ close(EV::Etcd c)
     }
 
 void
-DESTROY(EV::Etcd c)
+DESTROY(SV *self)
+  PREINIT:
+    MAGIC *mg;
+    etcd_t *c;
   CODE:
-    if (c->fork_gen != fork_generation) {
+    mg = our_magic(self, &client_vtbl);
+    c = mg ? (etcd_t *)mg->mg_ptr : NULL;
+    if (!c) {
+        /* a copy made by Storable or a thread, or a forgery: owns nothing */
+    } else if (c->fork_gen != fork_generation) {
         /* Inherited across fork(): the runtime thread and the watcher's
          * kernel state belong to the parent. Release only the loop
          * reference and leak the rest, so the parent is not disturbed. */
@@ -1306,7 +1379,8 @@ DESTROY(EV::Etcd c)
         if (c->request_cb) SvREFCNT_dec(c->request_cb);
         Safefree(c);
     }
-    sv_setiv(SvRV(ST(0)), 0);
+    if (mg)
+        mg->mg_ptr = NULL;
 
 void
 _assert_usable(EV::Etcd c)
@@ -1342,9 +1416,10 @@ _cancel_stream(EV::Etcd c, int kind, UV id, SV *cb)
          * queued; the Rust side answers the cancel at once. */
         cancel_id = register_cb(aTHX_ c, cb);
         forget_cb(aTHX_ c, (U64)id);
-        if (evetcd_cancel(c->rs, kind, (U64)id, cancel_id) != 0) {
+        int rc = evetcd_cancel(c->rs, kind, (U64)id, cancel_id);
+        if (rc != EVETCD_STARTED) {
             forget_cb(aTHX_ c, cancel_id);
-            croak("cancel: the request could not be started");
+            start_refused(aTHX_ "cancel", rc, NULL);
         }
     }
 
@@ -1358,6 +1433,16 @@ _crash_streams_for_testing(EV::Etcd c, int kind)
     check_fork(aTHX_ c);
     if (evetcd_crash_streams_for_testing(c->rs, kind) != 0)
         croak("_crash_streams_for_testing: unknown stream kind %d", kind);
+
+void
+_panic_for_testing(EV::Etcd c)
+  CODE:
+    /* The next call or stream this process starts panics inside the Rust
+     * core, to test that the panic croaks with where it happened. */
+    if (!getenv("EV_ETCD_TEST_HOOKS"))
+        croak("_panic_for_testing: set EV_ETCD_TEST_HOOKS to use test hooks");
+    check_fork(aTHX_ c);
+    evetcd_panic_for_testing();
 
 void
 _echo_requests_for_testing(EV::Etcd c)
@@ -1385,3 +1470,16 @@ INCLUDE: auth.xsh
 INCLUDE: maintenance.xsh
 
 INCLUDE: cluster.xsh
+
+MODULE = EV::Etcd  PACKAGE = EV::Etcd::Stream
+
+int
+_is_live(SV *handle)
+  CODE:
+    /* made by a stream method in this thread (not forged, not a copy) */
+    {
+        MAGIC *mg = our_magic(handle, &handle_vtbl);
+        RETVAL = mg && mg->mg_ptr;
+    }
+  OUTPUT:
+    RETVAL

@@ -100,11 +100,18 @@ int evetcd_fd(const evetcd_client *c);
  * is the timer's. */
 int evetcd_local_fd(const evetcd_client *c);
 int64_t evetcd_drive(const evetcd_client *c, int timers, double *next_deadline);
+/* What the functions that start a call or a stream return. */
+enum { EVETCD_STARTED = 0, EVETCD_REJECTED = -1, EVETCD_PANICKED = -2, EVETCD_BAD_ENDPOINT = -3 };
+/* After EVETCD_PANICKED: what the panic said, where, and in which function. */
+void evetcd_last_panic(char *buf, size_t cap);
+/* Test hook: the next call or stream started panics inside the library. */
+void evetcd_panic_for_testing(void);
+
 /* timeout: seconds; negative for the client's timeout, 0 for none. */
 int evetcd_call(const evetcd_client *c, uint64_t id, const char *method, size_t method_len,
                 const char *body, size_t body_len, double timeout);
-/* As evetcd_call, on the member `endpoint` names; -2 (and a message in
- * err) when that endpoint cannot be used. */
+/* As evetcd_call, on the member `endpoint` names; EVETCD_BAD_ENDPOINT
+ * (and a message in err) when that endpoint cannot be used. */
 int evetcd_call_at(const evetcd_client *c, uint64_t id, const char *method, size_t method_len,
                    const char *body, size_t body_len, double timeout, const char *endpoint,
                    size_t endpoint_len, char *err, size_t err_cap);

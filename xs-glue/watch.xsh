@@ -65,5 +65,8 @@ _watch_progress(EV::Etcd c, UV id)
   CODE:
     /* (EV::Etcd::Watch::progress has checked the handle) */
     check_fork(aTHX_ c);
-    if (evetcd_watch_progress(c->rs, (U64)id) != 0)
-        croak("progress: the request could not be started");
+    {
+        int rc = evetcd_watch_progress(c->rs, (U64)id);
+        if (rc != EVETCD_STARTED)
+            start_refused(aTHX_ "progress", rc, NULL);
+    }

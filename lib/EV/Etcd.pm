@@ -77,17 +77,23 @@ package EV::Etcd::Stream;
 
 sub cancel {
     my ($self, $cb) = @_;
-    Carp::croak('cancel: called on something that is not a stream handle')
-        unless Scalar::Util::blessed($self) && Scalar::Util::reftype($self) eq 'HASH'
+    # _is_live: made by this module in this thread, not forged or copied
+    Carp::croak('cancel: called on something that is not a live stream handle')
+        unless _is_live($self) && Scalar::Util::blessed($self)
+        && Scalar::Util::reftype($self) eq 'HASH'
         && Scalar::Util::blessed($self->{client}) && $self->{client}->isa('EV::Etcd');
     $self->{client}->_assert_usable;    # croaks in a child after fork()
     Carp::croak('callback must be a code reference (cancel)') unless ref $cb eq 'CODE';
-    if ($self->{cancelled}++) {
+    if ($self->{cancelled}) {
         $cb->({}, undef);    # already cancelled: answer at once
         return;
     }
-    $self->{client}->_cancel_stream($self->{kind}, $self->{id}, $cb);
-    return;
+    # Marked first (a closed client answers inside), unmarked if refused;
+    # the XS side's croak belongs at our caller.
+    $self->{cancelled} = 1;
+    return if eval { $self->{client}->_cancel_stream($self->{kind}, $self->{id}, $cb); 1 };
+    $self->{cancelled} = 0;
+    Carp::croak(EV::Etcd::_unplaced($@));
 }
 
 package EV::Etcd::Watch;
@@ -95,8 +101,9 @@ our @ISA = ('EV::Etcd::Stream');
 
 sub progress {
     my ($self) = @_;
-    Carp::croak('progress: called on something that is not a watch handle')
-        unless Scalar::Util::blessed($self) && $self->isa('EV::Etcd::Watch')
+    Carp::croak('progress: called on something that is not a live watch handle')
+        unless EV::Etcd::Stream::_is_live($self) && Scalar::Util::blessed($self)
+        && $self->isa('EV::Etcd::Watch')
         && Scalar::Util::reftype($self) eq 'HASH'
         && Scalar::Util::blessed($self->{client}) && $self->{client}->isa('EV::Etcd');
     Carp::croak('progress: the watch has been cancelled') if $self->{cancelled};
@@ -2668,6 +2675,63 @@ cycle through them. Afterwards every call croaks (C<EV::Etcd: this client
 was closed>), except C<cancel> on its stream handles, which calls back at
 once as for an already cancelled stream. Calling C<close> again does
 nothing.
+
+C<close> may be called from inside any callback of the client: of a
+call, a watch, a keepalive, an observer, a snapshot chunk, C<on_request>,
+C<on_health_change>, and the callbacks of L<EV::Etcd::Session>,
+L</range_iterator> and clients made with C<namespace>. The callback that
+called it runs to its end; after it, nothing more is delivered, even
+answers that had already arrived, as for any C<close>. Ending a program
+from its last callback is therefore simply:
+
+=for ev-etcd example client prints ^done at revision \d+$
+
+  $etcd->put('/jobs/done', 1, sub {
+      my ($resp, $err) = @_;
+      die "put failed: $err->{message}\n" if $err;
+      print "done at revision $resp->{header}{revision}\n";
+      $etcd->close;              # EV::run returns once nothing else is open
+  });
+
+=head1 COPIES, THREADS AND FORGED OBJECTS
+
+A client, and each stream handle, knows that it is one through magic
+attached by this module, not through the value of the object. A copy made
+by code that does not know the module has no such magic and owns nothing:
+using it croaks (C<put: called on something that is not a live EV::Etcd
+client>, or C<cancel: called on something that is not a live stream
+handle>), and dropping it frees nothing, so the original keeps working.
+
+=over 4
+
+=item *
+
+L<Storable>'s C<dclone>, and C<freeze> followed by C<thaw>, succeed on a
+structure holding a client or a handle; the copies in the result are
+inert as described. Keep the original to talk to etcd.
+
+=item *
+
+With ithreads, a new thread gets the same kind of inert copy of every
+client and handle that existed when it was created: the thread croaks if
+it uses one, and the parent's clients are unaffected when the thread ends.
+Create a client inside the thread if it needs etcd.
+
+=item *
+
+An object blessed into C<EV::Etcd> or a handle class by hand is refused
+the same way.
+
+=back
+
+=head1 INTERNAL ERRORS
+
+The Rust core catches its own panics. A panic while a call or a stream
+is being started croaks in the method that started it, with
+C<METHOD: internal error in the Rust core (panic in FUNCTION: MESSAGE at
+FILE:LINE); nothing was started>; a panic in the task behind a call or a
+stream reaches its callback as an C<INTERNAL> error (see
+L</Reconnection>). Either is a bug: please report it with the message.
 
 =head1 DIFFERENCES FROM THE C MODULE
 
