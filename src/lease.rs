@@ -1,6 +1,7 @@
 //! Lease service: grant, revoke, time_to_live, leases, and keepalive. All
 //! kept-alive leases of a client share one bidirectional stream, refreshed
-//! at a third of their TTL.
+//! at a third of their TTL; a refresh left unanswered for another third
+//! moves the stream to another endpoint.
 
 use crate::error::EtcdError;
 use crate::perl::k;
@@ -122,6 +123,10 @@ struct Schedule {
     /// last reply plus its TTL (None before the first reply, and once
     /// the loss has been reported).
     lost_at: Option<Instant>,
+    /// When the stream must be taken as stalled: the oldest refresh on it
+    /// that is still unanswered plus `stall_after` (None when nothing is
+    /// outstanding or the TTL is not known yet).
+    stall_at: Option<Instant>,
 }
 
 /// Deadlines of leases, earliest first.
@@ -163,6 +168,11 @@ pub struct KeepaliveHub {
     queue: Deadlines,
     /// Loss deadlines (see `Schedule::lost_at`).
     losses: Deadlines,
+    /// Stall deadlines of the current stream (see `Schedule::stall_at`).
+    stalls: Deadlines,
+    /// A stall has moved the stream without a backoff delay, and no reply
+    /// has come since: the next stall waits out the backoff.
+    moved_at_once: bool,
     conn: SharedStream<LeaseKeepAliveRequest, LeaseKeepAliveResponse>,
 }
 
@@ -172,6 +182,13 @@ fn refresh_interval(ttl: i64) -> Duration {
         return Duration::from_secs(1);
     }
     Duration::from_millis((ttl as u64).saturating_mul(1000) / 3).max(Duration::from_millis(200))
+}
+
+/// How long a refresh may go unanswered before its stream is taken as
+/// stalled: another third of the TTL, so that the lease still has a third
+/// left when the refresh goes out again on another connection.
+fn stall_after(ttl: i64) -> Duration {
+    refresh_interval(ttl)
 }
 
 impl KeepaliveHub {
@@ -184,6 +201,8 @@ impl KeepaliveHub {
             leases: HashMap::new(),
             queue: Deadlines::default(),
             losses: Deadlines::default(),
+            stalls: Deadlines::default(),
+            moved_at_once: false,
             conn: SharedStream::new(max, SOURCE),
         }
     }
@@ -196,17 +215,17 @@ impl KeepaliveHub {
             if !self.keepers.is_empty() && self.conn.can_open() {
                 self.open_stream();
             }
-            let next_refresh = if self.conn.is_up() {
-                self.queue.first()
+            let (next_refresh, next_stall) = if self.conn.is_up() {
+                (self.queue.first(), self.stalls.first())
             } else {
-                None
+                (None, None)
             };
             // Loss deadlines run whether or not a stream is up.
             let next_loss = self.losses.first();
-            let next_due = match (next_refresh, next_loss) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            let next_due = [next_refresh, next_stall, next_loss]
+                .into_iter()
+                .flatten()
+                .min();
             tokio::select! {
                 cmd = self.rx.recv() => match cmd {
                     Some(cmd) => self.command(cmd),
@@ -218,6 +237,10 @@ impl KeepaliveHub {
                     StreamEvent::Opened | StreamEvent::RetryDue | StreamEvent::Moved => {}
                 },
                 _ = wait_until(next_due) => {
+                    // A stalled stream first: refreshes go to its successor.
+                    if self.conn.is_up() {
+                        self.check_stall();
+                    }
                     if self.conn.is_up() {
                         self.refresh_due();
                     }
@@ -232,10 +255,12 @@ impl KeepaliveHub {
             let mut client = LeaseClient::new(channel).max_decoding_message_size(usize::MAX);
             Box::pin(async move { client.lease_keep_alive(req).await })
         });
-        // Refresh everything at once on a new stream.
+        // Refresh everything at once on a new stream; what was asked on
+        // the old one will not be answered here.
         let now = Instant::now();
         let leases: Vec<i64> = self.leases.keys().copied().collect();
         for lease in leases {
+            self.set_stall_at(lease, None);
             self.reschedule(lease, now);
         }
     }
@@ -253,8 +278,54 @@ impl KeepaliveHub {
         let now = Instant::now();
         while let Some(lease) = self.queue.pop_due(now) {
             self.conn.send(LeaseKeepAliveRequest { id: lease });
-            let ttl = self.leases.get(&lease).map_or(0, |s| s.ttl);
+            let Some(s) = self.leases.get(&lease) else {
+                continue;
+            };
+            let ttl = s.ttl;
+            // The clock runs from the oldest unanswered refresh.
+            if s.stall_at.is_none() && ttl > 0 {
+                self.set_stall_at(lease, Some(now + stall_after(ttl)));
+            }
             self.reschedule(lease, now + refresh_interval(ttl));
+        }
+    }
+
+    /// Sets the stall deadline of `lease` (None: no deadline).
+    fn set_stall_at(&mut self, lease: i64, at: Option<Instant>) {
+        if let Some(s) = self.leases.get_mut(&lease) {
+            self.stalls.change(lease, s.stall_at, at);
+            s.stall_at = at;
+        }
+    }
+
+    /// A refresh went unanswered for `stall_after` its TTL: the member
+    /// behind the stream has stopped answering although its connection
+    /// may look open (a frozen process, a long fsync, a path that drops
+    /// everything), and the HTTP/2 pings would notice too late for the
+    /// lease. The connection is dropped as dead, so the stream reopens on
+    /// the next endpoint. No error for the keepalives that reconnect: the
+    /// loss report still comes if no reply comes within the TTL.
+    fn check_stall(&mut self) {
+        let Some(lease) = self.stalls.pop_due(Instant::now()) else {
+            return;
+        };
+        let secs = self.leases.get_mut(&lease).map_or(0.0, |s| {
+            s.stall_at = None;
+            stall_after(s.ttl).as_secs_f64()
+        });
+        let status = Status::unavailable(format!(
+            "keepalive stream: no reply to a refresh of lease {lease} within {secs:.1}s"
+        ));
+        self.conn.abandon(&self.shared);
+        self.stream_failed(&status);
+        // Another member may answer at once: skip the backoff delay once
+        // per reply (the attempt still counts toward max_retries). One
+        // endpoint would be the same member again: wait as after any
+        // failure.
+        if !self.moved_at_once && !self.keepers.is_empty() && self.shared.endpoints().len() > 1 {
+            self.moved_at_once = true;
+            // (The delay stream_failed set runs out unused.)
+            self.open_stream();
         }
     }
 
@@ -308,6 +379,7 @@ impl KeepaliveHub {
                     ttl: 0,
                     keepers: Vec::new(),
                     lost_at: None,
+                    stall_at: None,
                 });
                 s.keepers.push(id);
                 self.reschedule(lease, now);
@@ -328,6 +400,7 @@ impl KeepaliveHub {
             if s.keepers.is_empty() {
                 let due = s.due;
                 self.losses.change(k.lease, s.lost_at, None);
+                self.stalls.change(k.lease, s.stall_at, None);
                 self.queue.change(k.lease, Some(due), None);
                 self.leases.remove(&k.lease);
             }
@@ -337,6 +410,7 @@ impl KeepaliveHub {
 
     fn response(&mut self, resp: LeaseKeepAliveResponse) {
         self.conn.working();
+        self.moved_at_once = false;
         let Some(s) = self.leases.get_mut(&resp.id) else {
             return;
         };
@@ -356,6 +430,7 @@ impl KeepaliveHub {
         let now = Instant::now();
         let ttl = Duration::from_secs(resp.ttl as u64);
         self.set_lost_at(resp.id, Some(now + ttl));
+        self.set_stall_at(resp.id, None);
         self.reschedule(resp.id, now + refresh_interval(resp.ttl));
     }
 
@@ -400,11 +475,115 @@ impl Drop for KeepaliveHub {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::{Client, Config};
+    use std::net::TcpListener;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[test]
     fn refresh_is_a_third_of_ttl() {
         assert_eq!(refresh_interval(30), Duration::from_secs(10));
         assert_eq!(refresh_interval(1), Duration::from_millis(333));
         assert_eq!(refresh_interval(0), Duration::from_secs(1));
+    }
+
+    /// A member frozen as by SIGSTOP: the kernel completes connections
+    /// and nothing ever answers. Returns its address and a count of the
+    /// connections made to it.
+    fn frozen_member() -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("address").to_string();
+        let count = Arc::new(AtomicUsize::new(0));
+        let seen = count.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new(); // open, unread
+            for conn in listener.incoming().flatten() {
+                held.push(conn);
+                seen.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        (addr, count)
+    }
+
+    /// A client on `endpoints` (no HTTP/2 pings, which would end a frozen
+    /// connection after a while too) keeping `leases`, each as last
+    /// granted (lease, TTL in seconds), and the hub's command sender.
+    fn keeping(
+        endpoints: &[&str],
+        leases: &[(i64, i64)],
+    ) -> (Client, mpsc::UnboundedSender<KeepaliveCmd>) {
+        let client = Client::new(Config {
+            endpoints: endpoints.iter().map(|e| e.to_string()).collect(),
+            timeout: Duration::from_secs(5),
+            max_retries: -1,
+            health_interval: None,
+            auth_token: None,
+            on_request: false,
+            max_recv_size: usize::MAX,
+            max_send_size: usize::MAX,
+            login: None,
+            tls: Default::default(),
+            keepalive: None,
+            auto_sync: None,
+            watch_probe: None,
+            retry: 0,
+        })
+        .expect("client");
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut hub = KeepaliveHub::new(client.shared.clone(), rx);
+        for (id, &(lease, ttl)) in (1..).zip(leases) {
+            hub.command(KeepaliveCmd::Start {
+                id,
+                lease,
+                auto_reconnect: true,
+            });
+            hub.leases.get_mut(&lease).expect("lease").ttl = ttl;
+        }
+        client.handle.spawn(hub.run());
+        (client, tx)
+    }
+
+    fn wait_for(what: &str, cond: impl Fn() -> bool) {
+        let give_up = std::time::Instant::now() + Duration::from_secs(10);
+        while !cond() {
+            assert!(std::time::Instant::now() < give_up, "{what}: not in 10 s");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn a_stalled_stream_moves_to_the_next_endpoint() {
+        let (a, to_a) = frozen_member();
+        let (b, to_b) = frozen_member();
+        // The shortest TTL decides: the 60 s lease alone would wait 20 s.
+        let (client, tx) = keeping(&[&a, &b], &[(7, 60), (8, 3)]);
+        wait_for("a connection to the second member", || {
+            to_b.load(Ordering::SeqCst) > 0
+        });
+        assert_eq!(to_a.load(Ordering::SeqCst), 1, "the first member once");
+        assert_eq!(client.shared.current_endpoint(), b);
+        assert!(
+            client.queue.try_next().is_none(),
+            "no error for the keepalive"
+        );
+        drop(tx);
+    }
+
+    #[test]
+    fn one_endpoint_reopens_after_the_backoff_delay() {
+        let (a, to_a) = frozen_member();
+        let (client, tx) = keeping(&[&a], &[(7, 1)]);
+        let opened = std::time::Instant::now();
+        wait_for("a first connection", || to_a.load(Ordering::SeqCst) == 1);
+        wait_for("a second connection", || to_a.load(Ordering::SeqCst) == 2);
+        // Stalled after a third of a second, reopened after the backoff's
+        // first delay of 1 s; the next stall waits 2 s more.
+        assert!(
+            opened.elapsed() >= Duration::from_secs(1),
+            "not before the backoff"
+        );
+        std::thread::sleep(Duration::from_millis(1500));
+        assert_eq!(to_a.load(Ordering::SeqCst), 2, "then the second delay");
+        assert!(client.queue.try_next().is_none(), "no error");
+        drop(tx);
     }
 }

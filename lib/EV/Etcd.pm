@@ -1676,6 +1676,17 @@ after reconnecting, that shows up as the C<NOT_FOUND> error above. As with
 watches, all keepalives of one client share a single LeaseKeepAlive
 stream.
 
+A member can stop answering while its connection stays open (a stalled
+disk, a long fsync, a stopped process), and HTTP/2 pings notice that only
+after C<keepalive_time> plus C<keepalive_timeout>. So when a refresh is
+left unanswered for a third of the lease's TTL, the keepalive drops that
+connection and sends the refresh to the next endpoint at once, which
+leaves the lease a third of its TTL to spare. The callback hears nothing
+of the move; it counts as one reconnect attempt under L</Reconnection>,
+and a keepalive made with C<< auto_reconnect => 0 >> ends instead, with
+an C<UNAVAILABLE> error. With a single endpoint the stream is opened
+again on that endpoint after the usual reconnect delay.
+
 =head2 lease_keepalive_once
 
   $etcd->lease_keepalive_once($lease_id, $cb);
