@@ -2701,7 +2701,7 @@ from its last callback is therefore simply:
       my ($resp, $err) = @_;
       die "put failed: $err->{message}\n" if $err;
       print "done at revision $resp->{header}{revision}\n";
-      $etcd->close;              # EV::run returns once nothing else is open
+      $etcd->close;    # the loop then ends, as nothing else is open
   });
 
 =head1 COPIES, THREADS AND FORGED OBJECTS
