@@ -270,10 +270,12 @@ PERL
 use Storable ();
 my $lease; $etcd->lease_grant(20, sub { $lease = $_[0]{id} }); wait_for(\$lease, 10);
 my $won; $etcd->election_campaign('/crash/st', $lease, 'me', sub { $won = 1 }); wait_for(\$won, 10);
+# (the snapshot handle is internal to snapshot(); _snapshot returns it)
 my %h = (
     watch     => $etcd->watch('/crash/st', sub {}),
     keepalive => $etcd->lease_keepalive($lease, sub {}),
     observe   => $etcd->election_observe('/crash/st', sub {}),
+    snapshot  => $etcd->_snapshot(sub {}),
 );
 for my $how (qw(dclone freeze_thaw)) {
     my $copy = $how eq 'dclone'
@@ -289,14 +291,14 @@ for my $how (qw(dclone freeze_thaw)) {
 my $ok; $etcd->put('/crash/st/after', 1, sub { $ok = !$_[1] }); wait_for(\$ok, 10);
 say_(original => $ok ? 1 : 0);
 my $n = 0; $h{$_}->cancel(sub { $n++ }) for sort keys %h;
-my $t = EV::timer(5, 0, sub { EV::break }); EV::run(EV::RUN_ONCE) while $n < 3 && $t->is_active;
+my $t = EV::timer(5, 0, sub { EV::break }); EV::run(EV::RUN_ONCE) while $n < 4 && $t->is_active;
 say_(cancelled => $n);
 undef $etcd;
 PERL
     for my $how (qw(dclone freeze_thaw)) {
         like $kv->{"${how}_client"}, qr/^put: called on something that is not a live EV::Etcd client$/,
             "$how: the copied client croaks on use";
-        for my $k (qw(keepalive observe watch)) {
+        for my $k (qw(keepalive observe snapshot watch)) {
             like $kv->{"${how}_$k"}, qr/^cancel: called on something that is not a live stream handle$/,
                 "$how: a copied $k handle croaks on cancel";
         }
@@ -304,40 +306,44 @@ PERL
             "$how: a copied watch handle croaks on progress";
     }
     is $kv->{original}, 1, 'the original client works after its copies are gone';
-    is $kv->{cancelled}, 3, 'the original handles cancel';
+    is $kv->{cancelled}, 4, 'the original handles cancel';
 }
 
 SKIP: {
-    skip 'this perl has no threads', 12 unless $Config{useithreads};
+    skip 'this perl has no threads', 11 unless $Config{useithreads};
     my ($kv) = isolated('threads', <<'PERL');
 use threads;
 my $lease; $etcd->lease_grant(20, sub { $lease = $_[0]{id} }); wait_for(\$lease, 10);
-my $w = $etcd->watch('/crash/th', sub {});
-my $ka = $etcd->lease_keepalive($lease, sub {});
+my $won; $etcd->election_campaign('/crash/th', $lease, 'me', sub { $won = 1 }); wait_for(\$won, 10);
+my %h = (
+    watch     => $etcd->watch('/crash/th', sub {}),
+    keepalive => $etcd->lease_keepalive($lease, sub {}),
+    observe   => $etcd->election_observe('/crash/th', sub {}),
+    snapshot  => $etcd->_snapshot(sub {}),
+);
+my @k = sort keys %h;
 my @r = threads->create({ context => 'list' }, sub {
     (croak_of(sub { $etcd->put('/crash/th', 1, sub {}) }),
-     croak_of(sub { $w->cancel(sub {}) }),
-     croak_of(sub { $ka->cancel(sub {}) }));
+     map { my $k = $_; croak_of(sub { $h{$k}->cancel(sub {}) }) } @k);
 })->join;
-say_(thread_client => $r[0]);
-say_(thread_watch => $r[1]);
-say_(thread_keepalive => $r[2]);
+say_(thread_client => shift @r);
+say_("thread_$_" => shift @r) for @k;
 threads->create(sub { 1 })->join for 1 .. 3;
 my $ok; $etcd->put('/crash/th', 1, sub { $ok = !$_[1] }); wait_for(\$ok, 10);
 say_(parent => $ok ? 1 : 0);
-my $n = 0; $_->cancel(sub { $n++ }) for $w, $ka;
-my $t = EV::timer(5, 0, sub { EV::break }); EV::run(EV::RUN_ONCE) while $n < 2 && $t->is_active;
+my $n = 0; $h{$_}->cancel(sub { $n++ }) for @k;
+my $t = EV::timer(5, 0, sub { EV::break }); EV::run(EV::RUN_ONCE) while $n < @k && $t->is_active;
 say_(cancelled => $n);
 undef $etcd;
 PERL
     like $kv->{thread_client}, qr/^put: called on something that is not a live EV::Etcd client$/,
         'in a thread the client croaks on use';
-    like $kv->{thread_watch}, qr/^cancel: called on something that is not a live stream handle$/,
-        '... and so does a watch handle';
-    like $kv->{thread_keepalive}, qr/^cancel: called on something that is not a live stream handle$/,
-        '... and a keepalive handle';
+    for my $k (qw(keepalive observe snapshot watch)) {
+        like $kv->{"thread_$k"}, qr/^cancel: called on something that is not a live stream handle$/,
+            "... and so does a $k handle";
+    }
     is $kv->{parent}, 1, 'the parent client works after the threads ended';
-    is $kv->{cancelled}, 2, '... and its handles cancel';
+    is $kv->{cancelled}, 4, '... and its handles cancel';
 }
 
 {
