@@ -340,7 +340,7 @@ PERL
         'in a thread the client croaks on use';
     for my $k (qw(keepalive observe snapshot watch)) {
         like $kv->{"thread_$k"}, qr/^cancel: called on something that is not a live stream handle$/,
-            "... and so does a $k handle";
+            "... and so does the $k handle";
     }
     is $kv->{parent}, 1, 'the parent client works after the threads ended';
     is $kv->{cancelled}, 4, '... and its handles cancel';
