@@ -50,7 +50,11 @@ fn forget_token(shared: &Shared, _request: &Bytes, body: Bytes) -> Result<Reply,
 /// word a stale auth revision differently, and an expired simple token is
 /// "invalid auth token".
 pub fn is_stale_token(status: &Status) -> bool {
-    let m = status.message();
+    is_stale_token_message(status.message())
+}
+
+/// `is_stale_token` for a bare message (a watch's cancel reason).
+pub fn is_stale_token_message(m: &str) -> bool {
     m.contains("invalid auth token")
         || m.contains("revision of auth store is old")
         || m.contains("auth: revision in header is old")
@@ -59,10 +63,24 @@ pub fn is_stale_token(status: &Status) -> bool {
 }
 
 /// For streams: when `status` says the token is stale and we can log in
-/// again, drops the token and returns true; the stream's next opening logs
-/// in first.
-pub fn renew_token_for_stream(shared: &Arc<Shared>, status: &Status) -> bool {
-    is_stale_token(status) && shared.token_rejected(None)
+/// again, drops the token (unless it was replaced since the stream took
+/// generation `token_gen`) and returns true; the stream's next opening
+/// logs in first.
+pub fn renew_token_for_stream(
+    shared: &Arc<Shared>,
+    status: &Status,
+    token_gen: Option<u64>,
+) -> bool {
+    is_stale_token(status) && shared.token_rejected(token_gen)
+}
+
+/// Whether a watch refused with `reason` may be let in with a new token:
+/// a stale token, or (etcd checks a create against the token its stream
+/// was opened with, and says only "permission denied" when that token has
+/// expired) a refusal that only a try with a fresh token can tell apart
+/// from a real lack of rights.
+pub fn login_may_cure(reason: &str) -> bool {
+    is_stale_token_message(reason) || reason.contains("permission denied")
 }
 
 /// Logs in with the remembered credentials, without sending a token (3.4

@@ -11,7 +11,7 @@ use crate::proto::v3electionpb::{
 };
 use crate::queue::Disposition;
 use crate::runtime::Shared;
-use crate::streams::{gave_up, stream_failure, Backoff, Stop, TaskSlot};
+use crate::streams::{gave_up, stream_failure_with_token, Backoff, Stop, TaskSlot};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 use tonic::Status;
@@ -64,12 +64,27 @@ enum Ended {
     Failed(Status),
 }
 
+/// What one stream of an observer saw, besides why it ended.
+#[derive(Default)]
+struct Attempt {
+    /// Generation of the token it carried.
+    token_gen: Option<u64>,
+    /// It delivered a message.
+    heard: bool,
+    /// The server ended it without a word and without an error.
+    quiet_end: bool,
+}
+
 impl ObserveTask {
     pub async fn run(mut self, mut cancel: oneshot::Receiver<Stop>) {
         let mut backoff = Backoff::new(self.shared.cfg.max_retries);
         // Leader already reported, as (key, mod_revision).
         let mut last: Option<(Vec<u8>, i64)> = None;
+        // A quiet end was answered with a new login, and nothing has been
+        // heard since: the next quiet end is taken as it comes.
+        let mut login_tried = false;
         loop {
+            let mut attempt = Attempt::default();
             let mut moves = Some(self.shared.watch_moves());
             let (channel, generation) = self.shared.channel();
             let ended = tokio::select! {
@@ -80,7 +95,9 @@ impl ObserveTask {
                     Ended::Stopped
                 }
                 _ = crate::streams::moved(&mut moves) => Ended::Moved,
-                status = self.observe_once(channel, &mut last, &mut backoff) => Ended::Failed(status),
+                status = self.observe_once(channel, &mut last, &mut backoff, &mut attempt) => {
+                    Ended::Failed(status)
+                }
             };
             let status = match ended {
                 Ended::Stopped => {
@@ -90,7 +107,28 @@ impl ObserveTask {
                 Ended::Moved => continue, // reopen on the new endpoint now
                 Ended::Failed(status) => status,
             };
-            let (err, retry) = stream_failure(&self.shared, &status, generation, SOURCE);
+            if attempt.heard {
+                login_tried = false;
+            }
+            // etcd ends an observe whose token it no longer knows (expired,
+            // or forgotten in a restart) without saying why: its own read
+            // of the election fails. One new login and one reopen at once;
+            // only a repeat of that goes the usual way.
+            if attempt.quiet_end
+                && !attempt.heard
+                && !login_tried
+                && self.shared.token_rejected(attempt.token_gen)
+            {
+                login_tried = true;
+                continue;
+            }
+            let (err, retry) = stream_failure_with_token(
+                &self.shared,
+                &status,
+                generation,
+                attempt.token_gen,
+                SOURCE,
+            );
             let delay = if retry && self.auto_reconnect {
                 backoff.next_delay()
             } else {
@@ -123,18 +161,20 @@ impl ObserveTask {
         channel: tonic::transport::Channel,
         last: &mut Option<(Vec<u8>, i64)>,
         backoff: &mut Backoff,
+        attempt: &mut Attempt,
     ) -> Status {
         let mut client = ElectionClient::new(channel).max_decoding_message_size(usize::MAX);
         if let Err(e) = self.shared.ensure_login().await {
             return Status::new(e.code, format!("observe: {}", e.message));
         }
-        let mut req = self.shared.request(
+        let (mut req, current) = self.shared.request_with_token(
             LeaderRequest {
                 name: self.name.clone(),
             },
             true,
             None,
         );
+        attempt.token_gen = Some(current);
         crate::runtime::require_leader(&mut req);
         let mut stream = match client.observe(req).await {
             Ok(resp) => resp.into_inner(),
@@ -144,6 +184,7 @@ impl ObserveTask {
             match stream.message().await {
                 Ok(Some(resp)) => {
                     backoff.reset();
+                    attempt.heard = true;
                     let seen = resp
                         .kv
                         .as_ref()
@@ -155,7 +196,10 @@ impl ObserveTask {
                     self.shared
                         .send(self.id, Disposition::Keep, Ok(Box::new(resp)));
                 }
-                Ok(None) => return Status::unavailable("observe stream closed by the server"),
+                Ok(None) => {
+                    attempt.quiet_end = true;
+                    return Status::unavailable("observe stream closed by the server");
+                }
                 Err(status) => return status,
             }
         }

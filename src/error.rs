@@ -52,6 +52,21 @@ impl EtcdError {
         EtcdError::new(code, message, source)
     }
 
+    /// The error a server-side cancel reason stands for. etcd writes a Go
+    /// status there ("rpc error: code = Unauthenticated desc = ..."): its
+    /// code and text are the error, not CANCELLED around the whole string.
+    pub fn from_cancel_reason(reason: &str, source: &'static str) -> Self {
+        if let Some((code, desc)) = parse_go_status(reason) {
+            return EtcdError::new(code, desc, source);
+        }
+        let code = if reason.contains("permission denied") {
+            Code::PermissionDenied
+        } else {
+            Code::Cancelled
+        };
+        EtcdError::new(code, reason, source)
+    }
+
     pub fn deadline(source: &'static str, secs: f64) -> Self {
         EtcdError::new(
             Code::DeadlineExceeded,
@@ -119,6 +134,34 @@ pub fn is_transport_failure(status: &tonic::Status) -> bool {
     }
 }
 
+/// Splits the text of a Go gRPC status error, "rpc error: code = NAME desc =
+/// TEXT", into its code and TEXT; None for any other text.
+pub fn parse_go_status(text: &str) -> Option<(Code, &str)> {
+    let rest = text.strip_prefix("rpc error: code = ")?;
+    let (name, desc) = rest.split_once(" desc = ")?;
+    let code = match name {
+        "OK" => Code::Ok,
+        "Canceled" => Code::Cancelled,
+        "Unknown" => Code::Unknown,
+        "InvalidArgument" => Code::InvalidArgument,
+        "DeadlineExceeded" => Code::DeadlineExceeded,
+        "NotFound" => Code::NotFound,
+        "AlreadyExists" => Code::AlreadyExists,
+        "PermissionDenied" => Code::PermissionDenied,
+        "ResourceExhausted" => Code::ResourceExhausted,
+        "FailedPrecondition" => Code::FailedPrecondition,
+        "Aborted" => Code::Aborted,
+        "OutOfRange" => Code::OutOfRange,
+        "Unimplemented" => Code::Unimplemented,
+        "Internal" => Code::Internal,
+        "Unavailable" => Code::Unavailable,
+        "DataLoss" => Code::DataLoss,
+        "Unauthenticated" => Code::Unauthenticated,
+        _ => return None,
+    };
+    Some((code, desc))
+}
+
 pub fn status_name(code: Code) -> &'static str {
     match code {
         Code::Ok => "OK",
@@ -152,6 +195,35 @@ mod tests {
         assert_eq!(e.status_name(), "UNKNOWN");
         assert!(!e.retryable());
         assert_eq!(e.message, "etcdserver: something");
+    }
+
+    #[test]
+    fn cancel_reason_with_a_go_status_takes_its_code() {
+        let e = EtcdError::from_cancel_reason(
+            "rpc error: code = Unauthenticated desc = etcdserver: invalid auth token",
+            "watch",
+        );
+        assert_eq!(e.status_name(), "UNAUTHENTICATED");
+        assert_eq!(e.message, "etcdserver: invalid auth token");
+        let e = EtcdError::from_cancel_reason(
+            "rpc error: code = PermissionDenied desc = etcdserver: permission denied",
+            "watch",
+        );
+        assert_eq!(e.status_name(), "PERMISSION_DENIED");
+        assert_eq!(e.message, "etcdserver: permission denied");
+    }
+
+    #[test]
+    fn plain_cancel_reasons() {
+        let e = EtcdError::from_cancel_reason("etcdserver: permission denied", "watch");
+        assert_eq!(e.status_name(), "PERMISSION_DENIED");
+        let e = EtcdError::from_cancel_reason("watch cancelled by the server", "watch");
+        assert_eq!(e.status_name(), "CANCELLED");
+        assert_eq!(e.message, "watch cancelled by the server");
+        // an unknown Go code name leaves the text as it is
+        let odd = "rpc error: code = Code(99) desc = odd";
+        let e = EtcdError::from_cancel_reason(odd, "watch");
+        assert_eq!((e.status_name(), e.message.as_str()), ("CANCELLED", odd));
     }
 
     #[test]

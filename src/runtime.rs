@@ -432,7 +432,7 @@ impl Shared {
     }
 
     /// `request`, also returning the generation of the token it carries.
-    fn request_with_token<T>(
+    pub fn request_with_token<T>(
         &self,
         msg: T,
         with_token: bool,

@@ -61,6 +61,19 @@ impl Backoff {
 pub type Opening<Resp> =
     Pin<Box<dyn Future<Output = Result<tonic::Response<Streaming<Resp>>, Status>> + Send>>;
 
+/// `Opening` as a stream runs it: after the login, and with the generation
+/// of the token the stream carries.
+type Login<Resp> = Pin<
+    Box<
+        dyn Future<
+                Output = (
+                    Result<tonic::Response<Streaming<Resp>>, Status>,
+                    Option<u64>,
+                ),
+            > + Send,
+    >,
+>;
+
 /// What a hub hears from its stream.
 pub enum StreamEvent<Resp> {
     /// The server accepted the stream.
@@ -80,11 +93,14 @@ pub enum StreamEvent<Resp> {
 /// call is still being opened; replies come from `stream` once it is.
 pub struct SharedStream<Req, Resp> {
     tx: Option<mpsc::UnboundedSender<Req>>,
-    opening: Option<Opening<Resp>>,
+    opening: Option<Login<Resp>>,
     /// Fires when the endpoint list moved away from this stream's endpoint.
     moves: Option<tokio::sync::watch::Receiver<u64>>,
     stream: Option<Streaming<Resp>>,
     generation: u64,
+    /// Generation of the token the stream was opened with (None before the
+    /// login it waited for was done).
+    token_gen: Option<u64>,
     retry_at: Option<Instant>,
     backoff: Backoff,
     /// Which stream this is, for messages ("watch", "keepalive").
@@ -99,6 +115,7 @@ impl<Req, Resp> SharedStream<Req, Resp> {
             moves: None,
             stream: None,
             generation: 0,
+            token_gen: None,
             retry_at: None,
             backoff: Backoff::new(max_retries),
             kind,
@@ -133,14 +150,16 @@ impl<Req, Resp> SharedStream<Req, Resp> {
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = shared.clone();
         let kind = self.kind;
+        self.token_gen = None;
         self.opening = Some(Box::pin(async move {
-            shared
-                .ensure_login()
-                .await
-                .map_err(|e| Status::new(e.code, format!("{kind}: {}", e.message)))?;
-            let mut req = shared.request(UnboundedReceiverStream::new(rx), true, None);
+            if let Err(e) = shared.ensure_login().await {
+                let msg = format!("{kind}: {}", e.message);
+                return (Err(Status::new(e.code, msg)), None);
+            }
+            let (mut req, token_gen) =
+                shared.request_with_token(UnboundedReceiverStream::new(rx), true, None);
             crate::runtime::require_leader(&mut req);
-            start(channel, req).await
+            (start(channel, req).await, Some(token_gen))
         }));
         self.tx = Some(tx);
     }
@@ -172,8 +191,9 @@ impl<Req, Resp> SharedStream<Req, Resp> {
 
     pub async fn next(&mut self) -> StreamEvent<Resp> {
         tokio::select! {
-            opened = poll_opening(&mut self.opening) => {
+            (opened, token_gen) = poll_opening(&mut self.opening) => {
                 self.opening = None;
+                self.token_gen = token_gen;
                 match opened {
                     Ok(resp) => {
                         self.stream = Some(resp.into_inner());
@@ -214,7 +234,12 @@ impl<Req, Resp> SharedStream<Req, Resp> {
     /// and whether the failure is worth reconnecting for (transient, or a
     /// stale token that is being renewed).
     pub fn failure(&self, shared: &Arc<Shared>, status: &Status) -> (EtcdError, bool) {
-        stream_failure(shared, status, self.generation, self.kind)
+        stream_failure_with_token(shared, status, self.generation, self.token_gen, self.kind)
+    }
+
+    /// Generation of the token this stream carries (see `Shared::token_rejected`).
+    pub fn token_gen(&self) -> Option<u64> {
+        self.token_gen
     }
 
     /// Schedules the next attempt; when attempts are used up returns the
@@ -248,11 +273,23 @@ pub fn stream_failure(
     generation: u64,
     kind: &'static str,
 ) -> (EtcdError, bool) {
+    stream_failure_with_token(shared, status, generation, None, kind)
+}
+
+/// `stream_failure` of a stream that carried token generation `token_gen`:
+/// a token replaced since is not dropped for it.
+pub fn stream_failure_with_token(
+    shared: &Arc<Shared>,
+    status: &Status,
+    generation: u64,
+    token_gen: Option<u64>,
+    kind: &'static str,
+) -> (EtcdError, bool) {
     if is_transport_failure(status) {
         shared.connection_failed(generation);
     }
     let err = EtcdError::from_status(status, kind);
-    let retry = err.retryable() || crate::auth::renew_token_for_stream(shared, status);
+    let retry = err.retryable() || crate::auth::renew_token_for_stream(shared, status, token_gen);
     (err, retry)
 }
 
@@ -316,8 +353,11 @@ pub async fn moved(moves: &mut Option<tokio::sync::watch::Receiver<u64>>) {
 }
 
 async fn poll_opening<Resp>(
-    opening: &mut Option<Opening<Resp>>,
-) -> Result<tonic::Response<Streaming<Resp>>, Status> {
+    opening: &mut Option<Login<Resp>>,
+) -> (
+    Result<tonic::Response<Streaming<Resp>>, Status>,
+    Option<u64>,
+) {
     match opening {
         Some(f) => f.await,
         None => std::future::pending().await,

@@ -69,6 +69,12 @@ struct Watch {
     /// etcd keeps a compacted watch's id until told to cancel it; the
     /// answer to that cancel is still to come on this stream.
     releasing: bool,
+    /// Refused for want of a good token since it was last created: its
+    /// next create, on a stream opened after that refusal, carries a newer
+    /// token, and a refusal of that is final.
+    auth_retried: bool,
+    /// Refused so, and waiting for the new login (see `retry_with_new_token`).
+    awaiting_login: bool,
 }
 
 pub struct WatchHub {
@@ -99,6 +105,15 @@ pub struct WatchHub {
     resync_rx: mpsc::UnboundedReceiver<(i64, Result<RangeResponse, EtcdError>)>,
     /// Tells the client whether this hub holds watches (see `Streams`).
     watching: Arc<AtomicBool>,
+    /// Counts the streams opened, so an answer can tell whether the stream
+    /// it was meant for is still the current one.
+    serial: u64,
+    /// Watches refused for want of a good token, each with the server's
+    /// reason, while the new login that may let them in is under way.
+    awaiting_login: Vec<(i64, String)>,
+    /// Outcomes of those logins, with the stream serial they were for.
+    login_tx: mpsc::UnboundedSender<(u64, Result<(), EtcdError>)>,
+    login_rx: mpsc::UnboundedReceiver<(u64, Result<(), EtcdError>)>,
 }
 
 impl WatchHub {
@@ -109,7 +124,12 @@ impl WatchHub {
     ) -> Self {
         let max = shared.cfg.max_retries;
         let (resync_tx, resync_rx) = mpsc::unbounded_channel();
+        let (login_tx, login_rx) = mpsc::unbounded_channel();
         WatchHub {
+            serial: 0,
+            awaiting_login: Vec::new(),
+            login_tx,
+            login_rx,
             resync_tx,
             resync_rx,
             rx,
@@ -154,6 +174,7 @@ impl WatchHub {
                 },
                 _ = crate::streams::wait_until(probe_due) => self.probe(),
                 Some((wid, read)) = self.resync_rx.recv() => self.resynced(wid, read),
+                Some((serial, login)) = self.login_rx.recv() => self.logged_in(serial, login),
             }
         }
     }
@@ -207,8 +228,10 @@ impl WatchHub {
         self.unanswered.clear();
         self.progress_asked.clear();
         self.heard();
+        self.serial += 1;
         for (wid, w) in self.watches.iter_mut() {
             w.created = false;
+            w.awaiting_login = false;
             w.partial = None;
             w.releasing = false;
             if w.resyncing {
@@ -263,6 +286,8 @@ impl WatchHub {
                     resync,
                     resyncing: false,
                     releasing: false,
+                    auth_retried: false,
+                    awaiting_login: false,
                 };
                 match self.watches.get(&wid) {
                     None => self.start(wid, w),
@@ -298,7 +323,7 @@ impl WatchHub {
                 let connected = self.conn.is_up();
                 let w = self.watches.get_mut(&wid).expect("indexed watch");
                 w.cancelled = true;
-                if !connected || w.resyncing {
+                if !connected || w.resyncing || w.awaiting_login {
                     self.remove(wid);
                 } else if w.created {
                     self.send(RequestUnion::CancelRequest(WatchCancelRequest {
@@ -380,6 +405,7 @@ impl WatchHub {
             if resp.canceled {
                 return self.server_cancelled(wid, &resp);
             }
+            w.auth_retried = false;
             if w.cancelled {
                 self.send(RequestUnion::CancelRequest(WatchCancelRequest {
                     watch_id: wid,
@@ -477,6 +503,8 @@ impl WatchHub {
                     return self.start_resync(wid);
                 }
             }
+        } else if self.retry_with_new_token(wid, &resp.cancel_reason) {
+            return;
         }
         let Some(w) = self.remove(wid) else { return };
         if w.cancelled {
@@ -499,14 +527,72 @@ impl WatchHub {
             } else {
                 resp.cancel_reason.as_str()
             };
-            let code = if reason.contains("permission denied") {
-                Code::PermissionDenied
-            } else {
-                Code::Cancelled
-            };
-            EtcdError::new(code, reason, SOURCE)
+            EtcdError::from_cancel_reason(reason, SOURCE)
         };
         self.shared.send(w.id, Disposition::Last, Err(err));
+    }
+
+    /// etcd checks each create against the token the stream was opened
+    /// with, which may have expired or been forgotten (a restart) since.
+    /// When a new login may cure the refusal of watch `wid`, the token is
+    /// dropped and the watch waits for a login (one for all that wait);
+    /// see `logged_in`. Once per watch: a refusal of the new token is final.
+    fn retry_with_new_token(&mut self, wid: i64, reason: &str) -> bool {
+        let Some(w) = self.watches.get_mut(&wid) else {
+            return false;
+        };
+        if w.cancelled || w.auth_retried || !crate::auth::login_may_cure(reason) {
+            return false;
+        }
+        // Without credentials there is nothing to log in with.
+        if !self.shared.token_rejected(self.conn.token_gen()) {
+            return false;
+        }
+        w.created = false;
+        w.auth_retried = true;
+        w.awaiting_login = true;
+        let first = self.awaiting_login.is_empty();
+        self.awaiting_login.push((wid, reason.to_string()));
+        if first {
+            let (shared, tx, serial) = (self.shared.clone(), self.login_tx.clone(), self.serial);
+            tokio::spawn(async move {
+                let _ = tx.send((serial, shared.ensure_login().await));
+            });
+        }
+        true
+    }
+
+    /// The login for the refused watches is done. Logged in, the stream is
+    /// reopened with the new token and every watch created again on it,
+    /// each resuming after the last revision it delivered. Otherwise the
+    /// refused watches end, with the reason the login failed; the running
+    /// ones are not touched.
+    fn logged_in(&mut self, serial: u64, login: Result<(), EtcdError>) {
+        let refused: Vec<(i64, String)> = std::mem::take(&mut self.awaiting_login)
+            .into_iter()
+            .filter(|(wid, _)| self.watches.get(wid).is_some_and(|w| w.awaiting_login))
+            .collect();
+        if serial != self.serial {
+            return; // a later stream took them on (its opening logged in)
+        }
+        match login {
+            Ok(()) if !refused.is_empty() => self.close_stream(), // reopened by `run`
+            Ok(()) => {}
+            Err(e) => {
+                for (wid, reason) in refused {
+                    let Some(w) = self.remove(wid) else {
+                        continue; // listed twice: its watch_id was reused
+                    };
+                    let refusal = EtcdError::from_cancel_reason(&reason, SOURCE);
+                    let msg = format!(
+                        "{}; logging in again failed: {}",
+                        refusal.message, e.message
+                    );
+                    let err = EtcdError::new(refusal.code, msg, SOURCE);
+                    self.shared.send(w.id, Disposition::Last, Err(err));
+                }
+            }
+        }
     }
 
     /// The history this watch needed is gone: read what its keys hold now.

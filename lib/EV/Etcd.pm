@@ -1911,6 +1911,18 @@ a token through L</new> (C<auth_token>) and never called
 C<authenticate> has no credentials to do this with: it passes etcd's
 error on (e.g. C<etcdserver: invalid auth token>).
 
+Streams need this too: etcd checks each new watch against the token its
+stream was opened with, which may have expired or been forgotten by a
+restarted server meanwhile. A watch refused in a way a new login may cure
+(a stale token, or C<PERMISSION_DENIED> for a client with credentials)
+makes the client log in once; the stream then reopens with the new token
+and every watch on it resumes after the last revision it delivered,
+nothing lost or repeated. The watch gets the error only if the new token
+is refused too (so a user who lacks the right gets one
+C<PERMISSION_DENIED>), or, with the reason added, if the login fails; the
+other watches carry on. An election observe that etcd ends for want of a
+good token is reopened after one new login the same way.
+
 =head2 auth_enable, auth_disable
 
   $etcd->auth_enable($cb);
