@@ -25,31 +25,31 @@ use std::time::Duration;
 /// Options of `new`, as the XS side passes them.
 #[repr(C)]
 pub struct EvetcdConfig {
-    pub endpoints: *const *const u8,
+    pub endpoints: *const *const c_char,
     pub endpoint_lens: *const usize,
     pub n_endpoints: usize,
     pub timeout: f64,
     pub max_retries: i64,
     pub health_interval: f64,
-    pub token: *const u8,
+    pub token: *const c_char,
     pub token_len: usize,
     pub on_request: c_int,
     pub max_recv_size: u64,
     pub max_send_size: u64,
-    pub username: *const u8,
+    pub username: *const c_char,
     pub username_len: usize,
-    pub password: *const u8,
+    pub password: *const c_char,
     pub password_len: usize,
     /// `tls =>`: -1 not given, 0 off, 1 on.
     pub tls: i32,
     /// The TLS strings below are null when their option was not given.
-    pub tls_ca_file: *const u8,
+    pub tls_ca_file: *const c_char,
     pub tls_ca_file_len: usize,
-    pub tls_cert_file: *const u8,
+    pub tls_cert_file: *const c_char,
     pub tls_cert_file_len: usize,
-    pub tls_key_file: *const u8,
+    pub tls_key_file: *const c_char,
     pub tls_key_file_len: usize,
-    pub tls_server_name: *const u8,
+    pub tls_server_name: *const c_char,
     pub tls_server_name_len: usize,
     pub keepalive_time: f64,
     pub keepalive_timeout: f64,
@@ -58,7 +58,17 @@ pub struct EvetcdConfig {
     pub retry: u32,
 }
 
-/// The defaults `new` starts from (the XS side sets the same).
+/// Fills `cfg` with the defaults `new` starts from.
+///
+/// # Safety
+/// `cfg` must be writable.
+#[no_mangle]
+pub unsafe extern "C" fn evetcd_config_defaults(cfg: *mut EvetcdConfig) {
+    // SAFETY: the caller gave a writable config.
+    unsafe { cfg.write(EvetcdConfig::default()) };
+}
+
+/// The defaults `new` starts from.
 impl Default for EvetcdConfig {
     fn default() -> Self {
         EvetcdConfig {
@@ -95,84 +105,58 @@ impl Default for EvetcdConfig {
     }
 }
 
-/// The size of a struct, then the offset and size of each named field in
-/// order: what the XS side compares with its own at load time.
-macro_rules! c_layout {
-    ($t:ty; $($f:ident),+) => {{
-        fn field_size<T, F>(_: fn(&T) -> &F) -> usize {
-            std::mem::size_of::<F>()
-        }
-        vec![
-            std::mem::size_of::<$t>(),
-            $(std::mem::offset_of!($t, $f), field_size(|x: &$t| &x.$f)),+
-        ]
-    }};
-}
-pub(crate) use c_layout;
-
-impl EvetcdConfig {
-    fn layout() -> Vec<usize> {
-        c_layout!(EvetcdConfig; endpoints, endpoint_lens, n_endpoints, timeout, max_retries,
-            health_interval, token, token_len, on_request, max_recv_size, max_send_size,
-            username, username_len, password, password_len, tls, tls_ca_file, tls_ca_file_len,
-            tls_cert_file, tls_cert_file_len, tls_key_file, tls_key_file_len, tls_server_name,
-            tls_server_name_len, keepalive_time, keepalive_timeout, auto_sync_interval,
-            watch_probe_interval, retry)
-    }
-}
-
 /// The name of reply key `i` (see `perl::REPLY_KEYS`) with its length in
 /// `*len`, or null past the last one. The XS side hashes each once at load.
 ///
 /// # Safety
 /// `len` must be writable.
 #[no_mangle]
-pub unsafe extern "C" fn evetcd_reply_key(i: usize, len: *mut usize) -> *const u8 {
+pub unsafe extern "C" fn evetcd_reply_key(i: usize, len: *mut usize) -> *const c_char {
     match crate::perl::REPLY_KEYS.get(i) {
         Some(name) => {
             // SAFETY: the caller gave a writable `len`.
             unsafe { *len = name.len() };
-            name.as_ptr()
+            name.as_ptr().cast()
         }
         None => std::ptr::null(),
     }
 }
 
-/// Struct layouts the XS side checks at load time: `which` 0 is
-/// evetcd_config, 1 evetcd_builder. Writes up to `cap` numbers (the size,
-/// then each field's offset and size in declaration order) and returns how
-/// many there are.
-///
-/// # Safety
-/// `out` has room for `cap` values (or `cap` is 0).
-#[no_mangle]
-pub unsafe extern "C" fn evetcd_layout(which: c_int, out: *mut usize, cap: usize) -> usize {
-    let layout = match which {
-        0 => EvetcdConfig::layout(),
-        1 => BuilderVtable::layout(),
-        _ => return 0,
-    };
-    for (i, v) in layout.iter().take(cap).enumerate() {
-        // SAFETY: i < cap, and the caller gave `cap` writable values.
-        unsafe { *out.add(i) = *v };
-    }
-    layout.len()
-}
+/// A call or stream was started.
+pub const EVETCD_STARTED: c_int = 0;
+/// A call the library rejected (unknown method, bad bytes).
+pub const EVETCD_REJECTED: c_int = -1;
+/// Rust code panicked; nothing was started. `evetcd_last_panic` says where.
+pub const EVETCD_PANICKED: c_int = -2;
+/// `evetcd_call_at`: its endpoint cannot be used (a message in `err`).
+pub const EVETCD_BAD_ENDPOINT: c_int = -3;
 
-// What a start returns (evetcd.h names the same values).
-/// Returned for a call the library rejected (unknown method, bad bytes).
-const REJECTED: c_int = -1;
-/// Returned when Rust code panicked; nothing was started. `evetcd_last_panic`
-/// says where.
-const PANICKED: c_int = -2;
-/// Returned by `evetcd_call_at` when its endpoint cannot be used.
-const BAD_ENDPOINT: c_int = -3;
+/// `evetcd_next`'s disposition: call the callback and keep it.
+pub const EVETCD_KEEP: c_int = 0;
+/// `evetcd_next`'s disposition: call the callback and forget it.
+pub const EVETCD_LAST: c_int = 1;
+
+/// Stream kinds, as `evetcd_cancel` and the test hooks name them.
+pub const EVETCD_WATCH: c_int = 1;
+pub const EVETCD_KEEPALIVE: c_int = 2;
+pub const EVETCD_OBSERVE: c_int = 3;
+pub const EVETCD_SNAPSHOT: c_int = 4;
+
+fn stream_kind(code: c_int) -> Option<StreamKind> {
+    match code {
+        EVETCD_WATCH => Some(StreamKind::Watch),
+        EVETCD_KEEPALIVE => Some(StreamKind::Keepalive),
+        EVETCD_OBSERVE => Some(StreamKind::Observe),
+        EVETCD_SNAPSHOT => Some(StreamKind::Snapshot),
+        _ => None,
+    }
+}
 
 /// An optional string of the config: None when `ptr` is null.
 ///
 /// # Safety
 /// `ptr` must point at `len` readable bytes, or be null.
-unsafe fn optional<'a>(ptr: *const u8, len: usize) -> Option<&'a [u8]> {
+unsafe fn optional<'a>(ptr: *const c_char, len: usize) -> Option<&'a [u8]> {
     // SAFETY: guaranteed by the caller.
     (!ptr.is_null()).then(|| unsafe { slice(ptr, len) })
 }
@@ -183,12 +167,12 @@ fn path(bytes: &[u8]) -> PathBuf {
 
 /// # Safety
 /// `ptr` must point at `len` readable bytes (or be null with `len` 0).
-unsafe fn slice<'a>(ptr: *const u8, len: usize) -> &'a [u8] {
+unsafe fn slice<'a>(ptr: *const c_char, len: usize) -> &'a [u8] {
     if ptr.is_null() || len == 0 {
         &[]
     } else {
         // SAFETY: guaranteed by the caller.
-        unsafe { std::slice::from_raw_parts(ptr, len) }
+        unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) }
     }
 }
 
@@ -370,9 +354,9 @@ pub unsafe extern "C" fn evetcd_drive(
 pub unsafe extern "C" fn evetcd_call(
     client: *const Client,
     id: u64,
-    method: *const u8,
+    method: *const c_char,
     method_len: usize,
-    body: *const u8,
+    body: *const c_char,
     body_len: usize,
     timeout: f64,
 ) -> c_int {
@@ -381,13 +365,13 @@ pub unsafe extern "C" fn evetcd_call(
         unsafe { (&*client, slice(method, method_len), slice(body, body_len)) };
     guard("evetcd_call", || {
         let Ok(method) = std::str::from_utf8(method) else {
-            return REJECTED;
+            return EVETCD_REJECTED;
         };
         let deadline = call_deadline(timeout);
         if client.call(id, method, Bytes::copy_from_slice(body), deadline) {
             0
         } else {
-            REJECTED
+            EVETCD_REJECTED
         }
     })
 }
@@ -400,7 +384,7 @@ pub unsafe extern "C" fn evetcd_call(
 pub unsafe extern "C" fn evetcd_watch(
     client: *const Client,
     id: u64,
-    body: *const u8,
+    body: *const c_char,
     body_len: usize,
     auto_reconnect: c_int,
     resync: c_int,
@@ -420,7 +404,7 @@ pub unsafe extern "C" fn evetcd_watch(
                     .watch(id, req, auto_reconnect != 0, resync != 0);
                 0
             }
-            Err(_) => REJECTED,
+            Err(_) => EVETCD_REJECTED,
         }
     })
 }
@@ -438,7 +422,7 @@ fn call_deadline(timeout: f64) -> CallDeadline {
 
 /// Starts unary call `method` on the member named by `endpoint` (a
 /// host:port, perhaps with a scheme) instead of the current endpoint.
-/// Returns `BAD_ENDPOINT` when that endpoint is unusable (a message in `err`).
+/// Returns `EVETCD_BAD_ENDPOINT` when that endpoint is unusable (a message in `err`).
 ///
 /// # Safety
 /// `client` is live; the buffers are readable; `err` holds `err_cap` bytes.
@@ -447,12 +431,12 @@ fn call_deadline(timeout: f64) -> CallDeadline {
 pub unsafe extern "C" fn evetcd_call_at(
     client: *const Client,
     id: u64,
-    method: *const u8,
+    method: *const c_char,
     method_len: usize,
-    body: *const u8,
+    body: *const c_char,
     body_len: usize,
     timeout: f64,
-    endpoint: *const u8,
+    endpoint: *const c_char,
     endpoint_len: usize,
     err: *mut c_char,
     err_cap: usize,
@@ -470,7 +454,7 @@ pub unsafe extern "C" fn evetcd_call_at(
         let (Ok(method), Ok(endpoint)) =
             (std::str::from_utf8(method), std::str::from_utf8(endpoint))
         else {
-            return REJECTED;
+            return EVETCD_REJECTED;
         };
         if client.shared.echo_requests.load(Ordering::Relaxed) {
             return if client.call(
@@ -481,18 +465,18 @@ pub unsafe extern "C" fn evetcd_call_at(
             ) {
                 0
             } else {
-                REJECTED
+                EVETCD_REJECTED
             };
         }
         if crate::routes::route(method).is_none() {
-            return REJECTED;
+            return EVETCD_REJECTED;
         }
         let deadline = call_deadline(timeout);
         match client.call_at(id, method, Bytes::copy_from_slice(body), deadline, endpoint) {
             Ok(()) => 0,
             Err(msg) => {
                 write_error(err, err_cap, &msg);
-                BAD_ENDPOINT
+                EVETCD_BAD_ENDPOINT
             }
         }
     })
@@ -530,7 +514,7 @@ pub unsafe extern "C" fn evetcd_keepalive(
 pub unsafe extern "C" fn evetcd_observe(
     client: *const Client,
     id: u64,
-    name: *const u8,
+    name: *const c_char,
     name_len: usize,
     auto_reconnect: c_int,
 ) -> c_int {
@@ -584,14 +568,12 @@ pub unsafe extern "C" fn evetcd_cancel(
 ) -> c_int {
     // SAFETY: live client per contract.
     let client = unsafe { &*client };
-    guard("evetcd_cancel", || {
-        match StreamKind::from_code(kind as u32) {
-            Some(kind) => {
-                client.streams.cancel(kind, id, cancel_id);
-                0
-            }
-            None => REJECTED,
+    guard("evetcd_cancel", || match stream_kind(kind) {
+        Some(kind) => {
+            client.streams.cancel(kind, id, cancel_id);
+            0
         }
+        None => EVETCD_REJECTED,
     })
 }
 
@@ -622,16 +604,15 @@ pub unsafe extern "C" fn evetcd_crash_streams_for_testing(
 ) -> c_int {
     // SAFETY: live client per contract.
     let client = unsafe { &*client };
-    guard(
-        "evetcd_crash_streams_for_testing",
-        || match StreamKind::from_code(kind as u32) {
+    guard("evetcd_crash_streams_for_testing", || {
+        match stream_kind(kind) {
             Some(kind) => {
                 client.streams.crash_for_test(kind);
                 0
             }
-            None => REJECTED,
-        },
-    )
+            None => EVETCD_REJECTED,
+        }
+    })
 }
 
 /// Test hook: from now on the client sends nothing; every call and stream
@@ -728,8 +709,8 @@ pub unsafe extern "C" fn evetcd_next(
         .ok()
     });
     let code = match c.disposition {
-        Disposition::Keep => 0,
-        Disposition::Last => 1,
+        Disposition::Keep => EVETCD_KEEP,
+        Disposition::Last => EVETCD_LAST,
     };
     // SAFETY: out-pointers are writable per contract.
     unsafe {
@@ -767,7 +748,7 @@ fn message_limit(bytes: u64) -> usize {
 #[no_mangle]
 pub unsafe extern "C" fn evetcd_set_endpoints(
     client: *const Client,
-    endpoints: *const *const u8,
+    endpoints: *const *const c_char,
     endpoint_lens: *const usize,
     n: usize,
     err: *mut c_char,
@@ -786,11 +767,11 @@ pub unsafe extern "C" fn evetcd_set_endpoints(
         Ok(Ok(())) => 0,
         Ok(Err(msg)) => {
             write_error(err, err_cap, &msg);
-            REJECTED
+            EVETCD_REJECTED
         }
         Err(_) => {
             write_error(err, err_cap, "internal error");
-            PANICKED
+            EVETCD_PANICKED
         }
     }
 }
@@ -850,7 +831,7 @@ fn note_panics() {
 }
 
 /// Runs one start of the ABI (`abi_fn` names it) and turns a panic into
-/// `PANICKED`, with its description kept for `evetcd_last_panic`.
+/// `EVETCD_PANICKED`, with its description kept for `evetcd_last_panic`.
 fn guard(abi_fn: &str, f: impl FnOnce() -> c_int) -> c_int {
     note_panics();
     let run = || {
@@ -864,11 +845,11 @@ fn guard(abi_fn: &str, f: impl FnOnce() -> c_int) -> c_int {
             let mut p = p.borrow_mut();
             *p = format!("in {abi_fn}: {p}");
         });
-        PANICKED
+        EVETCD_PANICKED
     })
 }
 
-/// Writes what the last `PANICKED` of this thread was about into `buf`.
+/// Writes what the last `EVETCD_PANICKED` of this thread was about into `buf`.
 ///
 /// # Safety
 /// `buf` has `cap` writable bytes.

@@ -21,8 +21,6 @@ pub mod runtime;
 pub mod streams;
 pub mod tls;
 
-#[cfg(test)]
-mod abi_check;
 pub mod auth;
 pub mod cluster;
 pub mod election;

@@ -7,7 +7,7 @@
 use crate::error::EtcdError;
 use crate::proto::etcdserverpb::ResponseHeader;
 use crate::proto::mvccpb::KeyValue;
-use std::ffi::c_void;
+use std::ffi::{c_char, c_void};
 
 type Ctx = *mut c_void;
 type Handle = *mut c_void;
@@ -132,28 +132,21 @@ macro_rules! k {
 }
 pub(crate) use k;
 
-/// Table of XS callbacks; layout shared with `xs-glue/evetcd.h`.
+/// The functions the XS side gives for building Perl data; `ctx` is the
+/// interpreter.
 #[repr(C)]
 pub struct BuilderVtable {
     pub ctx: Ctx,
     pub hv_new: unsafe extern "C" fn(Ctx) -> Handle,
     pub av_new: unsafe extern "C" fn(Ctx, usize) -> Handle,
-    pub hv_bytes: unsafe extern "C" fn(Ctx, Handle, Key, *const u8, usize),
+    pub hv_bytes: unsafe extern "C" fn(Ctx, Handle, Key, *const c_char, usize),
     pub hv_int: unsafe extern "C" fn(Ctx, Handle, Key, i64),
     pub hv_uint: unsafe extern "C" fn(Ctx, Handle, Key, u64),
     pub hv_ref: unsafe extern "C" fn(Ctx, Handle, Key, Handle),
-    pub av_bytes: unsafe extern "C" fn(Ctx, Handle, *const u8, usize),
+    pub av_bytes: unsafe extern "C" fn(Ctx, Handle, *const c_char, usize),
     pub av_int: unsafe extern "C" fn(Ctx, Handle, i64),
     pub av_ref: unsafe extern "C" fn(Ctx, Handle, Handle),
     pub hv_num: unsafe extern "C" fn(Ctx, Handle, Key, f64),
-}
-
-impl BuilderVtable {
-    /// Size and field offsets and sizes, checked at load time by the C side.
-    pub fn layout() -> Vec<usize> {
-        crate::ffi::c_layout!(BuilderVtable; ctx, hv_new, av_new, hv_bytes, hv_int, hv_uint,
-            hv_ref, av_bytes, av_int, av_ref, hv_num)
-    }
 }
 
 /// A Perl hash under construction (owned by the XS side).
@@ -198,7 +191,7 @@ impl<'a> Builder<'a> {
 
     pub fn bytes(&self, hv: Hv, key: Key, v: &[u8]) {
         // SAFETY: handles come from this builder; slices live across the call.
-        unsafe { (self.vt.hv_bytes)(self.vt.ctx, hv.0, key, v.as_ptr(), v.len()) }
+        unsafe { (self.vt.hv_bytes)(self.vt.ctx, hv.0, key, v.as_ptr().cast(), v.len()) }
     }
 
     pub fn int(&self, hv: Hv, key: Key, v: i64) {
@@ -232,7 +225,7 @@ impl<'a> Builder<'a> {
 
     pub fn push_bytes(&self, av: Av, v: &[u8]) {
         // SAFETY: as above.
-        unsafe { (self.vt.av_bytes)(self.vt.ctx, av.0, v.as_ptr(), v.len()) }
+        unsafe { (self.vt.av_bytes)(self.vt.ctx, av.0, v.as_ptr().cast(), v.len()) }
     }
 
     pub fn push_int(&self, av: Av, v: i64) {

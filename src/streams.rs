@@ -387,18 +387,6 @@ pub enum StreamKind {
     Snapshot,
 }
 
-impl StreamKind {
-    pub fn from_code(code: u32) -> Option<Self> {
-        match code {
-            1 => Some(StreamKind::Watch),
-            2 => Some(StreamKind::Keepalive),
-            3 => Some(StreamKind::Observe),
-            4 => Some(StreamKind::Snapshot),
-            _ => None,
-        }
-    }
-}
-
 /// Per-client entry to the stream machinery; hubs start on first use.
 pub struct Streams {
     shared: Arc<Shared>,

@@ -206,21 +206,6 @@ static const evetcd_builder builder_template = {
     b_av_bytes, b_av_int, b_av_ref, b_hv_num
 };
 
-/* The structs in evetcd.h are declared again in Rust: refuse to load when
- * the two disagree on a size or an offset, before any of them is used. */
-static void check_layout(pTHX_ int which, const char *name, const size_t *mine, size_t n)
-{
-    size_t theirs[64], got = evetcd_layout(which, theirs, 64), i;
-    if (got != n)
-        croak("EV::Etcd: %s has %d fields in C and %d in Rust; rebuild from one source tree",
-              name, (int)(n - 1) / 2, (int)(got - 1) / 2);
-    for (i = 0; i < n; i++)
-        if (mine[i] != theirs[i])
-            croak("EV::Etcd: C and Rust disagree on the layout of %s (%s of field %d: %d vs %d)",
-                  name, i == 0 ? "struct size" : i % 2 ? "offset" : "size", (int)(i + 1) / 2,
-                  (int)mine[i], (int)theirs[i]);
-}
-
 /* ---- callbacks and the loop reference ---- */
 
 static void update_loop_ref(etcd_t *c)
@@ -1091,13 +1076,6 @@ PROTOTYPES: DISABLE
 BOOT:
 {
     I_EV_API("EV::Etcd");
-    {
-        static const size_t cfg_layout[] = { EVETCD_CONFIG_LAYOUT(evetcd_config) };
-        static const size_t builder_layout[] = { EVETCD_BUILDER_LAYOUT(evetcd_builder) };
-        check_layout(aTHX_ 0, "evetcd_config", cfg_layout, sizeof cfg_layout / sizeof *cfg_layout);
-        check_layout(aTHX_ 1, "evetcd_builder", builder_layout,
-                     sizeof builder_layout / sizeof *builder_layout);
-    }
     load_reply_keys(aTHX);
     pthread_atfork(NULL, NULL, on_fork_child);
 }
@@ -1115,12 +1093,7 @@ new(const char *klass, ...)
   CODE:
     if ((items - 1) % 2)
         croak("EV::Etcd->new: options must be name => value pairs");
-    Zero(&cfg, 1, evetcd_config);
-    cfg.tls = -1;
-    cfg.timeout = 30;
-    cfg.max_retries = 3;
-    cfg.keepalive_time = 10;   /* etcd accepts pings every 5 s or more */
-    cfg.keepalive_timeout = 5;
+    evetcd_config_defaults(&cfg);
     for (i = 1; i < items; i += 2) {
         STRLEN klen;
         const char *k = SvPV(ST(i), klen);

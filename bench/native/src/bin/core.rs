@@ -82,12 +82,12 @@ impl Node {
     }
 }
 
-unsafe fn bytes_of<'a>(p: *const u8, len: usize) -> &'a [u8] {
+unsafe fn bytes_of<'a>(p: *const c_char, len: usize) -> &'a [u8] {
     if len == 0 {
         &[]
     } else {
         // SAFETY: the core passes `len` readable bytes at `p`.
-        unsafe { std::slice::from_raw_parts(p, len) }
+        unsafe { std::slice::from_raw_parts(p.cast::<u8>(), len) }
     }
 }
 
@@ -127,7 +127,7 @@ unsafe extern "C" fn b_hv_bytes(
     _: *mut c_void,
     hv: *mut c_void,
     key: Key,
-    v: *const u8,
+    v: *const c_char,
     vl: usize,
 ) {
     unsafe { hash_put(hv, key, Node::Bytes(bytes_of(v, vl).to_vec())) }
@@ -141,7 +141,7 @@ unsafe extern "C" fn b_hv_uint(_: *mut c_void, hv: *mut c_void, key: Key, v: u64
 unsafe extern "C" fn b_hv_ref(_: *mut c_void, hv: *mut c_void, key: Key, child: *mut c_void) {
     unsafe { hash_put(hv, key, take(child)) }
 }
-unsafe extern "C" fn b_av_bytes(_: *mut c_void, av: *mut c_void, v: *const u8, vl: usize) {
+unsafe extern "C" fn b_av_bytes(_: *mut c_void, av: *mut c_void, v: *const c_char, vl: usize) {
     unsafe { array_push(av, Node::Bytes(bytes_of(v, vl).to_vec())) }
 }
 unsafe extern "C" fn b_av_int(_: *mut c_void, av: *mut c_void, v: i64) {
@@ -213,7 +213,7 @@ struct Core {
 
 impl Core {
     fn new(endpoint: &str) -> Core {
-        let eps = [endpoint.as_ptr()];
+        let eps = [endpoint.as_ptr().cast::<c_char>()];
         let lens = [endpoint.len()];
         // The XS defaults of EV::Etcd->new.
         let cfg = EvetcdConfig {
@@ -254,9 +254,9 @@ impl Core {
             evetcd_call(
                 self.c,
                 id,
-                method.as_ptr(),
+                method.as_ptr().cast(),
                 method.len(),
-                body.as_ptr(),
+                body.as_ptr().cast(),
                 body.len(),
                 -1.0, // the client's timeout
             )
@@ -309,7 +309,7 @@ impl Core {
         }
         .encode_to_vec();
         // SAFETY: live client; body readable for its length.
-        let rc = unsafe { evetcd_watch(self.c, id, body.as_ptr(), body.len(), 1, 0) };
+        let rc = unsafe { evetcd_watch(self.c, id, body.as_ptr().cast(), body.len(), 1, 0) };
         check!(rc == 0, "watch: evetcd_watch returned {rc}");
         id
     }
@@ -609,7 +609,7 @@ fn main() {
                             acked = true;
                         } else if d.id == wid && !seen {
                             lat.push(t0.elapsed().as_secs_f64());
-                            check!(d.disposition == 0, "watch ended");
+                            check!(d.disposition == ev_etcd::ffi::EVETCD_KEEP, "watch ended");
                             check_event(&d.ok("watch"), &key, &val, "watch");
                             seen = true;
                         } else {

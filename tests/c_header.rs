@@ -1,0 +1,31 @@
+//! xs-glue/evetcd.h is what cbindgen makes of the Rust side of the C ABI:
+//! one definition, so the two cannot disagree. With EVETCD_WRITE_HEADER
+//! set, the header is rewritten instead of checked.
+
+use std::path::Path;
+
+#[test]
+fn evetcd_h_is_generated_from_the_rust_side() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let config = cbindgen::Config::from_file(root.join("cbindgen.toml")).expect("cbindgen.toml");
+    let mut generated = Vec::new();
+    cbindgen::Builder::new()
+        .with_config(config)
+        .with_src(root.join("src/ffi.rs"))
+        .with_src(root.join("src/perl.rs"))
+        .generate()
+        .expect("cbindgen reads src/ffi.rs and src/perl.rs")
+        .write(&mut generated);
+    let generated = String::from_utf8(generated).expect("UTF-8");
+    let path = root.join("xs-glue/evetcd.h");
+    if std::env::var_os("EVETCD_WRITE_HEADER").is_some() {
+        std::fs::write(&path, &generated).expect("write xs-glue/evetcd.h");
+        return;
+    }
+    let current = std::fs::read_to_string(&path).expect("read xs-glue/evetcd.h");
+    assert!(
+        current == generated,
+        "xs-glue/evetcd.h is not what cbindgen makes of src/ffi.rs and src/perl.rs; \
+         regenerate it: EVETCD_WRITE_HEADER=1 cargo test --release --test c_header"
+    );
+}
