@@ -17,6 +17,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .bytes(".mvccpb.KeyValue")
         .build_server(false)
         .build_transport(false)
+        // What tests/pb_fields.rs turns into xs-glue/pb_fields.h, the field
+        // numbers and enum values the XS side encodes requests with.
+        .file_descriptor_set_path(
+            std::path::Path::new(&std::env::var("OUT_DIR")?).join("etcd_descriptors.bin"),
+        )
         .compile_protos(&protos, &["proto"])?;
     for p in protos {
         println!("cargo:rerun-if-changed={p}");

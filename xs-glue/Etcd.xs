@@ -12,6 +12,7 @@
 
 #include "evetcd.h"
 #include "pb.h"
+#include "pb_fields.h"
 
 typedef struct etcd_s {
     evetcd_client *rs;
@@ -838,7 +839,12 @@ static void prefix_end(const char *key, STRLEN len, char *out, STRLEN *out_len)
 }
 
 /* Key plus range: prefix wins over range_end; an empty key with prefix
- * means the whole keyspace. */
+ * means the whole keyspace. The three requests that have them number the
+ * two fields alike (checked here at compile time). */
+typedef char key_range_fields_agree[
+    PB_RangeRequest_key == PB_DeleteRangeRequest_key && PB_RangeRequest_key == PB_WatchCreateRequest_key
+    && PB_RangeRequest_range_end == PB_DeleteRangeRequest_range_end
+    && PB_RangeRequest_range_end == PB_WatchCreateRequest_range_end ? 1 : -1];
 static void put_key_range(pTHX_ pb_buf *b, const char *key, STRLEN klen, int prefix,
                           SV *range_end, const char *method)
 {
@@ -846,22 +852,22 @@ static void put_key_range(pTHX_ pb_buf *b, const char *key, STRLEN klen, int pre
         char *end;
         STRLEN elen;
         if (klen == 0) {
-            pb_bytes_always(aTHX_ b, 1, "\0", 1);
-            pb_bytes_always(aTHX_ b, 2, "\0", 1);
+            pb_bytes_always(aTHX_ b, PB_RangeRequest_key, "\0", 1);
+            pb_bytes_always(aTHX_ b, PB_RangeRequest_range_end, "\0", 1);
             return;
         }
         Newx(end, klen + 1, char);
         prefix_end(key, klen, end, &elen);
-        pb_bytes(aTHX_ b, 1, key, klen);
-        pb_bytes(aTHX_ b, 2, end, elen);
+        pb_bytes(aTHX_ b, PB_RangeRequest_key, key, klen);
+        pb_bytes(aTHX_ b, PB_RangeRequest_range_end, end, elen);
         Safefree(end);
         return;
     }
-    pb_bytes(aTHX_ b, 1, key, klen);
+    pb_bytes(aTHX_ b, PB_RangeRequest_key, key, klen);
     if (range_end) {
         STRLEN rlen;
         const char *r = need_bytes(aTHX_ range_end, &rlen, method, "range_end");
-        pb_bytes(aTHX_ b, 2, r, rlen);
+        pb_bytes(aTHX_ b, PB_RangeRequest_range_end, r, rlen);
     }
 }
 
@@ -978,10 +984,10 @@ static SV *stream_started(pTHX_ etcd_t *c, SV *client, U64 id, int started, int 
     return sv_bless(newRV_noinc((SV *)h), gv_stashpv(classes[kind], GV_ADD));
 }
 
-/* Starts `method` whose request is the given fields, all byte strings
- * numbered 1..n (the shape of most auth, lock and election calls). */
+/* Starts `method` whose request is n byte strings, args[i] in field
+ * fields[i] (the shape of most auth, lock and election calls). */
 static void call_with_strings(pTHX_ etcd_t *c, const char *method, SV *cb, int n, SV **args,
-                              const char *const *names)
+                              const char *const *names, const int *fields)
 {
     pb_buf b;
     int i;
@@ -991,24 +997,24 @@ static void call_with_strings(pTHX_ etcd_t *c, const char *method, SV *cb, int n
     for (i = 0; i < n; i++) {
         STRLEN len;
         const char *s = need_bytes(aTHX_ args[i], &len, method, names[i]);
-        pb_bytes(aTHX_ &b, i + 1, s, len);
+        pb_bytes(aTHX_ &b, fields[i], s, len);
     }
     start_call(aTHX_ c, method, &b, cb, NULL);
 }
 
-/* Starts `method` whose request is one id in field 1: a member id
+/* Starts `method` whose request is one id in `field`: a member id
  * (uint64) or, with lease set, a lease id (int64, never negative). */
 static void call_with_id(pTHX_ etcd_t *c, const char *method, SV *cb, SV *id, const char *name,
-                         int lease)
+                         int field, int lease)
 {
     pb_buf b;
     check_fork(aTHX_ c);
     need_cb(aTHX_ cb, method);
     pb_init(aTHX_ &b);
     if (lease)
-        pb_int(aTHX_ &b, 1, need_nonneg_int(aTHX_ id, method, name));
+        pb_int(aTHX_ &b, field, need_nonneg_int(aTHX_ id, method, name));
     else
-        pb_uint(aTHX_ &b, 1, need_uint(aTHX_ id, method, name));
+        pb_uint(aTHX_ &b, field, need_uint(aTHX_ id, method, name));
     start_call(aTHX_ c, method, &b, cb, NULL);
 }
 

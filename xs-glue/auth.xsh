@@ -12,7 +12,7 @@ auth_enable(EV::Etcd c, SV *cb = NULL)
         "auth_enable", "auth_disable", "auth_status", "user_list", "role_list"
     };
   CODE:
-    call_with_strings(aTHX_ c, methods[ix], cb, 0, NULL, NULL);
+    call_with_strings(aTHX_ c, methods[ix], cb, 0, NULL, NULL, NULL);
 
 void
 user_get(EV::Etcd c, SV *name = NULL, SV *cb = NULL)
@@ -26,9 +26,14 @@ user_get(EV::Etcd c, SV *name = NULL, SV *cb = NULL)
         "user_get", "user_delete", "role_add", "role_get", "role_delete"
     };
     static const char *const user[] = { "username" }, *const role[] = { "role name" };
+    static const int fields[][1] = {
+        { PB_AuthUserGetRequest_name }, { PB_AuthUserDeleteRequest_name },
+        { PB_AuthRoleAddRequest_name }, { PB_AuthRoleGetRequest_role },
+        { PB_AuthRoleDeleteRequest_role }
+    };
   CODE:
     PERL_UNUSED_VAR(name);
-    call_with_strings(aTHX_ c, methods[ix], cb, 1, &ST(1), ix < 2 ? user : role);
+    call_with_strings(aTHX_ c, methods[ix], cb, 1, &ST(1), ix < 2 ? user : role, fields[ix]);
 
 void
 authenticate(EV::Etcd c, SV *first = NULL, SV *second = NULL, SV *cb = NULL)
@@ -43,10 +48,17 @@ authenticate(EV::Etcd c, SV *first = NULL, SV *second = NULL, SV *cb = NULL)
     };
     static const char *const password[] = { "username", "password" };
     static const char *const role[] = { "username", "role name" };
+    static const int fields[][2] = {
+        { PB_AuthenticateRequest_name, PB_AuthenticateRequest_password },
+        { PB_AuthUserAddRequest_name, PB_AuthUserAddRequest_password },
+        { PB_AuthUserChangePasswordRequest_name, PB_AuthUserChangePasswordRequest_password },
+        { PB_AuthUserGrantRoleRequest_user, PB_AuthUserGrantRoleRequest_role },
+        { PB_AuthUserRevokeRoleRequest_name, PB_AuthUserRevokeRoleRequest_role }
+    };
   CODE:
     PERL_UNUSED_VAR(first);
     PERL_UNUSED_VAR(second);
-    call_with_strings(aTHX_ c, methods[ix], cb, 2, &ST(1), ix < 3 ? password : role);
+    call_with_strings(aTHX_ c, methods[ix], cb, 2, &ST(1), ix < 3 ? password : role, fields[ix]);
 
 void
 role_grant_permission(EV::Etcd c, SV *role = NULL, SV *perm_type = NULL, SV *key = NULL, SV *range_end = NULL, SV *cb = NULL)
@@ -60,21 +72,21 @@ role_grant_permission(EV::Etcd c, SV *role = NULL, SV *perm_type = NULL, SV *key
     NEED_CB(cb);
     r = need_bytes(aTHX_ role, &rl, "role_grant_permission", "role name");
     t = need_bytes(aTHX_ perm_type, &tl, "role_grant_permission", "perm_type");
-    if (tl == 4 && strncasecmp(t, "READ", 4) == 0) type = 0;
-    else if (tl == 5 && strncasecmp(t, "WRITE", 5) == 0) type = 1;
-    else if (tl == 9 && strncasecmp(t, "READWRITE", 9) == 0) type = 2;
+    if (tl == 4 && strncasecmp(t, "READ", 4) == 0) type = PB_Permission_Type_READ;
+    else if (tl == 5 && strncasecmp(t, "WRITE", 5) == 0) type = PB_Permission_Type_WRITE;
+    else if (tl == 9 && strncasecmp(t, "READWRITE", 9) == 0) type = PB_Permission_Type_READWRITE;
     else croak("role_grant_permission: unknown perm_type '%s' (expected READ, WRITE or READWRITE)", t);
     k = need_bytes(aTHX_ key, &kl, "role_grant_permission", "key");
     SvGETMAGIC(range_end);
     if (SvOK(range_end))
         e = need_bytes(aTHX_ range_end, &el, "role_grant_permission", "range_end");
     pb_init(aTHX_ &perm);
-    pb_int(aTHX_ &perm, 1, type);
-    pb_bytes(aTHX_ &perm, 2, k, kl);
-    pb_bytes(aTHX_ &perm, 3, e, el);
+    pb_int(aTHX_ &perm, PB_Permission_permType, type);
+    pb_bytes(aTHX_ &perm, PB_Permission_key, k, kl);
+    pb_bytes(aTHX_ &perm, PB_Permission_range_end, e, el);
     pb_init(aTHX_ &b);
-    pb_bytes(aTHX_ &b, 1, r, rl);
-    pb_msg(aTHX_ &b, 2, &perm);
+    pb_bytes(aTHX_ &b, PB_AuthRoleGrantPermissionRequest_name, r, rl);
+    pb_msg(aTHX_ &b, PB_AuthRoleGrantPermissionRequest_perm, &perm);
     start_call(aTHX_ c, "role_grant_permission", &b, cb, NULL);
 
 void
@@ -92,7 +104,7 @@ role_revoke_permission(EV::Etcd c, SV *role = NULL, SV *key = NULL, SV *range_en
     if (SvOK(range_end))
         e = need_bytes(aTHX_ range_end, &el, "role_revoke_permission", "range_end");
     pb_init(aTHX_ &b);
-    pb_bytes(aTHX_ &b, 1, r, rl);
-    pb_bytes(aTHX_ &b, 2, k, kl);
-    pb_bytes(aTHX_ &b, 3, e, el);
+    pb_bytes(aTHX_ &b, PB_AuthRoleRevokePermissionRequest_role, r, rl);
+    pb_bytes(aTHX_ &b, PB_AuthRoleRevokePermissionRequest_key, k, kl);
+    pb_bytes(aTHX_ &b, PB_AuthRoleRevokePermissionRequest_range_end, e, el);
     start_call(aTHX_ c, "role_revoke_permission", &b, cb, NULL);

@@ -16,7 +16,7 @@ member_list(EV::Etcd c, ...)
         else unknown_option(aTHX_ "member_list", k, klen);
     OPT_END
     pb_init(aTHX_ &b);
-    pb_int(aTHX_ &b, 1, linearizable);
+    pb_int(aTHX_ &b, PB_MemberListRequest_linearizable, linearizable);
     start_call(aTHX_ c, "member_list", &b, cb, opts);
 
 void
@@ -35,8 +35,8 @@ member_add(EV::Etcd c, SV *peer_urls = NULL, ...)
         else unknown_option(aTHX_ "member_add", k, klen);
     OPT_END
     pb_init(aTHX_ &b);
-    encode_urls(aTHX_ &b, 1, peer_urls, "member_add");
-    pb_int(aTHX_ &b, 2, learner);
+    encode_urls(aTHX_ &b, PB_MemberAddRequest_peerURLs, peer_urls, "member_add");
+    pb_int(aTHX_ &b, PB_MemberAddRequest_isLearner, learner);
     start_call(aTHX_ c, "member_add", &b, cb, opts);
 
 void
@@ -44,7 +44,8 @@ member_remove(EV::Etcd c, SV *id = NULL, SV *cb = NULL)
   ALIAS:
     member_promote = 1
   CODE:
-    call_with_id(aTHX_ c, ix ? "member_promote" : "member_remove", cb, id, "member id", 0);
+    call_with_id(aTHX_ c, ix ? "member_promote" : "member_remove", cb, id, "member id",
+                 ix ? PB_MemberPromoteRequest_ID : PB_MemberRemoveRequest_ID, 0);
 
 void
 member_update(EV::Etcd c, SV *id = NULL, SV *peer_urls = NULL, SV *cb = NULL)
@@ -54,6 +55,6 @@ member_update(EV::Etcd c, SV *id = NULL, SV *peer_urls = NULL, SV *cb = NULL)
     check_fork(aTHX_ c);
     NEED_CB(cb);
     pb_init(aTHX_ &b);
-    pb_uint(aTHX_ &b, 1, need_uint(aTHX_ id, "member_update", "member id"));
-    encode_urls(aTHX_ &b, 2, peer_urls, "member_update");
+    pb_uint(aTHX_ &b, PB_MemberUpdateRequest_ID, need_uint(aTHX_ id, "member_update", "member id"));
+    encode_urls(aTHX_ &b, PB_MemberUpdateRequest_peerURLs, peer_urls, "member_update");
     start_call(aTHX_ c, "member_update", &b, cb, NULL);

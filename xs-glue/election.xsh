@@ -14,17 +14,18 @@ election_campaign(EV::Etcd c, SV *name = NULL, SV *lease = NULL, SV *value = NUL
     s = need_bytes(aTHX_ name, &n, "election_campaign", "name");
     val = need_bytes(aTHX_ value, &vl, "election_campaign", "value");
     pb_init(aTHX_ &b);
-    pb_bytes(aTHX_ &b, 1, s, n);
-    pb_int(aTHX_ &b, 2, need_nonneg_int(aTHX_ lease, "election_campaign", "lease id"));
-    pb_bytes(aTHX_ &b, 3, val, vl);
+    pb_bytes(aTHX_ &b, PB_CampaignRequest_name, s, n);
+    pb_int(aTHX_ &b, PB_CampaignRequest_lease, need_nonneg_int(aTHX_ lease, "election_campaign", "lease id"));
+    pb_bytes(aTHX_ &b, PB_CampaignRequest_value, val, vl);
     start_call(aTHX_ c, "election_campaign", &b, cb, opts);
 
 void
 election_leader(EV::Etcd c, SV *name = NULL, SV *cb = NULL)
   PREINIT:
     static const char *const names[] = { "name" };
+    static const int fields[] = { PB_LeaderRequest_name };
   CODE:
-    call_with_strings(aTHX_ c, "election_leader", cb, 1, &ST(1), names);
+    call_with_strings(aTHX_ c, "election_leader", cb, 1, &ST(1), names, fields);
 
 void
 election_proclaim(EV::Etcd c, SV *leader = NULL, SV *value = NULL, SV *cb = NULL)
@@ -36,9 +37,9 @@ election_proclaim(EV::Etcd c, SV *leader = NULL, SV *value = NULL, SV *cb = NULL
     check_fork(aTHX_ c);
     NEED_CB(cb);
     pb_init(aTHX_ &b);
-    encode_leader_key(aTHX_ &b, 1, leader, "election_proclaim");
+    encode_leader_key(aTHX_ &b, PB_ProclaimRequest_leader, leader, "election_proclaim");
     val = need_bytes(aTHX_ value, &vl, "election_proclaim", "value");
-    pb_bytes(aTHX_ &b, 2, val, vl);
+    pb_bytes(aTHX_ &b, PB_ProclaimRequest_value, val, vl);
     start_call(aTHX_ c, "election_proclaim", &b, cb, NULL);
 
 void
@@ -49,7 +50,7 @@ election_resign(EV::Etcd c, SV *leader = NULL, SV *cb = NULL)
     check_fork(aTHX_ c);
     NEED_CB(cb);
     pb_init(aTHX_ &b);
-    encode_leader_key(aTHX_ &b, 1, leader, "election_resign");
+    encode_leader_key(aTHX_ &b, PB_ResignRequest_leader, leader, "election_resign");
     start_call(aTHX_ c, "election_resign", &b, cb, NULL);
 
 SV *

@@ -1,5 +1,5 @@
-/* Request encoders shared by the KV methods and txn operations.
- * Field numbers are those of proto/etcdserverpb/rpc.proto. */
+/* Request encoders shared by the KV methods and txn operations. Field
+ * numbers and enum values come from pb_fields.h, generated from proto/. */
 #ifndef EVETCD_ENCODE_H
 #define EVETCD_ENCODE_H
 
@@ -9,22 +9,26 @@ static int parse_sort_order(pTHX_ SV *v, const char *method)
 {
     STRLEN n;
     const char *s = need_bytes(aTHX_ v, &n, method, "sort_order");
-    if (n == 4 && strncasecmp(s, "none", 4) == 0) return 0;
-    if (n == 6 && strncasecmp(s, "ascend", 6) == 0) return 1;
-    if (n == 7 && strncasecmp(s, "descend", 7) == 0) return 2;
+    if (n == 4 && strncasecmp(s, "none", 4) == 0) return PB_RangeRequest_SortOrder_NONE;
+    if (n == 6 && strncasecmp(s, "ascend", 6) == 0) return PB_RangeRequest_SortOrder_ASCEND;
+    if (n == 7 && strncasecmp(s, "descend", 7) == 0) return PB_RangeRequest_SortOrder_DESCEND;
     croak("%s: unknown sort_order '%s' (expected ascend, descend or none)", method, s);
     return 0;
 }
 
 static int parse_sort_target(pTHX_ SV *v, const char *method)
 {
-    static const char *names[] = { "key", "version", "create", "mod", "value" };
+    static const struct { const char *name; int value; } targets[] = {
+        { "key", PB_RangeRequest_SortTarget_KEY }, { "version", PB_RangeRequest_SortTarget_VERSION },
+        { "create", PB_RangeRequest_SortTarget_CREATE }, { "mod", PB_RangeRequest_SortTarget_MOD },
+        { "value", PB_RangeRequest_SortTarget_VALUE }
+    };
     STRLEN n;
     int i;
     const char *s = need_bytes(aTHX_ v, &n, method, "sort_target");
     for (i = 0; i < 5; i++)
-        if (n == strlen(names[i]) && strncasecmp(s, names[i], n) == 0)
-            return i;
+        if (n == strlen(targets[i].name) && strncasecmp(s, targets[i].name, n) == 0)
+            return targets[i].value;
     croak("%s: unknown sort_target '%s' (expected key, version, create, mod or value)", method, s);
     return 0;
 }
@@ -59,17 +63,17 @@ static void encode_range(pTHX_ pb_buf *b, const char *method, SV *key_sv, HV *op
     OPT_END
 
     put_key_range(aTHX_ b, key, klen, prefix, range_end, method);
-    pb_int(aTHX_ b, 3, limit);
-    pb_int(aTHX_ b, 4, revision);
-    pb_int(aTHX_ b, 5, order);
-    pb_int(aTHX_ b, 6, target);
-    pb_int(aTHX_ b, 7, serializable);
-    pb_int(aTHX_ b, 8, keys_only);
-    pb_int(aTHX_ b, 9, count_only);
-    pb_int(aTHX_ b, 10, minmod);
-    pb_int(aTHX_ b, 11, maxmod);
-    pb_int(aTHX_ b, 12, mincr);
-    pb_int(aTHX_ b, 13, maxcr);
+    pb_int(aTHX_ b, PB_RangeRequest_limit, limit);
+    pb_int(aTHX_ b, PB_RangeRequest_revision, revision);
+    pb_int(aTHX_ b, PB_RangeRequest_sort_order, order);
+    pb_int(aTHX_ b, PB_RangeRequest_sort_target, target);
+    pb_int(aTHX_ b, PB_RangeRequest_serializable, serializable);
+    pb_int(aTHX_ b, PB_RangeRequest_keys_only, keys_only);
+    pb_int(aTHX_ b, PB_RangeRequest_count_only, count_only);
+    pb_int(aTHX_ b, PB_RangeRequest_min_mod_revision, minmod);
+    pb_int(aTHX_ b, PB_RangeRequest_max_mod_revision, maxmod);
+    pb_int(aTHX_ b, PB_RangeRequest_min_create_revision, mincr);
+    pb_int(aTHX_ b, PB_RangeRequest_max_create_revision, maxcr);
 }
 
 /* PutRequest; in a txn operation key and value sit in the options hash. */
@@ -95,12 +99,12 @@ static void encode_put(pTHX_ pb_buf *b, const char *method, SV *key_sv, SV *valu
     /* With ignore_value etcd keeps the stored value and refuses one sent along. */
     if (!ignore_value)
         value = need_bytes(aTHX_ value_sv ? value_sv : &PL_sv_undef, &vlen, method, "value");
-    pb_bytes(aTHX_ b, 1, key, klen);
-    if (value) pb_bytes(aTHX_ b, 2, value, vlen);
-    pb_int(aTHX_ b, 3, lease);
-    pb_int(aTHX_ b, 4, prev_kv);
-    pb_int(aTHX_ b, 5, ignore_value);
-    pb_int(aTHX_ b, 6, ignore_lease);
+    pb_bytes(aTHX_ b, PB_PutRequest_key, key, klen);
+    if (value) pb_bytes(aTHX_ b, PB_PutRequest_value, value, vlen);
+    pb_int(aTHX_ b, PB_PutRequest_lease, lease);
+    pb_int(aTHX_ b, PB_PutRequest_prev_kv, prev_kv);
+    pb_int(aTHX_ b, PB_PutRequest_ignore_value, ignore_value);
+    pb_int(aTHX_ b, PB_PutRequest_ignore_lease, ignore_lease);
 }
 
 /* DeleteRangeRequest. */
@@ -121,14 +125,19 @@ static void encode_delete(pTHX_ pb_buf *b, const char *method, SV *key_sv, HV *o
     OPT_END
 
     put_key_range(aTHX_ b, key, klen, prefix, range_end, method);
-    pb_int(aTHX_ b, 3, prev_kv);
+    pb_int(aTHX_ b, PB_DeleteRangeRequest_prev_kv, prev_kv);
 }
 
-/* Compare: key, target, result and the target's expected value. */
+/* Compare: key, target, result and the target's expected value. Index i
+ * of these tables is CompareTarget i. */
 static void encode_compare(pTHX_ pb_buf *b, HV *cmp, I32 idx)
 {
     static const char *targets[] = { "version", "create", "mod", "value", "lease" };
     static const char *fields[] = { "version", "create_revision", "mod_revision", "value", "lease" };
+    static const int target_field[] = {
+        PB_Compare_version, PB_Compare_create_revision, PB_Compare_mod_revision, PB_Compare_value,
+        PB_Compare_lease
+    };
     char what[64];
     SV **key = hv_fetchs(cmp, "key", 0), **tgt = hv_fetchs(cmp, "target", 0);
     SV **res = hv_fetchs(cmp, "result", 0), **want, **rend;
@@ -151,42 +160,44 @@ static void encode_compare(pTHX_ pb_buf *b, HV *cmp, I32 idx)
     if (res && SvOK(*res)) {
         STRLEN rl;
         const char *r = need_bytes(aTHX_ *res, &rl, "txn", "compare result");
-        if ((rl == 1 && *r == '=') || (rl == 2 && memEQ(r, "==", 2)) || (rl == 5 && strncasecmp(r, "EQUAL", 5) == 0)) result = 0;
-        else if ((rl == 1 && *r == '>') || (rl == 7 && strncasecmp(r, "GREATER", 7) == 0)) result = 1;
-        else if ((rl == 1 && *r == '<') || (rl == 4 && strncasecmp(r, "LESS", 4) == 0)) result = 2;
-        else if ((rl == 2 && memEQ(r, "!=", 2)) || (rl == 9 && strncasecmp(r, "NOT_EQUAL", 9) == 0)) result = 3;
+        if ((rl == 1 && *r == '=') || (rl == 2 && memEQ(r, "==", 2)) || (rl == 5 && strncasecmp(r, "EQUAL", 5) == 0)) result = PB_Compare_CompareResult_EQUAL;
+        else if ((rl == 1 && *r == '>') || (rl == 7 && strncasecmp(r, "GREATER", 7) == 0)) result = PB_Compare_CompareResult_GREATER;
+        else if ((rl == 1 && *r == '<') || (rl == 4 && strncasecmp(r, "LESS", 4) == 0)) result = PB_Compare_CompareResult_LESS;
+        else if ((rl == 2 && memEQ(r, "!=", 2)) || (rl == 9 && strncasecmp(r, "NOT_EQUAL", 9) == 0)) result = PB_Compare_CompareResult_NOT_EQUAL;
         else croak("txn: compare[%d]: unknown result '%s' (expected =, !=, < or >)", (int)idx, r);
     }
     want = hv_fetch(cmp, fields[target], (I32)strlen(fields[target]), 0);
     if (!want)
         croak("txn: compare[%d] on target '%s' needs a '%s' field", (int)idx, targets[target], fields[target]);
 
-    pb_int(aTHX_ b, 1, result);
-    pb_int(aTHX_ b, 2, target);
-    pb_bytes(aTHX_ b, 3, kp, klen);
+    pb_int(aTHX_ b, PB_Compare_result, result);
+    pb_int(aTHX_ b, PB_Compare_target, target);
+    pb_bytes(aTHX_ b, PB_Compare_key, kp, klen);
     snprintf(what, sizeof what, "compare[%d] %s", (int)idx, fields[target]);
-    if (target == 3) {
+    if (target == PB_Compare_CompareTarget_VALUE) {
         STRLEN vl;
         const char *vp = need_bytes(aTHX_ *want, &vl, "txn", what);
-        pb_bytes_always(aTHX_ b, 7, vp, vl);
+        pb_bytes_always(aTHX_ b, target_field[target], vp, vl);
     } else {
-        pb_int_always(aTHX_ b, 4 + (target == 4 ? 4 : target), need_int(aTHX_ *want, "txn", what));
+        pb_int_always(aTHX_ b, target_field[target], need_int(aTHX_ *want, "txn", what));
     }
     rend = hv_fetchs(cmp, "range_end", 0);
     if (rend && SvOK(*rend)) {
         STRLEN rl;
         const char *rp = need_bytes(aTHX_ *rend, &rl, "txn", "compare range_end");
-        pb_bytes(aTHX_ b, 64, rp, rl);
+        pb_bytes(aTHX_ b, PB_Compare_range_end, rp, rl);
     }
 }
 
-/* RequestOp: one of request_range (1), request_put (2), request_delete_range (3). */
+/* RequestOp: one of request_range, request_put, request_delete_range;
+ * `kind` is the field of the one given. */
 static void encode_op(pTHX_ pb_buf *b, HV *op, const char *list, I32 idx)
 {
     static const struct { const char *name; int kind; } names[] = {
-        { "request_range", 1 }, { "range", 1 },
-        { "request_put", 2 }, { "put", 2 },
-        { "request_delete_range", 3 }, { "delete", 3 },
+        { "request_range", PB_RequestOp_request_range }, { "range", PB_RequestOp_request_range },
+        { "request_put", PB_RequestOp_request_put }, { "put", PB_RequestOp_request_put },
+        { "request_delete_range", PB_RequestOp_request_delete_range },
+        { "delete", PB_RequestOp_request_delete_range },
     };
     SV **found = NULL;
     HV *inner;
@@ -211,8 +222,8 @@ static void encode_op(pTHX_ pb_buf *b, HV *op, const char *list, I32 idx)
     if (!key)
         croak("txn: %s[%d] has no key", list, (int)idx);
     switch (kind) {
-    case 1: encode_range(aTHX_ &sub, "txn", *key, inner, 1); break;
-    case 2: {
+    case PB_RequestOp_request_range: encode_range(aTHX_ &sub, "txn", *key, inner, 1); break;
+    case PB_RequestOp_request_put: {
         SV **val = hv_fetchs(inner, "value", 0);
         encode_put(aTHX_ &sub, "txn", *key, val ? *val : NULL, inner, 1);
         break;
@@ -236,10 +247,10 @@ static void encode_leader_key(pTHX_ pb_buf *b, int field, SV *leader, const char
     np = need_bytes(aTHX_ *name, &nl, method, "leader name");
     kp = need_bytes(aTHX_ *key, &kl, method, "leader key");
     pb_init(aTHX_ &sub);
-    pb_bytes(aTHX_ &sub, 1, np, nl);
-    pb_bytes(aTHX_ &sub, 2, kp, kl);
-    if (rev) pb_int(aTHX_ &sub, 3, need_int(aTHX_ *rev, method, "leader rev"));
-    if (lease) pb_int(aTHX_ &sub, 4, need_int(aTHX_ *lease, method, "leader lease"));
+    pb_bytes(aTHX_ &sub, PB_LeaderKey_name, np, nl);
+    pb_bytes(aTHX_ &sub, PB_LeaderKey_key, kp, kl);
+    if (rev) pb_int(aTHX_ &sub, PB_LeaderKey_rev, need_int(aTHX_ *rev, method, "leader rev"));
+    if (lease) pb_int(aTHX_ &sub, PB_LeaderKey_lease, need_int(aTHX_ *lease, method, "leader lease"));
     pb_msg(aTHX_ b, field, &sub);
 }
 

@@ -21,6 +21,9 @@ txn(EV::Etcd c, SV *compare = NULL, SV *success = NULL, SV *failure = NULL, SV *
     pb_buf b;
     SV *lists[3];
     static const char *names[3] = { "compare", "success", "failure" };
+    static const int list_field[3] = {
+        PB_TxnRequest_compare, PB_TxnRequest_success, PB_TxnRequest_failure
+    };
     int l;
     SSize_t i;
   CODE:
@@ -41,7 +44,7 @@ txn(EV::Etcd c, SV *compare = NULL, SV *success = NULL, SV *failure = NULL, SV *
                 encode_compare(aTHX_ &sub, need_hash(aTHX_ *e, "txn", what), (I32)i);
             else
                 encode_op(aTHX_ &sub, need_hash(aTHX_ *e, "txn", what), names[l], (I32)i);
-            pb_msg(aTHX_ &b, l + 1, &sub);
+            pb_msg(aTHX_ &b, list_field[l], &sub);
         }
     }
     start_call(aTHX_ c, "txn", &b, cb, NULL);
@@ -67,6 +70,6 @@ compact(EV::Etcd c, SV *revision = NULL, ...)
         else unknown_option(aTHX_ "compact", k, klen);
     OPT_END
     pb_init(aTHX_ &b);
-    pb_int(aTHX_ &b, 1, need_int(aTHX_ revision, "compact", "revision"));
-    pb_int(aTHX_ &b, 2, physical);
+    pb_int(aTHX_ &b, PB_CompactionRequest_revision, need_int(aTHX_ revision, "compact", "revision"));
+    pb_int(aTHX_ &b, PB_CompactionRequest_physical, physical);
     start_call(aTHX_ c, "compact", &b, cb, opts);

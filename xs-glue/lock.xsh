@@ -13,13 +13,14 @@ lock(EV::Etcd c, SV *name = NULL, SV *lease = NULL, ...)
     opts = wait_opts(aTHX_ "lock", &ST(3), items - 3, &cb);
     s = need_bytes(aTHX_ name, &n, "lock", "name");
     pb_init(aTHX_ &b);
-    pb_bytes(aTHX_ &b, 1, s, n);
-    pb_int(aTHX_ &b, 2, need_nonneg_int(aTHX_ lease, "lock", "lease id"));
+    pb_bytes(aTHX_ &b, PB_LockRequest_name, s, n);
+    pb_int(aTHX_ &b, PB_LockRequest_lease, need_nonneg_int(aTHX_ lease, "lock", "lease id"));
     start_call(aTHX_ c, "lock", &b, cb, opts);
 
 void
 unlock(EV::Etcd c, SV *key = NULL, SV *cb = NULL)
   PREINIT:
     static const char *const names[] = { "key" };
+    static const int fields[] = { PB_UnlockRequest_key };
   CODE:
-    call_with_strings(aTHX_ c, "unlock", cb, 1, &ST(1), names);
+    call_with_strings(aTHX_ c, "unlock", cb, 1, &ST(1), names, fields);

@@ -33,9 +33,9 @@ alarm(EV::Etcd c, SV *action = NULL, ...)
     check_fork(aTHX_ c);
     opts = opts_and_cb(aTHX_ "alarm", &ST(2), items - 2, &cb);
     a = need_bytes(aTHX_ action, &al, "alarm", "action");
-    if (al == 3 && strncasecmp(a, "GET", 3) == 0) act = 0;
-    else if (al == 8 && strncasecmp(a, "ACTIVATE", 8) == 0) act = 1;
-    else if (al == 10 && strncasecmp(a, "DEACTIVATE", 10) == 0) act = 2;
+    if (al == 3 && strncasecmp(a, "GET", 3) == 0) act = PB_AlarmRequest_AlarmAction_GET;
+    else if (al == 8 && strncasecmp(a, "ACTIVATE", 8) == 0) act = PB_AlarmRequest_AlarmAction_ACTIVATE;
+    else if (al == 10 && strncasecmp(a, "DEACTIVATE", 10) == 0) act = PB_AlarmRequest_AlarmAction_DEACTIVATE;
     else croak("alarm: unknown action '%s' (expected GET, ACTIVATE or DEACTIVATE)", a);
     OPT_BEGIN(opts)
         if (OPT_IS("timeout")) continue; /* start_call reads it */
@@ -43,17 +43,17 @@ alarm(EV::Etcd c, SV *action = NULL, ...)
         else if (OPT_IS("alarm")) {
             STRLEN tl;
             const char *t = need_bytes(aTHX_ v, &tl, "alarm", "alarm");
-            if (tl == 4 && strncasecmp(t, "NONE", 4) == 0) kind = 0;
-            else if (tl == 7 && strncasecmp(t, "NOSPACE", 7) == 0) kind = 1;
-            else if (tl == 7 && strncasecmp(t, "CORRUPT", 7) == 0) kind = 2;
+            if (tl == 4 && strncasecmp(t, "NONE", 4) == 0) kind = PB_etcdserverpb_AlarmType_NONE;
+            else if (tl == 7 && strncasecmp(t, "NOSPACE", 7) == 0) kind = PB_etcdserverpb_AlarmType_NOSPACE;
+            else if (tl == 7 && strncasecmp(t, "CORRUPT", 7) == 0) kind = PB_etcdserverpb_AlarmType_CORRUPT;
             else croak("alarm: unknown alarm '%s' (expected NONE, NOSPACE or CORRUPT)", t);
         }
         else unknown_option(aTHX_ "alarm", k, klen);
     OPT_END
     pb_init(aTHX_ &b);
-    pb_int(aTHX_ &b, 1, act);
-    pb_uint(aTHX_ &b, 2, member);
-    pb_int(aTHX_ &b, 3, kind);
+    pb_int(aTHX_ &b, PB_AlarmRequest_action, act);
+    pb_uint(aTHX_ &b, PB_AlarmRequest_memberID, member);
+    pb_int(aTHX_ &b, PB_AlarmRequest_alarm, kind);
     start_call(aTHX_ c, "alarm", &b, cb, opts);
 
 void
@@ -75,7 +75,7 @@ hash_kv(EV::Etcd c, ...)
     opts = opts_and_cb(aTHX_ "hash_kv", &ST(first), items - first, &cb);
     member_options(aTHX_ opts, "hash_kv");
     pb_init(aTHX_ &b);
-    pb_int(aTHX_ &b, 1, rev);
+    pb_int(aTHX_ &b, PB_HashKVRequest_revision, rev);
     start_member_call(aTHX_ c, "hash_kv", &b, cb, opts);
 
 SV *
@@ -94,4 +94,4 @@ _snapshot(EV::Etcd c, SV *cb)
 void
 move_leader(EV::Etcd c, SV *target = NULL, SV *cb = NULL)
   CODE:
-    call_with_id(aTHX_ c, "move_leader", cb, target, "target member id", 0);
+    call_with_id(aTHX_ c, "move_leader", cb, target, "target member id", PB_MoveLeaderRequest_targetID, 0);

@@ -44,15 +44,15 @@ watch(EV::Etcd c, SV *key = NULL, ...)
     OPT_END
     pb_init(aTHX_ &b);
     put_key_range(aTHX_ &b, k0, klen, prefix, range_end, "watch");
-    pb_int(aTHX_ &b, 3, start);
-    pb_int(aTHX_ &b, 4, progress);
+    pb_int(aTHX_ &b, PB_WatchCreateRequest_start_revision, start);
+    pb_int(aTHX_ &b, PB_WatchCreateRequest_progress_notify, progress);
     /* packed FilterType values; NOPUT is 0, so the list is what says it */
-    if (no_put) filters[nfilters++] = 0;
-    if (no_delete) filters[nfilters++] = 1;
-    pb_bytes(aTHX_ &b, 5, filters, nfilters);
-    pb_int(aTHX_ &b, 6, prev_kv);
-    pb_int(aTHX_ &b, 7, watch_id);
-    pb_int(aTHX_ &b, 8, fragment);
+    if (no_put) filters[nfilters++] = PB_WatchCreateRequest_FilterType_NOPUT;
+    if (no_delete) filters[nfilters++] = PB_WatchCreateRequest_FilterType_NODELETE;
+    pb_bytes(aTHX_ &b, PB_WatchCreateRequest_filters, filters, nfilters);
+    pb_int(aTHX_ &b, PB_WatchCreateRequest_prev_kv, prev_kv);
+    pb_int(aTHX_ &b, PB_WatchCreateRequest_watch_id, watch_id);
+    pb_int(aTHX_ &b, PB_WatchCreateRequest_fragment, fragment);
     id = register_cb(aTHX_ c, cb);
     RETVAL = stream_started(aTHX_ c, ST(0), id,
                             evetcd_watch(c->rs, id, b.p, b.len, reconnect, resync),
