@@ -4,6 +4,7 @@
 
 use crate::perl::k;
 use crate::perl::{Builder, BuilderVtable, ToPerl};
+use crate::proto::etcdserverpb::watch_create_request::FilterType;
 use crate::proto::etcdserverpb::{LeaseKeepAliveRequest, WatchCreateRequest};
 use crate::proto::v3electionpb::LeaderRequest;
 use crate::queue::{CallInfo, Disposition};
@@ -12,7 +13,6 @@ use crate::runtime::{CallDeadline, Client, Config};
 use crate::streams::StreamKind;
 use crate::tls::TlsOptions;
 use bytes::Bytes;
-use prost::Message;
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, OsStr};
 use std::os::unix::ffi::OsStrExt;
@@ -376,36 +376,75 @@ pub unsafe extern "C" fn evetcd_call(
     })
 }
 
-/// Starts a watch from an encoded WatchCreateRequest.
+/// A watch as `watch` asks for it; the XS side has checked the options
+/// and worked out the range (`range_end` null or empty: the key alone).
+#[repr(C)]
+pub struct EvetcdWatchRequest {
+    pub key: *const c_char,
+    pub key_len: usize,
+    pub range_end: *const c_char,
+    pub range_end_len: usize,
+    pub start_revision: i64,
+    pub watch_id: i64,
+    pub progress_notify: c_int,
+    pub prev_kv: c_int,
+    /// Let the server split a large revision into several responses.
+    pub fragment: c_int,
+    pub no_put: c_int,
+    pub no_delete: c_int,
+}
+
+impl EvetcdWatchRequest {
+    /// # Safety
+    /// The key and range_end pointers hold their lengths of bytes.
+    unsafe fn to_proto(&self) -> WatchCreateRequest {
+        let mut filters = Vec::new();
+        if self.no_put != 0 {
+            filters.push(FilterType::Noput as i32);
+        }
+        if self.no_delete != 0 {
+            filters.push(FilterType::Nodelete as i32);
+        }
+        WatchCreateRequest {
+            // SAFETY: guaranteed by the caller.
+            key: unsafe { slice(self.key, self.key_len) }.to_vec(),
+            // SAFETY: guaranteed by the caller.
+            range_end: unsafe { slice(self.range_end, self.range_end_len) }.to_vec(),
+            start_revision: self.start_revision,
+            progress_notify: self.progress_notify != 0,
+            filters,
+            prev_kv: self.prev_kv != 0,
+            watch_id: self.watch_id,
+            fragment: self.fragment != 0,
+        }
+    }
+}
+
+/// Starts a watch.
 ///
 /// # Safety
-/// `client` is live; `body` points at `body_len` bytes.
+/// `client` is live; `req` is readable, its strings hold their lengths.
 #[no_mangle]
 pub unsafe extern "C" fn evetcd_watch(
     client: *const Client,
     id: u64,
-    body: *const c_char,
-    body_len: usize,
+    req: *const EvetcdWatchRequest,
     auto_reconnect: c_int,
     resync: c_int,
 ) -> c_int {
-    // SAFETY: live client and readable buffer per contract.
-    let (client, body) = unsafe { (&*client, slice(body, body_len)) };
+    // SAFETY: live client and readable request per contract.
+    let (client, req) = unsafe { (&*client, &*req) };
     guard("evetcd_watch", || {
+        // SAFETY: the request's strings hold their lengths per contract.
+        let req = unsafe { req.to_proto() };
         if client.shared.echo_requests.load(Ordering::Relaxed) {
-            let echo = request_echo::decode_strictly::<WatchCreateRequest>("watch", body);
-            request_echo::answer(&client.shared, id, "watch", echo);
-            return 0;
+            request_echo::answer_with(&client.shared, id, "watch", &req);
+            return EVETCD_STARTED;
         }
-        match WatchCreateRequest::decode(body) {
-            Ok(req) => {
-                client
-                    .streams
-                    .watch(id, req, auto_reconnect != 0, resync != 0);
-                0
-            }
-            Err(_) => EVETCD_REJECTED,
-        }
+        client
+            .streams
+            .watch(id, req, auto_reconnect != 0, resync != 0);
+        EVETCD_STARTED
     })
 }
 

@@ -839,8 +839,32 @@ static void prefix_end(const char *key, STRLEN len, char *out, STRLEN *out_len)
 }
 
 /* Key plus range: prefix wins over range_end; an empty key with prefix
- * means the whole keyspace. The three requests that have them number the
- * two fields alike (checked here at compile time). */
+ * means the whole keyspace ("\0".."\0"). *end is NULL when there is no
+ * range end. */
+static void key_range(pTHX_ const char **key, STRLEN *klen, int prefix, SV *range_end,
+                      const char *method, const char **end, STRLEN *elen)
+{
+    *end = NULL;
+    *elen = 0;
+    if (prefix) {
+        char *e;
+        if (*klen == 0) {
+            *key = *end = "\0";
+            *klen = *elen = 1;
+            return;
+        }
+        /* mortal: freed with the call's other temporaries */
+        e = SvPVX(sv_2mortal(newSV(*klen + 1)));
+        prefix_end(*key, *klen, e, elen);
+        *end = e;
+        return;
+    }
+    if (range_end)
+        *end = need_bytes(aTHX_ range_end, elen, method, "range_end");
+}
+
+/* key_range in a RangeRequest, DeleteRangeRequest or WatchCreateRequest,
+ * which number the two fields alike (checked here at compile time). */
 typedef char key_range_fields_agree[
     PB_RangeRequest_key == PB_DeleteRangeRequest_key && PB_RangeRequest_key == PB_WatchCreateRequest_key
     && PB_RangeRequest_range_end == PB_DeleteRangeRequest_range_end
@@ -848,27 +872,12 @@ typedef char key_range_fields_agree[
 static void put_key_range(pTHX_ pb_buf *b, const char *key, STRLEN klen, int prefix,
                           SV *range_end, const char *method)
 {
-    if (prefix) {
-        char *end;
-        STRLEN elen;
-        if (klen == 0) {
-            pb_bytes_always(aTHX_ b, PB_RangeRequest_key, "\0", 1);
-            pb_bytes_always(aTHX_ b, PB_RangeRequest_range_end, "\0", 1);
-            return;
-        }
-        Newx(end, klen + 1, char);
-        prefix_end(key, klen, end, &elen);
-        pb_bytes(aTHX_ b, PB_RangeRequest_key, key, klen);
-        pb_bytes(aTHX_ b, PB_RangeRequest_range_end, end, elen);
-        Safefree(end);
-        return;
-    }
+    const char *end;
+    STRLEN elen;
+    key_range(aTHX_ &key, &klen, prefix, range_end, method, &end, &elen);
     pb_bytes(aTHX_ b, PB_RangeRequest_key, key, klen);
-    if (range_end) {
-        STRLEN rlen;
-        const char *r = need_bytes(aTHX_ range_end, &rlen, method, "range_end");
-        pb_bytes(aTHX_ b, PB_RangeRequest_range_end, r, rlen);
-    }
+    if (end)
+        pb_bytes(aTHX_ b, PB_RangeRequest_range_end, end, elen);
 }
 
 /* The `timeout` option of a unary call: seconds, 0 for no deadline, or

@@ -91,6 +91,27 @@ typedef struct {
   uint32_t retry;
 } evetcd_config;
 
+/**
+ * A watch as `watch` asks for it; the XS side has checked the options
+ * and worked out the range (`range_end` null or empty: the key alone).
+ */
+typedef struct {
+  const char *key;
+  size_t key_len;
+  const char *range_end;
+  size_t range_end_len;
+  int64_t start_revision;
+  int64_t watch_id;
+  int progress_notify;
+  int prev_kv;
+  /**
+   * Let the server split a large revision into several responses.
+   */
+  int fragment;
+  int no_put;
+  int no_delete;
+} evetcd_watch_request;
+
 typedef void *evetcd_ctx;
 
 typedef void *evetcd_handle;
@@ -199,15 +220,14 @@ int evetcd_call(const evetcd_client *client,
                 double timeout);
 
 /**
- * Starts a watch from an encoded WatchCreateRequest.
+ * Starts a watch.
  *
  * # Safety
- * `client` is live; `body` points at `body_len` bytes.
+ * `client` is live; `req` is readable, its strings hold their lengths.
  */
 int evetcd_watch(const evetcd_client *client,
                  uint64_t id,
-                 const char *body,
-                 size_t body_len,
+                 const evetcd_watch_request *req,
                  int auto_reconnect,
                  int resync);
 

@@ -3,14 +3,12 @@
 SV *
 watch(EV::Etcd c, SV *key = NULL, ...)
   PREINIT:
-    pb_buf b;
+    evetcd_watch_request req;
     SV *cb;
     HV *opts;
     STRLEN klen;
     const char *k0;
     int prefix = 0, prev_kv = 0, progress = 0, reconnect = 1, fragment = 1;
-    char filters[2];
-    STRLEN nfilters = 0;
     int no_put = 0, no_delete = 0, resync = 0;
     SV *range_end = NULL;
     I64 start = 0, watch_id = 0;
@@ -42,20 +40,18 @@ watch(EV::Etcd c, SV *key = NULL, ...)
         }
         else unknown_option(aTHX_ "watch", k, klen);
     OPT_END
-    pb_init(aTHX_ &b);
-    put_key_range(aTHX_ &b, k0, klen, prefix, range_end, "watch");
-    pb_int(aTHX_ &b, PB_WatchCreateRequest_start_revision, start);
-    pb_int(aTHX_ &b, PB_WatchCreateRequest_progress_notify, progress);
-    /* packed FilterType values; NOPUT is 0, so the list is what says it */
-    if (no_put) filters[nfilters++] = PB_WatchCreateRequest_FilterType_NOPUT;
-    if (no_delete) filters[nfilters++] = PB_WatchCreateRequest_FilterType_NODELETE;
-    pb_bytes(aTHX_ &b, PB_WatchCreateRequest_filters, filters, nfilters);
-    pb_int(aTHX_ &b, PB_WatchCreateRequest_prev_kv, prev_kv);
-    pb_int(aTHX_ &b, PB_WatchCreateRequest_watch_id, watch_id);
-    pb_int(aTHX_ &b, PB_WatchCreateRequest_fragment, fragment);
+    key_range(aTHX_ &k0, &klen, prefix, range_end, "watch", &req.range_end, &req.range_end_len);
+    req.key = k0;
+    req.key_len = klen;
+    req.start_revision = start;
+    req.watch_id = watch_id;
+    req.progress_notify = progress;
+    req.prev_kv = prev_kv;
+    req.fragment = fragment;
+    req.no_put = no_put;
+    req.no_delete = no_delete;
     id = register_cb(aTHX_ c, cb);
-    RETVAL = stream_started(aTHX_ c, ST(0), id,
-                            evetcd_watch(c->rs, id, b.p, b.len, reconnect, resync),
+    RETVAL = stream_started(aTHX_ c, ST(0), id, evetcd_watch(c->rs, id, &req, reconnect, resync),
                             EVETCD_WATCH, "watch");
   OUTPUT:
     RETVAL

@@ -15,10 +15,10 @@
 
 use ev_etcd::ffi::{
     evetcd_ack, evetcd_call, evetcd_drive, evetcd_fd, evetcd_free, evetcd_local_fd, evetcd_new,
-    evetcd_next, evetcd_watch, EvetcdConfig,
+    evetcd_next, evetcd_watch, EvetcdConfig, EvetcdWatchRequest,
 };
 use ev_etcd::perl::{BuilderVtable, Key, REPLY_KEYS};
-use ev_etcd::proto::etcdserverpb::{PutRequest, RangeRequest, WatchCreateRequest};
+use ev_etcd::proto::etcdserverpb::{PutRequest, RangeRequest};
 use ev_etcd::runtime::Client;
 use ev_etcd_bench::*;
 use prost::Message;
@@ -303,13 +303,22 @@ impl Core {
     fn watch(&mut self, key: &str) -> u64 {
         self.next_id += 1;
         let id = self.next_id;
-        let body = WatchCreateRequest {
-            key: key.as_bytes().to_vec(),
-            ..Default::default()
-        }
-        .encode_to_vec();
-        // SAFETY: live client; body readable for its length.
-        let rc = unsafe { evetcd_watch(self.c, id, body.as_ptr().cast(), body.len(), 1, 0) };
+        // As the XS side asks for a plain watch of one key.
+        let req = EvetcdWatchRequest {
+            key: key.as_ptr().cast(),
+            key_len: key.len(),
+            range_end: std::ptr::null(),
+            range_end_len: 0,
+            start_revision: 0,
+            watch_id: 0,
+            progress_notify: 0,
+            prev_kv: 0,
+            fragment: 1,
+            no_put: 0,
+            no_delete: 0,
+        };
+        // SAFETY: live client; req and the key it points at outlive the call.
+        let rc = unsafe { evetcd_watch(self.c, id, &req, 1, 0) };
         check!(rc == 0, "watch: evetcd_watch returned {rc}");
         id
     }
