@@ -1095,9 +1095,12 @@ BOOT:
     pthread_atfork(NULL, NULL, on_fork_child);
 }
 
+# new(klass, %options): the public new is a Perl sub in lib/EV/Etcd.pm
+# (it knows the namespace option) that comes here by goto.
 SV *
-new(const char *klass, ...)
+_new(...)
   PREINIT:
+    const char *klass;
     evetcd_config cfg;
     const char **eps = NULL;
     STRLEN *lens = NULL;
@@ -1106,6 +1109,9 @@ new(const char *klass, ...)
     etcd_t *c;
     int i;
   CODE:
+    if (items < 1)
+        croak("Usage: EV::Etcd::new(klass, ...)");
+    klass = SvPV_nolen(ST(0));
     if ((items - 1) % 2)
         croak("EV::Etcd->new: options must be name => value pairs");
     evetcd_config_defaults(&cfg);

@@ -15,11 +15,15 @@ delete(EV::Etcd c, SV *key = NULL, ...)
   CODE:
     kv_call(aTHX_ c, KV_DELETE, key, NULL, &ST(2), items - 2);
 
+# txn(c, compare, success, failure, cb): the public txn is a Perl sub in
+# lib/EV/Etcd.pm that also takes named arguments and comes here by goto.
+# Arguments are taken by hand so that croaks name txn, not _txn.
 void
-txn(EV::Etcd c, SV *compare = NULL, SV *success = NULL, SV *failure = NULL, SV *cb = NULL)
+_txn(...)
   PREINIT:
+    etcd_t *c;
     pb_buf b;
-    SV *lists[3];
+    SV *lists[3], *cb;
     static const char *names[3] = { "compare", "success", "failure" };
     static const int list_field[3] = {
         PB_TxnRequest_compare, PB_TxnRequest_success, PB_TxnRequest_failure
@@ -27,9 +31,15 @@ txn(EV::Etcd c, SV *compare = NULL, SV *success = NULL, SV *failure = NULL, SV *
     int l;
     SSize_t i;
   CODE:
+    if (items < 1 || items > 5)
+        croak("Usage: EV::Etcd::txn(c, compare= NULL, success= NULL, failure= NULL, cb= NULL)");
+    if (!(c = client_of(ST(0))))
+        croak("txn: called on something that is not a live EV::Etcd client");
+    for (l = 0; l < 3; l++)
+        lists[l] = items > l + 1 ? ST(l + 1) : NULL;
+    cb = items > 4 ? ST(4) : NULL;
     check_fork(aTHX_ c);
-    NEED_CB(cb);
-    lists[0] = compare; lists[1] = success; lists[2] = failure;
+    need_cb(aTHX_ cb, "txn");
     pb_init(aTHX_ &b);
     for (l = 0; l < 3; l++) {
         AV *av = need_array(aTHX_ lists[l], "txn", names[l]);
@@ -48,9 +58,9 @@ txn(EV::Etcd c, SV *compare = NULL, SV *success = NULL, SV *failure = NULL, SV *
         }
     }
     start_call(aTHX_ c, "txn", &b, cb, NULL);
-    /* lib/EV/Etcd.pm reaches this through goto &sub, after which perl
-     * leaves an XSUB's return list as it is even in scalar context (and
-     * GIMME_V reports the wrong context): return exactly one value, or
+    /* txn reaches this through goto &_txn, after which perl leaves an
+     * XSUB's return list as it is even in scalar context (and GIMME_V
+     * reports the wrong context): return exactly one value, or
      * `my $x = $etcd->txn(...)` corrupts the caller's stack (t/48). */
     XSRETURN_UNDEF;
 

@@ -23,9 +23,9 @@ my $pod = '';
     Pod::Text->new->parse_from_file('lib/EV/Etcd.pm', $out);
 }
 for my $module (qw(EV::Etcd::Namespace EV::Etcd::RangeIterator)) {
-    (my $file = "lib/$module.pm") =~ s{::}{/}g;
-    open my $fh, '<', $file or die "$file: $!";
-    my @subs = grep { !/^_/ } map { /^sub (\w+)/ ? $1 : () } <$fh>;
+    # from the symbol table: Namespace makes most of its methods from a table
+    eval "require $module; 1" or die $@;
+    my @subs = sort grep { !/^_/ && defined &{"${module}::$_"} } do { no strict 'refs'; keys %{"${module}::"} };
     ok @subs, "$module has public subs (@subs)";
     for my $sub (@subs) {
         next if $sub eq 'new';    # made by EV::Etcd->new or range_iterator

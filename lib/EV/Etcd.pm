@@ -5,66 +5,70 @@ use warnings;
 use Carp ();
 use Scalar::Util ();
 use EV ();
+use EV::Etcd::Util ();
 
 our $VERSION = '0.01';
 
 require XSLoader;
 XSLoader::load('EV::Etcd', $VERSION);
 
-# txn accepts named arguments as well as the four positional ones. Named
-# calls start with one of the argument names; anything else goes straight to
-# the XS function, which checks the callback and the lists itself.
-{
-    my $positional = \&txn;
-    my %named = map { $_ => 1 } qw(compare success failure callback);
-    no warnings 'redefine';
-    *txn = sub {
-        my $self = $_[0];
-        goto &$positional
-            unless @_ > 1 && defined $_[1] && !ref $_[1] && $named{ $_[1] };
-        shift;
-        my $cb;
-        $cb = pop if @_ % 2 && ref $_[-1] eq 'CODE';
-        Carp::croak('callback must be a code reference (txn)') if @_ % 2;
-        my %arg = @_;
-        my $named_cb = delete $arg{callback};
-        $cb //= $named_cb;
-        Carp::croak('callback must be a code reference (txn)') unless ref $cb eq 'CODE';
-        for my $list (qw(compare success failure)) {
-            Carp::croak("txn '$list' must be an array reference")
-                if defined $arg{$list} && ref $arg{$list} ne 'ARRAY';
-        }
-        my @unknown = grep { !$named{$_} } sort keys %arg;
-        Carp::croak("txn: unknown argument '$unknown[0]'") if @unknown;
-        @_ = ($self, $arg{compare} // [], $arg{success} // [], $arg{failure} // [], $cb);
-        goto &$positional;
-    };
-}
+# new and txn are Perl subs in front of XS functions of their own (_new,
+# _txn), reached by goto so that the XS side's croaks name our caller's
+# line. The XS functions name the public method in their messages.
 
 # new knows one option that the XS constructor does not: namespace, which
 # makes the client an EV::Etcd::Namespace (lib/EV/Etcd/Namespace.pm, loaded
 # only then). Everything else, a list that is not pairs included, goes to
 # the XS constructor as it is, and a client without a namespace is a plain
 # EV::Etcd whose methods are the XS functions themselves.
-{
-    my $xs_new = \&new;
-    no warnings 'redefine';
-    *new = sub {
-        if (@_ % 2) {
-            for (my $i = 1; $i < @_; $i += 2) {
-                next unless defined $_[$i] && $_[$i] eq 'namespace';
-                require EV::Etcd::Namespace;
-                goto &EV::Etcd::Namespace::new;
-            }
+sub new {
+    if (@_ % 2) {
+        for (my $i = 1; $i < @_; $i += 2) {
+            next unless defined $_[$i] && $_[$i] eq 'namespace';
+            require EV::Etcd::Namespace;
+            goto &EV::Etcd::Namespace::new;
         }
-        goto &$xs_new;
-    };
+    }
+    goto &_new;
 }
 
-# A croak from the XS side, or from deeper in this distribution, names the
-# line of our own call; the Perl-level methods croak again with the message
-# alone, so it points at their caller.
-sub _unplaced { (my $e = $_[0]) =~ s/ at \S+ line \d+\.?\n\z//; $e }
+# txn accepts named arguments as well as the four positional ones. Named
+# calls start with one of the argument names; anything else goes straight to
+# the XS function, which checks the callback and the lists itself.
+my %TXN_ARG = map { $_ => 1 } qw(compare success failure callback);
+
+sub txn {
+    # (_txn_is_named written out: txn may be called in hot loops)
+    goto &_txn unless @_ > 1 && defined $_[1] && !ref $_[1] && $TXN_ARG{ $_[1] };
+    &_txn_named;
+    goto &_txn;
+}
+
+# Whether txn's arguments (those after the invocant) are given by name.
+sub _txn_is_named { @_ > 1 && defined $_[1] && !ref $_[1] && $TXN_ARG{ $_[1] } }
+
+# The one parser of txn's named arguments (EV::Etcd::Namespace's txn uses
+# it too). Called as &_txn_named, with the caller's @_, which it turns into
+# the positional ($self, $compare, $success, $failure, $cb); a bare
+# callback at the end is allowed.
+sub _txn_named {
+    my $self = shift;
+    my $cb;
+    $cb = pop if @_ % 2 && ref $_[-1] eq 'CODE';
+    Carp::croak('callback must be a code reference (txn)') if @_ % 2;
+    my %arg = @_;
+    my $named_cb = delete $arg{callback};
+    $cb //= $named_cb;
+    Carp::croak('callback must be a code reference (txn)') unless ref $cb eq 'CODE';
+    for my $list (qw(compare success failure)) {
+        Carp::croak("txn '$list' must be an array reference")
+            if defined $arg{$list} && ref $arg{$list} ne 'ARRAY';
+    }
+    my @unknown = grep { !$TXN_ARG{$_} } sort keys %arg;
+    Carp::croak("txn: unknown argument '$unknown[0]'") if @unknown;
+    @_ = ($self, $arg{compare} // [], $arg{success} // [], $arg{failure} // [], $cb);
+    return;
+}
 
 # The namespace of a client made with one (EV::Etcd::Namespace), else undef.
 sub namespace { undef }
@@ -79,21 +83,19 @@ sub cancel {
     my ($self, $cb) = @_;
     # _is_live: made by this module in this thread, not forged or copied
     Carp::croak('cancel: called on something that is not a live stream handle')
-        unless _is_live($self) && Scalar::Util::blessed($self)
-        && Scalar::Util::reftype($self) eq 'HASH'
-        && Scalar::Util::blessed($self->{client}) && $self->{client}->isa('EV::Etcd');
+        unless _is_live($self) && EV::Etcd::Util::holds_client($self)
+        && $self->{client}->isa('EV::Etcd');
     $self->{client}->_assert_usable;    # croaks in a child after fork()
-    Carp::croak('callback must be a code reference (cancel)') unless ref $cb eq 'CODE';
+    EV::Etcd::Util::need_cb($cb, 'cancel');
     if ($self->{cancelled}) {
         $cb->({}, undef);    # already cancelled: answer at once
         return;
     }
-    # Marked first (a closed client answers inside), unmarked if refused;
-    # the XS side's croak belongs at our caller.
+    # Marked first (a closed client answers inside), unmarked if refused.
     $self->{cancelled} = 1;
     return if eval { $self->{client}->_cancel_stream($self->{kind}, $self->{id}, $cb); 1 };
     $self->{cancelled} = 0;
-    Carp::croak(EV::Etcd::_unplaced($@));
+    EV::Etcd::Util::rethrow($@);
 }
 
 package EV::Etcd::Watch;
@@ -102,14 +104,11 @@ our @ISA = ('EV::Etcd::Stream');
 sub progress {
     my ($self) = @_;
     Carp::croak('progress: called on something that is not a live watch handle')
-        unless EV::Etcd::Stream::_is_live($self) && Scalar::Util::blessed($self)
-        && $self->isa('EV::Etcd::Watch')
-        && Scalar::Util::reftype($self) eq 'HASH'
-        && Scalar::Util::blessed($self->{client}) && $self->{client}->isa('EV::Etcd');
+        unless EV::Etcd::Stream::_is_live($self) && EV::Etcd::Util::holds_client($self, 'EV::Etcd::Watch')
+        && $self->{client}->isa('EV::Etcd');
     Carp::croak('progress: the watch has been cancelled') if $self->{cancelled};
-    # (the XS side's croaks, fork or closed client, belong at our caller)
     return if eval { $self->{client}->_watch_progress($self->{id}); 1 };
-    Carp::croak(EV::Etcd::_unplaced($@));
+    EV::Etcd::Util::rethrow($@);    # fork or closed client
 }
 
 package EV::Etcd::Keepalive;
@@ -130,8 +129,8 @@ package EV::Etcd;
 sub snapshot {
     my ($self, $target, $cb) = @_;
     Carp::croak('snapshot: called on something that is not a live EV::Etcd client')
-        unless Scalar::Util::blessed($self) && $self->isa('EV::Etcd');
-    Carp::croak('callback must be a code reference (snapshot)') unless ref $cb eq 'CODE';
+        unless EV::Etcd::Util::is_client($self);
+    EV::Etcd::Util::need_cb($cb, 'snapshot');
     my $write;
     if (ref $target eq 'CODE') {
         $write = $target;
@@ -158,14 +157,11 @@ sub snapshot {
                        message => "snapshot: writing the snapshot failed: $why" });
     };
     # (the XS side's croaks, fork or closed client, belong at our caller)
-    $stream = eval { $self->_snapshot($on_piece) } or Carp::croak(_unplaced($@));
+    $stream = eval { $self->_snapshot($on_piece) } or EV::Etcd::Util::rethrow($@);
     return;
 }
 
-package EV::Etcd;
-
 1;
-
 __END__
 
 =encoding utf8

@@ -13,8 +13,8 @@ use warnings;
 use Carp ();
 use Scalar::Util ();
 use Hash::Util::FieldHash ();
-use overload ();
 use EV::Etcd ();
+use EV::Etcd::Util ();
 
 our $VERSION = $EV::Etcd::VERSION;
 our @ISA = ('EV::Etcd');
@@ -30,7 +30,7 @@ Hash::Util::FieldHash::fieldhash(my %space);
 # is present) or directly as EV::Etcd::Namespace->new.
 sub new {
     my $class = shift;
-    return _call(\&EV::Etcd::new, $class, @_) if @_ % 2;    # not pairs: the XS new croaks
+    return EV::Etcd::Util::call(\&EV::Etcd::_new, $class, @_) if @_ % 2;    # not pairs: the XS croaks
     my (@opt, $ns);
     while (@_) {
         my ($k, $v) = splice @_, 0, 2;
@@ -40,20 +40,20 @@ sub new {
     if (!defined $ns) {
         # undef means "no namespace", as for new's other optional strings
         Carp::croak("EV::Etcd->new: $class needs a namespace") if $mine;
-        return _call(\&EV::Etcd::new, $class, @opt);
+        return EV::Etcd::Util::call(\&EV::Etcd::_new, $class, @opt);
     }
     $class = __PACKAGE__ if !ref $class && $class eq 'EV::Etcd';
     Carp::croak("EV::Etcd->new: a client with a namespace is an EV::Etcd::Namespace, and $class does not inherit from it")
         unless UNIVERSAL::isa($class, __PACKAGE__);
     Carp::croak('EV::Etcd->new: namespace must be a string, not a reference')
-        if ref $ns && !overload::Overloaded($ns);
+        unless EV::Etcd::Util::is_string($ns);
     $ns = "$ns";
     utf8::downgrade($ns, 1)
         or Carp::croak('EV::Etcd->new: namespace must be a byte string, but it has characters above 0xFF (encode it first)');
     Carp::croak('EV::Etcd->new: namespace must not be empty (leave it out, or pass undef, for no namespace)')
         if $ns eq '';
-    my $self = _call(\&EV::Etcd::new, $class, @opt);
-    $space{$self} = [ $ns, _end_of($ns) ];
+    my $self = EV::Etcd::Util::call(\&EV::Etcd::_new, $class, @opt);
+    $space{$self} = [ $ns, EV::Etcd::Util::prefix_end($ns) ];
     return $self;
 }
 
@@ -62,53 +62,14 @@ sub _space { defined $_[0] ? $space{ $_[0] } : undef }
 
 sub namespace { my $sp = _space($_[0]); $sp ? $sp->[0] : undef }
 
-# The first key after every key that starts with $ns: its last byte below
-# 0xff raised by one, the 0xff bytes after it dropped. A namespace made of
-# 0xff bytes only reaches to the end of the keyspace, which etcd writes as
-# "\0".
-sub _end_of {
-    my ($ns) = @_;
-    (my $end = $ns) =~ s/\xff+\z//;
-    return "\0" if $end eq '';
-    substr($end, -1, 1, chr(ord(substr($end, -1)) + 1));
-    return $end;
-}
-
-# ---- calling the EV::Etcd method --------------------------------------------
-
-# Calls an EV::Etcd method. The XS code croaks with the line of its own
-# caller, which is here: such a croak is raised again, unchanged but for
-# the location, from the line that called the public method. (A croak that
-# already names another place, like Carp's in EV::Etcd::txn, is passed on
-# as it is.)
-my $here = __FILE__;
-sub _call {
-    my $code = shift;
-    my @ret;
-    local $@;
-    return wantarray ? @ret : $ret[0] if eval { @ret = &$code; 1 };
-    my $err = $@;
-    die $err if ref $err
-        || $err !~ s/ at \Q$here\E line \d+(?:, <[^>]*> (?:line|chunk) \d+)?\.\n\z//;
-    Carp::croak($err);
-}
-
 # ---- arguments going in -------------------------------------------------------
 
 # What is not a string (undef, a plain reference) stays as it is, so that
 # the XS method croaks about it in its own words. Strings carrying the
 # UTF-8 flag go in as their UTF-8 bytes, as they do on a plain client.
-sub _string {
-    my ($s) = @_;
-    return undef if !defined $s || ref $s && !overload::Overloaded($s);
-    $s = "$s";
-    utf8::encode($s) if utf8::is_utf8($s);
-    return $s;
-}
-
 sub _key {
     my ($sp, $k) = @_;
-    my $s = _string($k);
+    my $s = EV::Etcd::Util::bytes($k);
     return defined $s ? $sp->[0] . $s : $k;
 }
 
@@ -118,7 +79,7 @@ sub _key {
 # namespace's end and cannot reach past it: the range stays inside.
 sub _range_end {
     my ($sp, $e) = @_;
-    my $s = _string($e);
+    my $s = EV::Etcd::Util::bytes($e);
     return $e if !defined $s;
     return $s if $s eq '';
     return $sp->[1] if $s eq "\0";
@@ -189,155 +150,115 @@ sub _unprefix {
     substr($_[1], 0, $n, '') if defined $_[1] && substr($_[1], 0, $n) eq $_[0];
 }
 
-# Takes the namespace off every key in a reply of one of the methods below,
-# in place (each reply is a fresh hash that only its callback sees).
-sub _strip {
-    my ($ns, $r) = @_;
-    return unless ref $r eq 'HASH';
-    # records: get, delete, put, election_leader and election_observe (the
-    # lists and hashes are only read, so no reply gains an entry)
-    _unprefix($ns, $_->{key}) for @{ $r->{kvs} || [] }, @{ $r->{prev_kvs} || [] },
-        map { $r->{$_} || () } qw(prev_kv kv);
-    for my $ev (@{ $r->{events} || [] }) {    # watch
-        _unprefix($ns, $_->{key}) for map { $ev->{$_} || () } qw(kv prev_kv);
-    }
-    for my $item (@{ $r->{responses} || [] }) {    # txn, one hash per operation
-        _strip($ns, $_) for values %$item;
-    }
-    if (my $l = $r->{leader}) {    # election_campaign
-        _unprefix($ns, $l->{$_}) for qw(name key);
-    }
-    _unprefix($ns, $r->{key});    # lock
-    if ($r->{keys}) {    # lease_time_to_live: a lease may hold keys of other namespaces too
+# The reply fields of a txn operation that hold keys.
+my @TXN_OP_FIELDS = qw(kvs prev_kvs prev_kv responses);
+
+# How the namespace comes off each reply field that holds keys, in place:
+# ($ns, $reply, $field). The lists and hashes are only read, so no reply
+# gains an entry.
+my $kv_list = sub { _unprefix($_[0], $_->{key}) for @{ $_[1]{ $_[2] } } };
+my $kv      = sub { _unprefix($_[0], $_[1]{ $_[2] }{key}) };
+my %STRIP = (
+    kvs       => $kv_list,
+    prev_kvs  => $kv_list,
+    kv        => $kv,
+    prev_kv   => $kv,
+    events    => sub {
+        my ($ns, $r) = @_;
+        for my $ev (@{ $r->{events} }) {
+            _unprefix($ns, $_->{key}) for map { $ev->{$_} || () } qw(kv prev_kv);
+        }
+    },
+    responses => sub {    # one hash per txn operation, holding its reply
+        my ($ns, $r) = @_;
+        for my $item (@{ $r->{responses} }) {
+            _strip($ns, $_, @TXN_OP_FIELDS) for values %$item;
+        }
+    },
+    leader    => sub { my ($ns, $r) = @_; _unprefix($ns, $r->{leader}{$_}) for qw(name key) },
+    key       => sub { _unprefix($_[0], $_[1]{key}) },
+    keys      => sub {    # a lease may hold keys of other namespaces too
+        my ($ns, $r) = @_;
         my @mine = grep { substr($_, 0, length $ns) eq $ns } @{ $r->{keys} };
         _unprefix($ns, $_) for @mine;
         if (@mine) { $r->{keys} = \@mine } else { delete $r->{keys} }
-    }
+    },
+);
+
+# Takes the namespace off the keys in @fields of a reply, in place (each
+# reply is a fresh hash that only its callback sees).
+sub _strip {
+    my ($ns, $r, @fields) = @_;
+    return unless ref $r eq 'HASH';
+    defined $r->{$_} and $STRIP{$_}->($ns, $r, $_) for @fields;
 }
 
-# The callback, wrapped to strip its reply; anything that is not code stays
-# as it is for the XS method to refuse.
+# The callback, wrapped to strip @fields of its reply; anything that is
+# not code stays as it is for the XS method to refuse.
 sub _cb {
-    my ($sp, $cb) = @_;
+    my ($sp, $cb, @fields) = @_;
     return $cb unless (Scalar::Util::reftype($cb) // '') eq 'CODE';
     my $ns = $sp->[0];
-    return sub { _strip($ns, $_[0]) if $_[0]; goto &$cb };
-}
-
-# The "[\%opts], $cb" that ends most argument lists: the callback wrapped,
-# the options' range_end moved into the namespace when $range is set.
-sub _tail {
-    my ($sp, $range, @tail) = @_;
-    return @tail unless @tail == 1 || @tail == 2;
-    $tail[-1] = _cb($sp, $tail[-1]);
-    $tail[0] = _range_opts($sp, $tail[0]) if $range && @tail == 2;
-    return @tail;
+    return sub { _strip($ns, $_[0], @fields) if $_[0]; goto &$cb };
 }
 
 # ---- the methods ----------------------------------------------------------------
 
-# Each one falls back to the EV::Etcd method when called on something that
-# is not a namespaced client, which then croaks as it would.
+# The methods that name keys, one entry each: what their first argument
+# is (key: prefixed; leader: a hash whose name and key are prefixed; none:
+# passed as it is), how many arguments come before the "[\%opts,] $cb"
+# tail, whether the options may hold a range_end, and the reply fields
+# that hold keys. A method whose reply holds none gets its tail as it is.
+my %METHOD = (
+    put                => { first => 'key',    fixed => 2, reply => [qw(prev_kv)] },
+    get                => { first => 'key',    fixed => 1, reply => [qw(kvs)], range => 1 },
+    delete             => { first => 'key',    fixed => 1, reply => [qw(prev_kvs)], range => 1 },
+    watch              => { first => 'key',    fixed => 1, reply => [qw(events kvs)], range => 1 },    # kvs: a resync
+    lease_time_to_live => {                    fixed => 1, reply => [qw(keys)] },
+    lock               => { first => 'key',    fixed => 2, reply => [qw(key)] },
+    unlock             => { first => 'key' },
+    election_campaign  => { first => 'key',    fixed => 3, reply => [qw(leader)] },
+    election_leader    => { first => 'key',    fixed => 1, reply => [qw(kv)] },
+    election_proclaim  => { first => 'leader' },
+    election_resign    => { first => 'leader' },
+    election_observe   => { first => 'key',    fixed => 1, reply => [qw(kv)] },
+);
+my %IN = (key => \&_key, leader => \&_leader);
 
-sub put {
-    my $sp = _space($_[0]) or return _call(\&EV::Etcd::put, @_);
-    my ($self, $key, $value, @tail) = @_;
-    return _call(\&EV::Etcd::put, $self, _key($sp, $key), $value, _tail($sp, 0, @tail));
-}
-
-sub get {
-    my $sp = _space($_[0]) or return _call(\&EV::Etcd::get, @_);
-    my ($self, $key, @tail) = @_;
-    return _call(\&EV::Etcd::get, $self, _key($sp, $key), _tail($sp, 1, @tail));
-}
-
-sub delete {
-    my $sp = _space($_[0]) or return _call(\&EV::Etcd::delete, @_);
-    my ($self, $key, @tail) = @_;
-    return _call(\&EV::Etcd::delete, $self, _key($sp, $key), _tail($sp, 1, @tail));
-}
-
-sub watch {
-    my $sp = _space($_[0]) or return _call(\&EV::Etcd::watch, @_);
-    my ($self, $key, @tail) = @_;
-    return _call(\&EV::Etcd::watch, $self, _key($sp, $key), _tail($sp, 1, @tail));
-}
-
-# Both calling forms of EV::Etcd::txn, told apart as it does; EV::Etcd::txn
-# then checks the arguments.
-my %txn_arg = map { $_ => 1 } qw(compare success failure callback);
-
-sub txn {
-    my $sp = _space($_[0]) or return _call(\&EV::Etcd::txn, @_);
-    my ($self, @arg) = @_;
-    my $compares = sub { _each($_[0], sub { _compare($sp, $_[0]) }) };
-    my $ops = sub { _each($_[0], sub { _op($sp, $_[0]) }) };
-    if (@arg && defined $arg[0] && !ref $arg[0] && $txn_arg{ $arg[0] }) {
-        # EV::Etcd::txn takes only plain code references in this form
-        my $cb = sub { ref $_[0] eq 'CODE' ? _cb($sp, $_[0]) : $_[0] };
-        $arg[-1] = $cb->($arg[-1]) if @arg % 2;
-        for (my $i = 0; $i + 1 < @arg; $i += 2) {
-            my $name = $arg[$i] // next;
-            next if ref $name;
-            if ($name eq 'compare') { $arg[ $i + 1 ] = $compares->($arg[ $i + 1 ]) }
-            elsif ($name eq 'success' || $name eq 'failure') { $arg[ $i + 1 ] = $ops->($arg[ $i + 1 ]) }
-            elsif ($name eq 'callback') { $arg[ $i + 1 ] = $cb->($arg[ $i + 1 ]) }
+# Each method falls back to the EV::Etcd method when called on something
+# that is not a namespaced client, which then croaks as it would. Only
+# arguments given are translated, and the tail only when it has the length
+# of one, so that a wrong call reaches the XS method as it came.
+for my $name (sort keys %METHOD) {
+    my $xs = \&{"EV::Etcd::$name"};
+    my $first = $IN{ $METHOD{$name}{first} // '' };
+    my ($fixed, $range) = @{ $METHOD{$name} }{qw(fixed range)};
+    my @fields = @{ $METHOD{$name}{reply} || [] };
+    my $method = sub {
+        my $sp = _space($_[0]) or return EV::Etcd::Util::call($xs, @_);
+        my ($self, @arg) = @_;
+        $arg[0] = $first->($sp, $arg[0]) if $first && @arg;
+        my $tail = @fields ? @arg - $fixed : 0;
+        if ($tail == 1 || $tail == 2) {
+            $arg[-1] = _cb($sp, $arg[-1], @fields);
+            $arg[-2] = _range_opts($sp, $arg[-2]) if $range && $tail == 2;
         }
-    } else {
-        $arg[0] = $compares->($arg[0]) if @arg > 0;
-        $arg[$_] = $ops->($arg[$_]) for grep { $_ < @arg } 1, 2;
-        $arg[3] = _cb($sp, $arg[3]) if @arg > 3;
-    }
-    return _call(\&EV::Etcd::txn, $self, @arg);
+        return EV::Etcd::Util::call($xs, $self, @arg);
+    };
+    no strict 'refs';
+    *$name = $method;
 }
 
-sub lease_time_to_live {
-    my $sp = _space($_[0]) or return _call(\&EV::Etcd::lease_time_to_live, @_);
-    my ($self, $lease, @tail) = @_;
-    return _call(\&EV::Etcd::lease_time_to_live, $self, $lease, _tail($sp, 0, @tail));
-}
-
-sub lock {
-    my $sp = _space($_[0]) or return _call(\&EV::Etcd::lock, @_);
-    my ($self, $name, $lease, @tail) = @_;
-    return _call(\&EV::Etcd::lock, $self, _key($sp, $name), $lease, _tail($sp, 0, @tail));
-}
-
-sub unlock {
-    my $sp = _space($_[0]) or return _call(\&EV::Etcd::unlock, @_);
-    my ($self, $key, @rest) = @_;
-    return _call(\&EV::Etcd::unlock, $self, _key($sp, $key), @rest);
-}
-
-sub election_campaign {
-    my $sp = _space($_[0]) or return _call(\&EV::Etcd::election_campaign, @_);
-    my ($self, $name, $lease, $value, @tail) = @_;
-    return _call(\&EV::Etcd::election_campaign, $self, _key($sp, $name), $lease, $value,
-                 _tail($sp, 0, @tail));
-}
-
-sub election_leader {
-    my $sp = _space($_[0]) or return _call(\&EV::Etcd::election_leader, @_);
-    my ($self, $name, @tail) = @_;
-    return _call(\&EV::Etcd::election_leader, $self, _key($sp, $name), _tail($sp, 0, @tail));
-}
-
-sub election_proclaim {
-    my $sp = _space($_[0]) or return _call(\&EV::Etcd::election_proclaim, @_);
-    my ($self, $leader, @rest) = @_;
-    return _call(\&EV::Etcd::election_proclaim, $self, _leader($sp, $leader), @rest);
-}
-
-sub election_resign {
-    my $sp = _space($_[0]) or return _call(\&EV::Etcd::election_resign, @_);
-    my ($self, $leader, @rest) = @_;
-    return _call(\&EV::Etcd::election_resign, $self, _leader($sp, $leader), @rest);
-}
-
-sub election_observe {
-    my $sp = _space($_[0]) or return _call(\&EV::Etcd::election_observe, @_);
-    my ($self, $name, @tail) = @_;
-    return _call(\&EV::Etcd::election_observe, $self, _key($sp, $name), _tail($sp, 0, @tail));
+# txn's arguments, by name or in order, go through EV::Etcd's own parser
+# first, so both clients croak alike.
+sub txn {
+    my $sp = _space($_[0]) or return EV::Etcd::Util::call(\&EV::Etcd::txn, @_);
+    &EV::Etcd::_txn_named if EV::Etcd::_txn_is_named(@_);
+    my ($self, @arg) = @_;
+    $arg[0] = _each($arg[0], sub { _compare($sp, $_[0]) }) if @arg > 0;
+    $arg[$_] = _each($arg[$_], sub { _op($sp, $_[0]) }) for grep { $_ < @arg } 1, 2;
+    $arg[3] = _cb($sp, $arg[3], 'responses') if @arg > 3;
+    return EV::Etcd::Util::call(\&EV::Etcd::_txn, $self, @arg);
 }
 
 1;

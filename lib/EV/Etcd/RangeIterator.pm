@@ -7,9 +7,8 @@ package EV::Etcd::RangeIterator;
 use strict;
 use warnings;
 use Carp ();
-use Scalar::Util ();
-use overload ();
 use EV ();
+use EV::Etcd::Util ();
 
 our $VERSION = '0.01';
 
@@ -28,48 +27,23 @@ my %INTEGER = map { $_ => 1 } qw(
     revision min_mod_revision max_mod_revision min_create_revision max_create_revision
 );
 
-sub _show { my $v = shift; defined $v ? "'$v'" : 'undef' }
-
-sub _is_string {
-    my $v = shift;
-    return 0 unless defined $v;
-    return 1 unless ref $v;
-    return Scalar::Util::blessed($v) && overload::Method($v, '""') ? 1 : 0;
-}
-
-# An XS croak carries the location of the call inside this file: report it
-# at our caller's line instead.
-sub _rethrow { Carp::croak(EV::Etcd::_unplaced($_[0])) }
-
-# The end of the range of keys that start with $prefix: drop trailing
-# 0xff bytes and increase the last byte left; nothing left means "to the
-# end of the keyspace".
-sub _prefix_end {
-    my ($prefix) = @_;
-    (my $p = $prefix) =~ s/\xff+\z//;
-    return "\0" unless length $p;
-    substr($p, -1, 1) = chr(ord(substr $p, -1) + 1);
-    return $p;
-}
-
 sub new {
     my ($class, $client, $key, $opt, @rest) = @_;
     Carp::croak('range_iterator: called on something that is not a live EV::Etcd client')
-        unless Scalar::Util::blessed($client) && $client->isa('EV::Etcd');
-    eval { $client->_assert_usable; 1 } or _rethrow($@);
+        unless EV::Etcd::Util::is_client($client);
+    eval { $client->_assert_usable; 1 } or EV::Etcd::Util::rethrow($@);
     Carp::croak('range_iterator: takes a key and an options hash, no callback (pass the callback to next)')
         if @rest || ref $opt eq 'CODE';
     Carp::croak('range_iterator: key must be defined') unless defined $key;
-    Carp::croak('range_iterator: key must be a string, not a reference') unless _is_string($key);
-    Carp::croak('range_iterator: options must be a hash reference')
-        if defined $opt && ref $opt ne 'HASH';
-    my %opt = %{ $opt // {} };
-    utf8::encode($key) if utf8::is_utf8($key);
+    Carp::croak('range_iterator: key must be a string, not a reference')
+        unless EV::Etcd::Util::is_string($key);
+    my %opt = %{ EV::Etcd::Util::opts($opt, 'range_iterator') };
+    $key = EV::Etcd::Util::bytes($key);
 
     my $page_size = delete $opt{page_size};
     if (defined $page_size) {
-        Carp::croak('range_iterator: page_size must be a positive integer, got ' . _show($page_size))
-            unless _is_string($page_size) && "$page_size" =~ /\A\s*\+?0*[1-9][0-9]{0,17}\s*\z/;
+        Carp::croak('range_iterator: page_size must be a positive integer, got ' . EV::Etcd::Util::show($page_size))
+            unless EV::Etcd::Util::is_positive_int($page_size);
         $page_size = 0 + "$page_size";
     } else {
         $page_size = $DEFAULT_PAGE_SIZE;
@@ -85,23 +59,23 @@ sub new {
     # every page: such options are accepted and not passed on.
     my $order  = delete $opt{sort_order};
     my $target = delete $opt{sort_target};
-    Carp::croak('range_iterator: pages come in key order; sort_order ' . _show($order) . ' is not supported')
-        if defined $order && !(_is_string($order) && "$order" =~ /\A(?:none|ascend)\z/i);
-    Carp::croak('range_iterator: pages come in key order; sort_target ' . _show($target) . ' is not supported')
-        if defined $target && !(_is_string($target) && "$target" =~ /\Akey\z/i);
+    Carp::croak('range_iterator: pages come in key order; sort_order ' . EV::Etcd::Util::show($order) . ' is not supported')
+        if defined $order && !(EV::Etcd::Util::is_string($order) && "$order" =~ /\A(?:none|ascend)\z/i);
+    Carp::croak('range_iterator: pages come in key order; sort_target ' . EV::Etcd::Util::show($target) . ' is not supported')
+        if defined $target && !(EV::Etcd::Util::is_string($target) && "$target" =~ /\Akey\z/i);
 
     my $prefix    = delete $opt{prefix};
     my $range_end = delete $opt{range_end};
     Carp::croak('range_iterator: range_end must be a string, not a reference')
-        if defined $range_end && !_is_string($range_end);
+        if defined $range_end && !EV::Etcd::Util::is_string($range_end);
 
     my %get;
     for my $name (sort keys %opt) {
         Carp::croak("range_iterator: unknown option '$name'") unless $PASSED{$name};
         my $v = $opt{$name};
         next unless defined $v;
-        Carp::croak("range_iterator: $name must be an integer, got " . _show($v))
-            if $INTEGER{$name} && !(_is_string($v) && "$v" =~ /\A\s*[+-]?[0-9]+\s*\z/);
+        Carp::croak("range_iterator: $name must be an integer, got " . EV::Etcd::Util::show($v))
+            if $INTEGER{$name} && !(EV::Etcd::Util::is_string($v) && "$v" =~ /\A\s*[+-]?[0-9]+\s*\z/);
         $get{$name} = $v;
     }
 
@@ -112,10 +86,9 @@ sub new {
     my (%first, $end);
     if ($prefix) {
         %first = (prefix => 1);
-        $end = length $key ? _prefix_end($key) : "\0";
+        $end = length $key ? EV::Etcd::Util::prefix_end($key) : "\0";
     } elsif (defined $range_end && length $range_end) {
-        $end = "$range_end";
-        utf8::encode($end) if utf8::is_utf8($end);
+        $end = EV::Etcd::Util::bytes($range_end);
         %first = (range_end => $end);
     }
 
@@ -145,14 +118,13 @@ sub new {
 sub _check_self {
     my ($self, $what) = @_;
     Carp::croak("$what: called on something that is not a range iterator")
-        unless Scalar::Util::blessed($self) && Scalar::Util::reftype($self) eq 'HASH'
-        && $self->isa(__PACKAGE__) && Scalar::Util::blessed($self->{client});
+        unless EV::Etcd::Util::holds_client($self, __PACKAGE__);
 }
 
 sub next {
     my ($self, $cb) = @_;
     _check_self($self, 'next');
-    Carp::croak('callback must be a code reference (next)') unless ref $cb eq 'CODE';
+    EV::Etcd::Util::need_cb($cb, 'next');
     Carp::croak('next: the previous page has not arrived yet (call next again from its callback)')
         if $self->{busy};
 
@@ -173,7 +145,7 @@ sub next {
     eval {
         $self->{client}->get($self->{next_key}, \%o, sub { $self->_page($cb, @_) });
         1;
-    } or _rethrow($@);
+    } or EV::Etcd::Util::rethrow($@);
     $self->{busy} = 1;
     return;
 }

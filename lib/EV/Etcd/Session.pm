@@ -8,8 +8,8 @@ use strict;
 use warnings;
 use Carp ();
 use Scalar::Util ();
-use overload ();
 use EV ();
+use EV::Etcd::Util ();
 
 our $VERSION = '0.01';
 
@@ -21,19 +21,10 @@ my %NEW_OPTION = map { $_ => 1 } qw(client ttl on_lost rebuild on_rebuild on_rea
 
 # --- helpers ---------------------------------------------------------------
 
-sub _show { my $v = shift; defined $v ? (ref $v ? ref($v) . ' reference' : "'$v'") : 'undef' }
-
-sub _is_string {
-    my $v = shift;
-    return 0 unless defined $v;
-    return 1 unless ref $v;
-    return Scalar::Util::blessed($v) && overload::Method($v, '""') ? 1 : 0;
-}
-
-# A croak from inside the client carries the location of our call to it:
-# report it at our caller's line instead, or pass it on as an error.
-sub _where_not { EV::Etcd::_unplaced($_[0]) }
-sub _rethrow   { Carp::croak(_where_not($_[0])) }
+# A croak from inside the client names the line of our call to it: the
+# message without it, for an error passed on to a callback. (Croaks that
+# go to our caller go through EV::Etcd::Util::rethrow.)
+sub _where_not { EV::Etcd::Util::unplaced($_[0], __FILE__) }
 
 # An error hash shaped like the client's, for what the session itself decides.
 sub _error {
@@ -76,23 +67,17 @@ sub _nothing { }
 sub _check_self {
     my ($self, $method) = @_;
     Carp::croak("session $method: called on something that is not an EV::Etcd::Session")
-        unless Scalar::Util::blessed($self) && Scalar::Util::reftype($self) eq 'HASH'
-        && $self->isa(__PACKAGE__) && Scalar::Util::blessed($self->{client});
+        unless EV::Etcd::Util::holds_client($self, __PACKAGE__);
 }
 
 # Splits "[\%opt,] $cb" off the end of a method's arguments and checks the
 # option names (and the timeout's value) against @allowed.
 sub _opts_and_cb {
     my ($method, $want, $args, @allowed) = @_;
-    my $cb = $args->[-1];
-    Carp::croak("callback must be a code reference (session $method)")
-        unless @$args >= $want + 1 && ref $cb eq 'CODE';
+    my $cb = EV::Etcd::Util::need_cb(@$args >= $want + 1 ? $args->[-1] : undef, "session $method");
     Carp::croak("session $method: wrong number of arguments") if @$args > $want + 2;
-    my $opt = @$args == $want + 2 ? $args->[$want] : undef;
-    Carp::croak("session $method: options must be a hash reference")
-        if defined $opt && ref $opt ne 'HASH';
+    my %opt = %{ EV::Etcd::Util::opts(@$args == $want + 2 ? $args->[$want] : undef, "session $method") };
     my %allowed = map { $_ => 1 } @allowed;
-    my %opt = %{ $opt // {} };
     for my $name (sort keys %opt) {
         if (!$allowed{$name}) {
             Carp::croak("session $method: $name is not an option here: the session attaches its own lease")
@@ -102,7 +87,7 @@ sub _opts_and_cb {
         my $v = $opt{$name};
         Carp::croak("session $method: timeout must be a finite number of seconds, 0 or more")
             if $name eq 'timeout' && defined $v
-            && !(_is_string($v) && Scalar::Util::looks_like_number("$v")
+            && !(EV::Etcd::Util::is_string($v) && Scalar::Util::looks_like_number("$v")
                  && "$v" >= 0 && "$v" != 9**9**9);
     }
     return (\%opt, $cb);
@@ -111,10 +96,9 @@ sub _opts_and_cb {
 sub _need_string {
     my ($method, $what, $v) = @_;
     Carp::croak("session $method: $what must be defined") unless defined $v;
-    Carp::croak("session $method: $what must be a string, not " . _show($v)) unless _is_string($v);
-    my $s = "$v";
-    utf8::encode($s) if utf8::is_utf8($s);
-    return $s;
+    Carp::croak("session $method: $what must be a string, not " . EV::Etcd::Util::show($v))
+        unless EV::Etcd::Util::is_string($v);
+    return EV::Etcd::Util::bytes($v);
 }
 
 # --- construction ----------------------------------------------------------
@@ -127,16 +111,16 @@ sub new {
         Carp::croak("EV::Etcd::Session->new: unknown option '$name'") unless $NEW_OPTION{$name};
     }
     my $client = $arg{client};
-    Carp::croak('EV::Etcd::Session->new: client must be an EV::Etcd object, got ' . _show($client))
-        unless Scalar::Util::blessed($client) && $client->isa('EV::Etcd');
+    Carp::croak('EV::Etcd::Session->new: client must be an EV::Etcd object, got ' . EV::Etcd::Util::show($client))
+        unless EV::Etcd::Util::is_client($client);
     my $ttl = $arg{ttl};
-    Carp::croak('EV::Etcd::Session->new: ttl must be a positive integer, got ' . _show($ttl))
-        unless _is_string($ttl) && "$ttl" =~ /\A\s*\+?0*[1-9][0-9]{0,17}\s*\z/;
+    Carp::croak('EV::Etcd::Session->new: ttl must be a positive integer, got ' . EV::Etcd::Util::show($ttl))
+        unless EV::Etcd::Util::is_positive_int($ttl);
     for my $name (qw(on_lost on_rebuild on_ready)) {
         Carp::croak("EV::Etcd::Session->new: $name must be a code reference")
             if defined $arg{$name} && ref $arg{$name} ne 'CODE';
     }
-    eval { $client->_assert_usable; 1 } or _rethrow($@);
+    eval { $client->_assert_usable; 1 } or EV::Etcd::Util::rethrow($@);
 
     my $self = bless {
         client     => $client,
@@ -158,7 +142,7 @@ sub new {
         closing    => [],          # close callbacks waiting for a grant in flight
         over       => undef,       # the error calls get once the session is over
     }, $class;
-    eval { $self->_grant; 1 } or _rethrow($@);
+    eval { $self->_grant; 1 } or EV::Etcd::Util::rethrow($@);
     $self->ready($arg{on_ready}) if $arg{on_ready};
     return $self;
 }
@@ -380,7 +364,7 @@ sub _submit {
     my ($self, $run, $fail) = @_;
     my $state = $self->{state};
     if ($state eq 'live') {
-        eval { $run->($self->{lease_id}); 1 } or _rethrow($@);
+        eval { $run->($self->{lease_id}); 1 } or EV::Etcd::Util::rethrow($@);
     } elsif ($state eq 'granting' || $state eq 'rebuilding') {
         push @{ $self->{queue} }, [ $run, $fail ];
     } else {
@@ -433,7 +417,7 @@ sub delete {
     if ($self->{state} eq 'granting' || $self->{state} eq 'rebuilding') {
         push @{ $self->{queue} }, [ $run, sub { $cb->(undef, @_) } ];
     } else {
-        eval { $run->(); 1 } or _rethrow($@);
+        eval { $run->(); 1 } or EV::Etcd::Util::rethrow($@);
     }
     return;
 }
@@ -463,7 +447,7 @@ sub campaign {
 sub ready {
     my ($self, $cb) = @_;
     _check_self($self, 'ready');
-    Carp::croak('callback must be a code reference (session ready)') unless ref $cb eq 'CODE';
+    EV::Etcd::Util::need_cb($cb, 'session ready');
     my $state = $self->{state};
     if ($state eq 'live') {
         _later($cb, $self->{lease_id}, undef);
@@ -480,8 +464,7 @@ sub ready {
 sub close {
     my ($self, $cb) = @_;
     _check_self($self, 'close');
-    Carp::croak('callback must be a code reference (session close)') if defined $cb && ref $cb ne 'CODE';
-    $cb //= \&_nothing;
+    $cb = defined $cb ? EV::Etcd::Util::need_cb($cb, 'session close') : \&_nothing;
     return _later($cb, {}, undef) if $self->{state} eq 'closed';
 
     $self->{state} = 'closed';
