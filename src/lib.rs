@@ -10,6 +10,12 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub mod error;
 pub mod ffi;
+// The runtime on the Perl thread finds tokio's epoll descriptor through
+// Linux's /proc; elsewhere calls and watches run on the background thread.
+#[cfg(target_os = "linux")]
+pub mod local;
+#[cfg(not(target_os = "linux"))]
+#[path = "local_none.rs"]
 pub mod local;
 pub mod net;
 pub mod perl;

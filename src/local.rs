@@ -16,7 +16,8 @@
 //! tokio does not expose its epoll descriptor: it is found as the epoll
 //! instance that building the runtime added to /proc/self/fd. Where that is
 //! not clear-cut, there is no local runtime and calls go to the background
-//! thread as before.
+//! thread as before. This file is built on Linux only; other systems get
+//! `local_none.rs`, which has no local runtime at all.
 
 use std::cell::Cell;
 use std::collections::HashSet;

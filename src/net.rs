@@ -5,7 +5,9 @@
 //! program usually keeps its default action, which ends the process. Our
 //! writes go out with `send`/`sendmsg` and MSG_NOSIGNAL instead of
 //! `write`/`writev`: they fail with EPIPE, on any thread, with no signal
-//! mask to set and restore around each run of the runtime.
+//! mask to set and restore around each run of the runtime. Apple's systems,
+//! whose send(2) documents no MSG_NOSIGNAL, get the same from the socket
+//! option SO_NOSIGPIPE, set when the connection is made.
 //!
 //! hyper writes a request's HEADERS from the connection's task and its DATA
 //! from another task, and h2 flushes after each: two sends, two packets and
@@ -32,7 +34,36 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// write larger than this goes out directly.
 const GATHER_LIMIT: usize = 64 << 10;
 
-/// A client connection: MSG_NOSIGNAL writes, gathered until a flush.
+/// The flags of every send: no SIGPIPE where the system has the flag; on
+/// Apple's systems the socket carries SO_NOSIGPIPE instead (`Socket::new`).
+#[cfg(not(target_vendor = "apple"))]
+const SEND_FLAGS: libc::c_int = libc::MSG_NOSIGNAL;
+#[cfg(target_vendor = "apple")]
+const SEND_FLAGS: libc::c_int = 0;
+
+/// Makes writes on `tcp` fail with EPIPE instead of raising SIGPIPE.
+#[cfg(target_vendor = "apple")]
+fn no_sigpipe(tcp: &TcpStream) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: a live socket; the option's value is a c_int of that size.
+    let rc = unsafe {
+        libc::setsockopt(
+            tcp.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_NOSIGPIPE,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// A client connection: writes that raise no SIGPIPE, gathered until a
+/// flush.
 pub struct Socket {
     tcp: TcpStream,
     /// Written and not sent yet; `out[..sent]` has gone already.
@@ -83,18 +114,20 @@ fn poll_send_vectored(
         msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
         msg.msg_iovlen = count as _;
         // SAFETY: a live socket; the iovecs point at readable slices.
-        unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) }
+        unsafe { libc::sendmsg(fd, &msg, SEND_FLAGS) }
     })
 }
 
 impl Socket {
-    pub fn new(tcp: TcpStream) -> Socket {
-        Socket {
+    pub fn new(tcp: TcpStream) -> io::Result<Socket> {
+        #[cfg(target_vendor = "apple")]
+        no_sigpipe(&tcp)?;
+        Ok(Socket {
             tcp,
             out: Vec::new(),
             sent: 0,
             deferred: false,
-        }
+        })
     }
 
     /// Sends everything gathered.
@@ -206,7 +239,7 @@ impl tower_service::Service<Uri> for PlainConnector {
         let connecting = self.0.call(uri);
         Box::pin(async move {
             let tcp = connecting.await?.into_inner();
-            Ok(TokioIo::new(Socket::new(tcp)))
+            Ok(TokioIo::new(Socket::new(tcp)?))
         })
     }
 }
@@ -238,7 +271,7 @@ mod tests {
     #[test]
     fn writes_are_gathered_until_a_flush() {
         on_a_connection(|client, server| async move {
-            let mut stream = Socket::new(client);
+            let mut stream = Socket::new(client).unwrap();
 
             stream.write_all(b"HEADERS").await.unwrap();
             stream.write_all(b"DATA").await.unwrap();
@@ -293,7 +326,7 @@ mod tests {
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
         on_a_connection(|client, server| async move {
             drop(server);
-            let mut stream = Socket::new(client);
+            let mut stream = Socket::new(client).unwrap();
             let chunk = [0u8; 4096];
             let mut failed = None;
             for _ in 0..1000 {

@@ -256,7 +256,7 @@ impl TlsConnector {
                 )
             })?;
         tcp.set_nodelay(true)?;
-        let tcp = Socket::new(tcp);
+        let tcp = Socket::new(tcp)?;
         // Every failure from here on is the handshake's, as far as the
         // caller is concerned: a refusal of our certificate comes after it.
         let failed =

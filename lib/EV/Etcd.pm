@@ -2752,6 +2752,33 @@ FILE:LINE); nothing was started>; a panic in the task behind a call or a
 stream reaches its callback as an C<INTERNAL> error (see
 L</Reconnection>). Either is a bug: please report it with the message.
 
+=head1 PLATFORMS
+
+EV::Etcd is tested on Linux: x86_64, Debian 12, perl 5.36, against etcd
+3.4 and 3.5.
+
+It is written to build on macOS and on FreeBSD, OpenBSD and NetBSD too
+(the build chooses each system's linker flags, and links the native
+libraries that cargo names for it), but nobody has run it there yet:
+reports are welcome. One thing differs there. The small runtime on the
+Perl thread that carries unary calls and watches on Linux (see
+L</DESCRIPTION>) finds its descriptor through Linux's F</proc>, so on the
+other systems unary calls and watches run on the client's background
+thread, like lease keepalives: each call and each watch event costs two
+thread wake-ups more, and in return they keep moving while the program
+blocks outside the loop, so the effects of blocking described there do
+not apply.
+
+The build compiles etcd's protocol definitions with C<protoc>. On macOS,
+and on Linux for x86, 64-bit ARM, POWER (little-endian) and s390x, it
+brings its own; elsewhere (the BSDs, Linux on other processors) it takes
+the one on the PATH or the one the C<PROTOC> environment variable names
+(the C<protobuf> package has it), and F<Makefile.PL> says so when there
+is none.
+
+Windows is not supported, Cygwin and MSYS included: F<Makefile.PL> says
+so and stops without writing a Makefile.
+
 =head1 DIFFERENCES FROM THE C MODULE
 
 This module replaces an earlier EV::Etcd written in C on top of gRPC's C
