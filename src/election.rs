@@ -11,7 +11,7 @@ use crate::proto::v3electionpb::{
 };
 use crate::queue::Disposition;
 use crate::runtime::Shared;
-use crate::streams::{gave_up, stream_failure_with_token, Backoff, Stop, TaskSlot};
+use crate::streams::{gave_up, stream_failure, Backoff, Stop, TaskSlot};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 use tonic::Status;
@@ -122,13 +122,8 @@ impl ObserveTask {
                 login_tried = true;
                 continue;
             }
-            let (err, retry) = stream_failure_with_token(
-                &self.shared,
-                &status,
-                generation,
-                attempt.token_gen,
-                SOURCE,
-            );
+            let (err, retry) =
+                stream_failure(&self.shared, &status, generation, attempt.token_gen, SOURCE);
             let delay = if retry && self.auto_reconnect {
                 backoff.next_delay()
             } else {

@@ -507,11 +507,11 @@ pub unsafe extern "C" fn evetcd_call_at(
                 EVETCD_REJECTED
             };
         }
-        if crate::routes::route(method).is_none() {
+        let Some(route) = crate::routes::route(method) else {
             return EVETCD_REJECTED;
-        }
+        };
         let deadline = call_deadline(timeout);
-        match client.call_at(id, method, Bytes::copy_from_slice(body), deadline, endpoint) {
+        match client.call_at(id, route, Bytes::copy_from_slice(body), deadline, endpoint) {
             Ok(()) => 0,
             Err(msg) => {
                 write_error(err, err_cap, &msg);

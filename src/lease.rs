@@ -512,20 +512,8 @@ mod tests {
         leases: &[(i64, i64)],
     ) -> (Client, mpsc::UnboundedSender<KeepaliveCmd>) {
         let client = Client::new(Config {
-            endpoints: endpoints.iter().map(|e| e.to_string()).collect(),
-            timeout: Duration::from_secs(5),
             max_retries: -1,
-            health_interval: None,
-            auth_token: None,
-            on_request: false,
-            max_recv_size: usize::MAX,
-            max_send_size: usize::MAX,
-            login: None,
-            tls: Default::default(),
-            keepalive: None,
-            auto_sync: None,
-            watch_probe: None,
-            retry: 0,
+            ..crate::runtime::tests::config(endpoints, Default::default())
         })
         .expect("client");
         let (tx, rx) = mpsc::unbounded_channel();

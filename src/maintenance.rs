@@ -196,7 +196,7 @@ impl SnapshotTask {
         let (channel, generation) = self.shared.channel();
         let mut client = MaintenanceClient::new(channel).max_decoding_message_size(usize::MAX);
         let failed = |status: tonic::Status| {
-            crate::streams::stream_failure(&self.shared, &status, generation, SNAPSHOT).0
+            crate::streams::stream_failure(&self.shared, &status, generation, None, SNAPSHOT).0
         };
         let req = self.shared.request(SnapshotRequest {}, true, None);
         let mut stream = client.snapshot(req).await.map_err(failed)?.into_inner();

@@ -1233,12 +1233,11 @@ impl Client {
     pub fn call_at(
         &self,
         id: u64,
-        method: &str,
+        route: Route,
         body: Bytes,
         deadline: CallDeadline,
         endpoint: &str,
     ) -> Result<(), String> {
-        let route = crate::routes::route(method).ok_or_else(|| format!("no method {method}"))?;
         let uri = self.shared.member_uri(endpoint)?;
         let deadline = deadline.limit(self.shared.cfg.timeout);
         let started = self.shared.cfg.on_request.then(Instant::now);
@@ -1461,10 +1460,11 @@ impl Drop for Client {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn config(endpoints: &[&str], tls: TlsOptions) -> Config {
+    /// A client config for tests: no pings, syncs or probes.
+    pub(crate) fn config(endpoints: &[&str], tls: TlsOptions) -> Config {
         Config {
             endpoints: endpoints.iter().map(|e| e.to_string()).collect(),
             timeout: Duration::from_secs(5),

@@ -234,7 +234,7 @@ impl<Req, Resp> SharedStream<Req, Resp> {
     /// and whether the failure is worth reconnecting for (transient, or a
     /// stale token that is being renewed).
     pub fn failure(&self, shared: &Arc<Shared>, status: &Status) -> (EtcdError, bool) {
-        stream_failure_with_token(shared, status, self.generation, self.token_gen, self.kind)
+        stream_failure(shared, status, self.generation, self.token_gen, self.kind)
     }
 
     /// Generation of the token this stream carries (see `Shared::token_rejected`).
@@ -266,19 +266,10 @@ impl<Req, Resp> SharedStream<Req, Resp> {
 
 /// What every stream does when it breaks: move off a broken endpoint
 /// (`generation` is the channel it used), and tell whether reconnecting is
-/// worth it (a transient failure, or a stale token now being renewed).
+/// worth it (a transient failure, or a stale token now being renewed; the
+/// token is dropped unless it was replaced since the stream took
+/// generation `token_gen`).
 pub fn stream_failure(
-    shared: &Arc<Shared>,
-    status: &Status,
-    generation: u64,
-    kind: &'static str,
-) -> (EtcdError, bool) {
-    stream_failure_with_token(shared, status, generation, None, kind)
-}
-
-/// `stream_failure` of a stream that carried token generation `token_gen`:
-/// a token replaced since is not dropped for it.
-pub fn stream_failure_with_token(
     shared: &Arc<Shared>,
     status: &Status,
     generation: u64,

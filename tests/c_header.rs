@@ -2,6 +2,8 @@
 //! one definition, so the two cannot disagree. With EVETCD_WRITE_HEADER
 //! set, the header is rewritten instead of checked.
 
+mod common;
+
 use std::path::Path;
 
 #[test]
@@ -17,15 +19,5 @@ fn evetcd_h_is_generated_from_the_rust_side() {
         .expect("cbindgen reads src/ffi.rs and src/perl.rs")
         .write(&mut generated);
     let generated = String::from_utf8(generated).expect("UTF-8");
-    let path = root.join("xs-glue/evetcd.h");
-    if std::env::var_os("EVETCD_WRITE_HEADER").is_some() {
-        std::fs::write(&path, &generated).expect("write xs-glue/evetcd.h");
-        return;
-    }
-    let current = std::fs::read_to_string(&path).expect("read xs-glue/evetcd.h");
-    assert!(
-        current == generated,
-        "xs-glue/evetcd.h is not what cbindgen makes of src/ffi.rs and src/perl.rs; \
-         regenerate it: EVETCD_WRITE_HEADER=1 cargo test --release --test c_header"
-    );
+    common::check_generated("xs-glue/evetcd.h", &generated, "c_header");
 }

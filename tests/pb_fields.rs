@@ -7,7 +7,7 @@
 use prost::Message;
 use prost_types::{DescriptorProto, EnumDescriptorProto, FileDescriptorSet};
 use std::fmt::Write;
-use std::path::Path;
+mod common;
 
 const DESCRIPTORS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/etcd_descriptors.bin"));
 
@@ -71,16 +71,5 @@ fn generate() -> String {
 
 #[test]
 fn pb_fields_h_is_generated_from_proto() {
-    let generated = generate();
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("xs-glue/pb_fields.h");
-    if std::env::var_os("EVETCD_WRITE_HEADER").is_some() {
-        std::fs::write(&path, &generated).expect("write xs-glue/pb_fields.h");
-        return;
-    }
-    let current = std::fs::read_to_string(&path).expect("read xs-glue/pb_fields.h");
-    assert!(
-        current == generated,
-        "xs-glue/pb_fields.h is not what proto/ says; regenerate it: \
-         EVETCD_WRITE_HEADER=1 cargo test --release --test pb_fields"
-    );
+    common::check_generated("xs-glue/pb_fields.h", &generate(), "pb_fields");
 }
