@@ -434,6 +434,20 @@ impl KeepaliveHub {
         self.reschedule(resp.id, now + refresh_interval(resp.ttl));
     }
 
+    /// The longest a reconnect may wait: the stall window of the shortest
+    /// TTL kept. The usual schedule's 2 s, 4 s, ... waits would let a short
+    /// lease lapse while a leader is elected, or while its attempts meet
+    /// the dead member or members without a leader yet; within the cap the
+    /// keepalive is back within a third of a TTL of the cluster answering
+    /// again (None: no TTL known yet).
+    fn retry_cap(&self) -> Option<Duration> {
+        self.leases
+            .values()
+            .filter(|s| s.ttl > 0)
+            .map(|s| stall_after(s.ttl))
+            .min()
+    }
+
     fn stream_failed(&mut self, status: &Status) {
         let (err, retry) = self.conn.failure(&self.shared, status);
         let ending: Vec<u64> = self
@@ -449,7 +463,7 @@ impl KeepaliveHub {
         if self.keepers.is_empty() {
             return self.conn.idle();
         }
-        if let Some(gave_up) = self.conn.retry_or_give_up(&err) {
+        if let Some(gave_up) = self.conn.retry_or_give_up(&err, self.retry_cap()) {
             let ids: Vec<u64> = self.keepers.keys().copied().collect();
             for id in ids {
                 self.remove_keeper(id);
@@ -557,20 +571,26 @@ mod tests {
     }
 
     #[test]
-    fn one_endpoint_reopens_after_the_backoff_delay() {
+    fn one_endpoint_reopens_within_the_stall_window() {
         let (a, to_a) = frozen_member();
         let (client, tx) = keeping(&[&a], &[(7, 1)]);
         let opened = std::time::Instant::now();
-        wait_for("a first connection", || to_a.load(Ordering::SeqCst) == 1);
         wait_for("a second connection", || to_a.load(Ordering::SeqCst) == 2);
-        // Stalled after a third of a second, reopened after the backoff's
-        // first delay of 1 s; the next stall waits 2 s more.
+        // Stalled after a third of a second, reopened a third of a second
+        // later: the wait is capped at the stall window, not the usual 1 s.
+        let second = opened.elapsed();
         assert!(
-            opened.elapsed() >= Duration::from_secs(1),
-            "not before the backoff"
+            second >= Duration::from_millis(600),
+            "not at once: {second:?}"
         );
-        std::thread::sleep(Duration::from_millis(1500));
-        assert_eq!(to_a.load(Ordering::SeqCst), 2, "then the second delay");
+        wait_for("a third connection", || to_a.load(Ordering::SeqCst) == 3);
+        // Uncapped, the third would come 2 s after the second stall (at
+        // about 3.7 s); capped, at about 1.3 s.
+        let third = opened.elapsed();
+        assert!(
+            third < Duration::from_millis(2500),
+            "the cap holds: {third:?}"
+        );
         assert!(client.queue.try_next().is_none(), "no error");
         drop(tx);
     }

@@ -27,6 +27,9 @@ use tonic::{Status, Streaming};
 pub struct Backoff {
     max_retries: i64,
     attempts: u32,
+    /// When the schedule's own next attempt is due, while a cap makes
+    /// attempts sooner (see `next_delay_capped`).
+    scheduled: Option<Instant>,
 }
 
 impl Backoff {
@@ -34,7 +37,21 @@ impl Backoff {
         Backoff {
             max_retries,
             attempts: 0,
+            scheduled: None,
         }
+    }
+
+    /// Like `next_delay`, but never waits longer than `cap`. Attempts made
+    /// before the schedule's own are extra and do not count, so the
+    /// stream gives up when it would have without the cap, having tried
+    /// more often.
+    pub fn next_delay_capped(&mut self, cap: Duration, now: Instant) -> Option<Duration> {
+        if let Some(at) = self.scheduled.filter(|&at| now < at) {
+            return Some(cap.min(at - now));
+        }
+        let delay = self.next_delay()?;
+        self.scheduled = Some(now + delay);
+        Some(delay.min(cap))
     }
 
     /// The wait before the next attempt, or None when attempts are used up.
@@ -49,6 +66,7 @@ impl Backoff {
 
     pub fn reset(&mut self) {
         self.attempts = 0;
+        self.scheduled = None;
     }
 
     pub fn attempts(&self) -> u32 {
@@ -242,10 +260,20 @@ impl<Req, Resp> SharedStream<Req, Resp> {
         self.token_gen
     }
 
-    /// Schedules the next attempt; when attempts are used up returns the
-    /// error each remaining entry gets (and starts counting afresh).
-    pub fn retry_or_give_up(&mut self, err: &EtcdError) -> Option<EtcdError> {
-        match self.backoff.next_delay() {
+    /// Schedules the next attempt, no later than `cap` from now when one is
+    /// given (see `Backoff::next_delay_capped`); when attempts are used up
+    /// returns the error each remaining entry gets (and starts counting
+    /// afresh).
+    pub fn retry_or_give_up(
+        &mut self,
+        err: &EtcdError,
+        cap: Option<Duration>,
+    ) -> Option<EtcdError> {
+        let delay = match cap {
+            Some(cap) => self.backoff.next_delay_capped(cap, Instant::now()),
+            None => self.backoff.next_delay(),
+        };
+        match delay {
             Some(delay) => {
                 self.retry_at = Some(Instant::now() + delay);
                 None
@@ -649,6 +677,39 @@ mod tests {
         );
         b.reset();
         assert_eq!(b.next_delay(), Some(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn a_capped_schedule_tries_more_often_and_gives_up_as_late() {
+        let secs = Duration::from_secs_f64;
+        let t0 = Instant::now();
+        let mut b = Backoff::new(3);
+        // Each attempt fails as soon as it is made.
+        let mut now = t0;
+        let mut waits = Vec::new();
+        while let Some(d) = b.next_delay_capped(secs(1.5), now) {
+            waits.push(d);
+            now += d;
+        }
+        // The schedule's own attempts at 1, 3 and 7 s; extra ones at most
+        // 1.5 s apart in between, none counted.
+        assert_eq!(
+            waits,
+            vec![
+                secs(1.0),
+                secs(1.5),
+                secs(0.5),
+                secs(1.5),
+                secs(1.5),
+                secs(1.0)
+            ]
+        );
+        assert_eq!(now - t0, secs(7.0));
+        assert_eq!(b.attempts(), 3);
+        // A success starts everything afresh.
+        b.reset();
+        assert_eq!(b.next_delay_capped(secs(0.4), now), Some(secs(0.4)));
+        assert_eq!(b.attempts(), 1);
     }
 
     #[test]

@@ -672,7 +672,7 @@ impl WatchHub {
         if self.watches.is_empty() {
             return self.conn.idle();
         }
-        if let Some(gave_up) = self.conn.retry_or_give_up(&err) {
+        if let Some(gave_up) = self.conn.retry_or_give_up(&err, None) {
             for (_, w) in self.watches.drain() {
                 self.shared
                     .send(w.id, Disposition::Last, Err(gave_up.clone()));

@@ -1539,6 +1539,13 @@ again from zero, so a later failure gets the full number of attempts and
 the schedule starts again at 1 second. C<max_retries> of 0 disables
 reconnection, and a negative C<max_retries> keeps trying forever.
 
+Keepalives do not wait that long between attempts: a wait of 4 seconds
+while a leader is elected could let a lease of 5 seconds lapse. Their
+wait is at most a third of the shortest TTL being kept (at least 0.2
+seconds), and the attempts made sooner than the schedule above are extra:
+they do not count toward C<max_retries>, so a keepalive gives up no sooner
+than other streams, having tried more often.
+
 After reconnecting, every watch is recreated on the server starting at the
 revision just after the last event it delivered, under the same
 C<watch_id>. Events are neither lost nor repeated, and no second
@@ -1678,10 +1685,11 @@ after C<keepalive_time> plus C<keepalive_timeout>. So when a refresh is
 left unanswered for a third of the lease's TTL, the keepalive drops that
 connection and sends the refresh to the next endpoint at once, which
 leaves the lease a third of its TTL to spare. The callback hears nothing
-of the move; it counts as one reconnect attempt under L</Reconnection>,
+of the move; it counts as a reconnect attempt under L</Reconnection>,
 and a keepalive made with C<< auto_reconnect => 0 >> ends instead, with
 an C<UNAVAILABLE> error. With a single endpoint the stream is opened
-again on that endpoint after the usual reconnect delay.
+again on that endpoint after the keepalive's reconnect delay (at most a
+third of the TTL, as described under L</Reconnection>).
 
 =head2 lease_keepalive_once
 
