@@ -33,10 +33,13 @@ use constant {
 my %WORKLOADS = map { $_ => 1 }
     qw(seq_put seq_get pipe_put pipe_get watch_latency big_range many_watch);
 
-my %opt = (tag => 'x');
-GetOptions(\%opt, 'endpoint=s', 'workload=s', 'tag=s') or die "bad options\n";
-die "usage: $0 --endpoint HOST:PORT --workload NAME [--tag T]\n"
-    unless $opt{endpoint} && $opt{workload} && $WORKLOADS{ $opt{workload} };
+my %opt = (tag => 'x', 'io-mode' => 'inline');
+GetOptions(\%opt, 'endpoint=s', 'workload=s', 'tag=s', 'io-mode=s') or die "bad options\n";
+die "usage: $0 --endpoint HOST:PORT --workload NAME [--tag T] [--io-mode inline|background]\n"
+    unless $opt{endpoint} && $opt{workload} && $WORKLOADS{ $opt{workload} }
+        && $opt{'io-mode'} =~ /\A(?:inline|background)\z/;
+# The client's name in the results: perl, or perl-bg in the background mode.
+my $CLIENT = $opt{'io-mode'} eq 'background' ? 'perl-bg' : 'perl';
 
 sub fail { print STDERR "FAIL: @_\n"; exit 1 }
 $EV::DIED = sub { fail("callback died: $@") };
@@ -63,7 +66,7 @@ sub value {
 }
 sub get_key   { sprintf '/bench/get/%03d', $_[0] % GET_KEYS }
 sub range_key { sprintf '/bench/range/%05d', $_[0] }
-my $TAG = "perl-$opt{tag}";
+my $TAG = "$CLIENT-$opt{tag}";
 sub scratch   { sprintf '/bench/scratch/%s/%s/%05d', $TAG, $_[0], $_[1] }
 
 # ---- checks ----
@@ -104,7 +107,7 @@ sub check_event {
 
 # ---- the run ----
 
-my $etcd = EV::Etcd->new(endpoints => [ $opt{endpoint} ]);
+my $etcd = EV::Etcd->new(endpoints => [ $opt{endpoint} ], io_mode => $opt{'io-mode'});
 
 # Untimed: connect and make one round trip.
 {
@@ -329,7 +332,7 @@ if (@s) {
     };
 }
 print JSON::PP->new->canonical->encode({
-    client        => 'perl',
+    client        => $CLIENT,
     workload      => $w,
     ops           => $ops,
     unit          => $unit,

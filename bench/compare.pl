@@ -1,7 +1,7 @@
 #!/usr/bin/env perl
 # Driver of bench/compare.sh: starts a throwaway etcd, preloads it, and runs
 # every workload for every client, one process per run, interleaved:
-#   for round 1..R { for workload { for client (perl core native) { run } } }
+#   for round 1..R { for workload { for client (perl perl-bg core native) { run } } }
 # Before each run it deletes the previous runs' keys and compacts the store
 # (physically) to the current revision. It keeps the best run (highest
 # ops/s) of each (client, workload) cell, prints tables, and writes JSON
@@ -11,7 +11,8 @@
 #   perl -Mblib -It/lib bench/compare.pl --core-bin B --native-bin B [options]
 #     --rounds N          rounds (3)
 #     --workloads a,b     a selection of workloads (all)
-#     --clients a,b       a selection of clients (perl,core,native)
+#     --clients a,b       a selection of clients (perl,perl-bg,core,native;
+#                         perl-bg: EV::Etcd in the background I/O mode)
 #     --fsync             let etcd fsync (default: --unsafe-no-fsync, so the
 #                         disk does not hide client differences)
 #     --scale             run the scale section instead (perl client only)
@@ -38,7 +39,7 @@ my $ROOT  = dirname($BENCH);
 my %opt = (
     rounds    => 3,
     workloads => 'seq_put,seq_get,pipe_put,pipe_get,watch_latency,big_range,many_watch',
-    clients   => 'perl,core,native',
+    clients   => 'perl,perl-bg,core,native',
     out       => "$BENCH/results",
 );
 GetOptions(\%opt, 'rounds=i', 'workloads=s', 'clients=s', 'fsync', 'scale',
@@ -57,7 +58,7 @@ my %EXPECT = (    # workload => [ops, unit, values checked]
     big_range     => [200_000, 'key',   200_000],
     many_watch    => [1_000,   'event', 2_000],
 );
-my %CLIENT_OK = map { $_ => 1 } qw(perl core native);
+my %CLIENT_OK = map { $_ => 1 } qw(perl perl-bg core native);
 for (@WORKLOADS) { die "unknown workload '$_'\n" unless $EXPECT{$_} }
 for (@CLIENTS)   { die "unknown client '$_'\n"   unless $CLIENT_OK{$_} }
 for my $c (qw(core native)) {
@@ -163,8 +164,9 @@ sub run_cmd {
 sub client_cmd {
     my ($client, $workload, $tag) = @_;
     my @a = ('--endpoint', $srv->endpoint, '--workload', $workload, '--tag', $tag);
-    return ($^X, "-I$ROOT/blib/lib", "-I$ROOT/blib/arch", "$BENCH/compare-client.pl", @a)
-        if $client eq 'perl';
+    return ($^X, "-I$ROOT/blib/lib", "-I$ROOT/blib/arch", "$BENCH/compare-client.pl", @a,
+            '--io-mode', $client eq 'perl' ? 'inline' : 'background')
+        if $client =~ /\Aperl/;
     return ($opt{"$client-bin"}, @a);
 }
 
@@ -281,7 +283,7 @@ sub cell { my ($c, $w, $f) = @_; my $r = $best{$c}{$w} or return undef; $f->($r)
 sub ratio { my ($x, $y) = @_; defined $x && defined $y && $y > 0 ? sprintf('%.2f', $x / $y) : '-' }
 sub num { my ($fmt, $v) = @_; defined $v ? sprintf($fmt, $v) : 'FAIL' }
 my %has = map { $_ => 1 } @CLIENTS;
-my @ratio_cols = grep { $has{$_} && $has{native} } qw(perl core);
+my @ratio_cols = grep { $has{$_} && $has{native} } qw(perl perl-bg core);
 
 print "\n";
 printf "Throughput, best of %d (ops/s; big_range keys/s, many_watch events/s, watch_latency 1/mean latency)\n", $opt{rounds};

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Compares three etcd clients on the same throwaway etcd 3.5, in one run:
-#   perl    EV::Etcd from Perl (the module built here, blib/)
+# Compares four etcd clients on the same throwaway etcd 3.5, in one run:
+#   perl    EV::Etcd from Perl (the module built here, blib/), io_mode inline
+#   perl-bg the same in the background I/O mode (io_mode background)
 #   core    the same Rust core driven from Rust through the C ABI the XS
 #           layer uses (bench/native, bin compare-core), no Perl
 #   native  the etcd-client crate on a tokio current_thread runtime

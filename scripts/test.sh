@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Whole test suite, once against etcd 3.4 and once against etcd 3.5.
+# Whole test suite, three times: against etcd 3.4 and etcd 3.5 in the
+# default I/O mode (calls and watches on the Perl thread), and against etcd
+# 3.5 with every client in the background I/O mode (EV_ETCD_IO_MODE).
 # Installs missing dependencies, builds (reusing an earlier build), runs
 #   prove -b -It/lib -r t
 # with ETCD_BIN set to each server, and ends with one line
 #   N passed, M failed
-# counting test files over both runs.  Exit status is non-zero if any fails.
-# Environment: TEST_JOBS (prove -j, default 1), TEST_SERIAL (run the two
-# versions one after the other), ETCD34_BIN / ETCD35_BIN.
+# counting test files over all runs.  Exit status is non-zero if any fails.
+# Environment: TEST_JOBS (prove -j, default 1), TEST_SERIAL (run them one
+# after the other), ETCD34_BIN / ETCD35_BIN.
 set -euo pipefail
 # shellcheck source=scripts/common.sh
 . "$(dirname "$0")/common.sh"
@@ -46,20 +48,24 @@ else
     status=1
 fi
 
-# One etcd version's run: prove's output goes to $logdir/prove-$v.log, the
-# exit code to $logdir/rc-$v.
+# One run ("VERSION" or "VERSION-MODE", MODE an io_mode for every client):
+# prove's output goes to $logdir/prove-$run.log, the exit code to
+# $logdir/rc-$run.
 run_version() {
-    local v="$1" bin rc=0
+    local run="$1" v="${1%%-*}" mode='' bin rc=0
+    [ "$run" = "$v" ] || mode="${run#*-}"
     {
         if ! bin="$(bash scripts/etcd-bin.sh "$v")"; then
             echo "test.sh: no etcd $v"
-            echo 1 >"$logdir/rc-$v"
+            echo 1 >"$logdir/rc-$run"
             return
         fi
-        printf '\n======== etcd %s (%s) ========\n' "$(etcd_version_of "$bin")" "$bin"
-        ETCD_BIN="$bin" prove -b -It/lib -r --timer -j "${TEST_JOBS:-1}" t 2>&1 || rc=$?
-        echo "$rc" >"$logdir/rc-$v"
-    } >"$logdir/prove-$v.log" 2>&1
+        printf '\n======== etcd %s (%s)%s ========\n' "$(etcd_version_of "$bin")" "$bin" \
+            "${mode:+, io_mode $mode}"
+        EV_ETCD_IO_MODE="$mode" ETCD_BIN="$bin" \
+            prove -b -It/lib -r --timer -j "${TEST_JOBS:-1}" t 2>&1 || rc=$?
+        echo "$rc" >"$logdir/rc-$run"
+    } >"$logdir/prove-$run.log" 2>&1
 }
 
 # Author tests: POD syntax and coverage, MANIFEST, versions, no debugging
@@ -78,10 +84,10 @@ run_author_tests() {
 }
 
 # The tests mostly wait on servers and timers (a run uses about a sixth of
-# one core), so the two versions run side by side, each against its own
-# servers on its own ports, and beside the author tests; TEST_SERIAL=1 runs
-# them one after the other.
-versions=(3.4 3.5)
+# one core), so the runs go side by side, each against its own servers on
+# its own ports, and beside the author tests; TEST_SERIAL=1 runs them one
+# after the other.
+versions=(3.4 3.5 3.5-background)
 if [ -n "${TEST_SERIAL:-}" ]; then
     run_author_tests; cat "$logdir/prove-xt.log"
     for v in "${versions[@]}"; do run_version "$v"; cat "$logdir/prove-$v.log"; done

@@ -56,6 +56,8 @@ pub struct EvetcdConfig {
     pub auto_sync_interval: f64,
     pub watch_probe_interval: f64,
     pub retry: u32,
+    /// `io_mode =>`: EVETCD_IO_INLINE or EVETCD_IO_BACKGROUND.
+    pub io_mode: c_int,
 }
 
 /// Fills `cfg` with the defaults `new` starts from.
@@ -101,6 +103,7 @@ impl Default for EvetcdConfig {
             auto_sync_interval: 0.0,
             watch_probe_interval: 0.0,
             retry: 0,
+            io_mode: EVETCD_IO_DEFAULT,
         }
     }
 }
@@ -135,6 +138,16 @@ pub const EVETCD_BAD_ENDPOINT: c_int = -3;
 pub const EVETCD_KEEP: c_int = 0;
 /// `evetcd_next`'s disposition: call the callback and forget it.
 pub const EVETCD_LAST: c_int = 1;
+
+/// Where calls and watches run (`io_mode`): on the Perl thread, driven
+/// by the EV loop (see `local`), or on the client's background thread.
+pub const EVETCD_IO_INLINE: c_int = 0;
+pub const EVETCD_IO_BACKGROUND: c_int = 1;
+/// The inline mode needs Linux (see `local`).
+#[cfg(target_os = "linux")]
+const EVETCD_IO_DEFAULT: c_int = EVETCD_IO_INLINE;
+#[cfg(not(target_os = "linux"))]
+const EVETCD_IO_DEFAULT: c_int = EVETCD_IO_BACKGROUND;
 
 /// Stream kinds, as `evetcd_cancel` and the test hooks name them.
 pub const EVETCD_WATCH: c_int = 1;
@@ -254,6 +267,7 @@ pub unsafe extern "C" fn evetcd_new(
             max_send_size: message_limit(cfg.max_send_size),
             login,
             retry: cfg.retry,
+            inline_io: cfg.io_mode == EVETCD_IO_INLINE,
             auto_sync: (cfg.auto_sync_interval > 0.0)
                 .then(|| Duration::from_secs_f64(cfg.auto_sync_interval)),
             watch_probe: (cfg.watch_probe_interval > 0.0)

@@ -8,6 +8,7 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+pub mod call_gate;
 pub mod error;
 pub mod ffi;
 // The runtime on the Perl thread finds tokio's epoll descriptor through

@@ -47,6 +47,9 @@ pub struct Config {
     pub watch_probe: Option<Duration>,
     /// `retry`: how often a failed call may be repeated (see `may_repeat`).
     pub retry: u32,
+    /// Run unary calls and the watch stream on the Perl thread (see
+    /// `local`) when that can be set up; else on the background thread.
+    pub inline_io: bool,
 }
 
 /// How an endpoint was written: its scheme, if any, and `host:port`.
@@ -195,6 +198,8 @@ pub struct Shared {
     pub echo_requests: AtomicBool,
     /// Channels to members named by a call's `endpoint` option.
     members: Mutex<HashMap<String, Channel>>,
+    /// Holds unary calls made after a watch until it is created.
+    pub gate: crate::call_gate::CallGate<Submission>,
 }
 
 /// What a round trip used: the endpoint and the token's generation.
@@ -459,6 +464,9 @@ impl Shared {
     }
 
     pub fn send(&self, id: u64, disposition: Disposition, result: Result<Reply, EtcdError>) {
+        // The first answer to a watch (created, refused, ended) lets the
+        // calls made after it go.
+        self.gate.settle(id);
         self.out.send(Completion {
             id,
             disposition,
@@ -1102,12 +1110,10 @@ pub struct Client {
     pub handle: tokio::runtime::Handle,
     pub queue: CompletionQueue,
     pub streams: crate::streams::Streams,
-    /// Unary calls on their way to the dispatcher task.
-    submit: tokio::sync::mpsc::UnboundedSender<Submission>,
     /// Where unary calls run when there is one (see `local`); then
     /// `queued` holds the calls made since the last `drive`.
     local: Option<crate::local::PerlRuntime>,
-    queued: Mutex<Vec<Submission>>,
+    queued: Arc<Mutex<Vec<Submission>>>,
     /// Unary calls started on `local` and not answered yet, and the
     /// deadlines of those that have one.
     local_calls: Arc<LocalCalls>,
@@ -1160,7 +1166,29 @@ impl Client {
             .recv()
             .map_err(|_| "client thread failed to start".to_string())??;
         let grpc_timeout = grpc_timeout_value(cfg.timeout);
+        let local = if cfg.inline_io {
+            crate::local::PerlRuntime::new()
+        } else {
+            None
+        };
+        let (submit, submissions) = tokio::sync::mpsc::unbounded_channel();
+        let queued: Arc<Mutex<Vec<Submission>>> = Arc::default();
+        let gate = if local.is_some() {
+            // Started by the next `drive`.
+            let queued = queued.clone();
+            crate::call_gate::CallGate::new(move |call| {
+                queued.lock().unwrap_or_else(|p| p.into_inner()).push(call)
+            })
+        } else {
+            // The dispatcher is woken only when it is idle: a burst of
+            // calls from one drain costs one wake-up of the runtime thread.
+            let submit = submit.clone();
+            crate::call_gate::CallGate::new(move |call| {
+                let _ = submit.send(call);
+            })
+        };
         let shared = Arc::new(Shared {
+            gate,
             cfg,
             out,
             conn: Mutex::new(Connection {
@@ -1203,16 +1231,13 @@ impl Client {
         if let Some(every) = shared.cfg.health_interval {
             handle.spawn(health_loop(shared.clone(), every));
         }
-        let (submit, submissions) = tokio::sync::mpsc::unbounded_channel();
         handle.spawn(dispatch(shared.clone(), submissions));
-        let local = crate::local::PerlRuntime::new();
         let watch_handle = local
             .as_ref()
             .map_or_else(|| handle.clone(), |l| l.handle());
         Ok(Client {
-            submit,
             local,
-            queued: Mutex::new(Vec::new()),
+            queued,
             local_calls: Arc::default(),
             streams: crate::streams::Streams::new(shared.clone(), handle.clone(), watch_handle),
             shared,
@@ -1274,17 +1299,7 @@ impl Client {
             deadline,
             started,
         };
-        if self.local.is_some() {
-            // Started by the next `drive`.
-            self.queued
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(call);
-        } else {
-            // The dispatcher is woken only when it is idle: a burst of calls
-            // from one drain costs one wake-up of the runtime thread.
-            let _ = self.submit.send(call);
-        }
+        self.shared.gate.pass(call);
         true
     }
 
@@ -1302,17 +1317,27 @@ impl Client {
         let Some(local) = &self.local else {
             return (0, None);
         };
-        let calls = std::mem::take(&mut *self.queued.lock().unwrap_or_else(|p| p.into_inner()));
-        local.drive(
-            || {
-                for call in calls {
-                    let count = self.local_calls.start(call.id, call.deadline);
-                    start_call(&self.shared, call, Some(count));
-                }
-            },
-            timers,
-        );
+        let take = || std::mem::take(&mut *self.queued.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut calls = take();
+        loop {
+            local.drive(
+                || {
+                    for call in calls {
+                        let count = self.local_calls.start(call.id, call.deadline);
+                        start_call(&self.shared, call, Some(count));
+                    }
+                },
+                timers,
+            );
+            // Calls a watch's answer let go during the drive start now.
+            calls = take();
+            if calls.is_empty() {
+                break;
+            }
+        }
         let (unanswered, deadline) = self.local_calls.state();
+        // Held calls count as unanswered: the tick keeps looking for them.
+        let unanswered = unanswered + self.shared.gate.held() as u64;
         let tick = self.streams.watching().then_some(STREAM_TICK);
         (unanswered, deadline.into_iter().chain(tick).min())
     }
@@ -1340,7 +1365,7 @@ impl CallDeadline {
 }
 
 /// A unary call handed over by the Perl thread.
-struct Submission {
+pub struct Submission {
     id: u64,
     route: Route,
     body: Bytes,
@@ -1480,6 +1505,7 @@ pub(crate) mod tests {
             auto_sync: None,
             watch_probe: None,
             retry: 0,
+            inline_io: false,
         }
     }
 

@@ -572,6 +572,7 @@ impl Streams {
     }
 
     pub fn watch(&self, id: u64, req: WatchCreateRequest, auto_reconnect: bool, resync: bool) {
+        self.shared.gate.await_watch(id);
         self.to_watch_hub(WatchCmd::Create {
             id,
             req,
@@ -628,7 +629,10 @@ impl Streams {
         self.shared
             .send(cancel_id, Disposition::Last, Ok(Box::new(Empty)));
         match kind {
-            StreamKind::Watch => self.to_watch_hub(WatchCmd::Cancel { id }),
+            StreamKind::Watch => {
+                self.shared.gate.settle(id);
+                self.to_watch_hub(WatchCmd::Cancel { id })
+            }
             StreamKind::Keepalive => self.to_keepalive_hub(KeepaliveCmd::Cancel { id }),
             StreamKind::Observe => stop_task(&self.observers, id, Stop::Cancel),
             StreamKind::Snapshot => stop_task(&self.snapshots, id, Stop::Cancel),

@@ -654,6 +654,7 @@ impl WatchHub {
     }
 
     fn stream_failed(&mut self, status: &Status) {
+        self.shared.gate.settle_all();
         self.unanswered.clear();
         self.progress_asked.clear();
         let (err, retry) = self.conn.failure(&self.shared, status);

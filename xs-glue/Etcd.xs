@@ -804,6 +804,21 @@ static void unknown_option(pTHX_ const char *method, const char *k, STRLEN klen)
     croak("%s: unknown option '%.*s'", method, (int)klen, k);
 }
 
+/* io_mode's value as EVETCD_IO_*, or -1 when it names no mode. */
+static int io_mode_named(pTHX_ SV *v)
+{
+    STRLEN len;
+    const char *name;
+    if (!SvOK(v) || SvROK(v))
+        return -1;
+    name = SvPV_nomg(v, len);
+    if (len == 6 && memEQ(name, "inline", 6))
+        return EVETCD_IO_INLINE;
+    if (len == 10 && memEQ(name, "background", 10))
+        return EVETCD_IO_BACKGROUND;
+    return -1;
+}
+
 /* A string option of new's TLS group: NULL for undef (not given); an empty
  * string croaks, as it cannot name a file or a server. */
 static const char *tls_string(pTHX_ SV *v, size_t *len, const char *what)
@@ -1105,6 +1120,7 @@ _new(...)
     const char **eps = NULL;
     STRLEN *lens = NULL;
     SV *health_cb = NULL, *request_cb = NULL;
+    int io_given = 0;
     char errbuf[2048];  /* room for messages naming long file paths */
     etcd_t *c;
     int i;
@@ -1210,6 +1226,14 @@ _new(...)
             SvGETMAGIC(v);
             if (SvOK(v))
                 cfg.token = need_bytes(aTHX_ v, &cfg.token_len, "EV::Etcd->new", "auth_token");
+        } else if (OPT_IS("io_mode")) {
+            SvGETMAGIC(v);
+            if (SvOK(v)) {
+                cfg.io_mode = io_mode_named(aTHX_ v);
+                if (cfg.io_mode < 0)
+                    croak("EV::Etcd->new: io_mode must be 'inline' or 'background'");
+                io_given = 1;
+            }
         } else if (OPT_IS("tls")) {
             SvGETMAGIC(v);
             cfg.tls = SvOK(v) ? (SvTRUE_nomg(v) ? 1 : 0) : -1;
@@ -1223,6 +1247,17 @@ _new(...)
             cfg.tls_server_name = tls_string(aTHX_ v, &cfg.tls_server_name_len, "tls_server_name");
         } else {
             unknown_option(aTHX_ "EV::Etcd->new", k, klen);
+        }
+    }
+    if (!io_given) {
+        /* The environment picks the mode of every client that does not
+         * choose: a whole program (or test suite) can run in either. */
+        SV **env = hv_fetchs(GvHVn(PL_envgv), "EV_ETCD_IO_MODE", 0);
+        if (env && SvOK(*env) && SvCUR(*env)) {
+            cfg.io_mode = io_mode_named(aTHX_ *env);
+            if (cfg.io_mode < 0)
+                croak("EV::Etcd->new: EV_ETCD_IO_MODE in the environment must be 'inline' or 'background', not '%" SVf "'", SVfARG(*env));
+            io_given = 1;
         }
     }
     if (cfg.username && !cfg.password)
@@ -1267,6 +1302,10 @@ _new(...)
     ev_init(&c->tick, local_tick);
     if (c->local.fd >= 0)
         WATCHER_ON(io, &c->local);
+    else if (cfg.io_mode == EVETCD_IO_INLINE && io_given)
+        warn("EV::Etcd->new: io_mode 'inline' cannot be set up on this system; calls and watches run on the background thread");
+    else if (cfg.io_mode == EVETCD_IO_INLINE)
+        warn("EV::Etcd->new: the inline I/O mode could not be set up (its event descriptor was not found); calls and watches run on the background thread");
     c->self = newSV(0);
     add_our_magic(aTHX_ c->self, &client_vtbl, c);
     RETVAL = sv_bless(newRV_noinc(c->self), gv_stashpv(klass, GV_ADD));
@@ -1303,6 +1342,14 @@ endpoints(EV::Etcd c)
     if (!av)
         croak("endpoints: internal error");
     RETVAL = newRV_noinc((SV *)av);
+  OUTPUT:
+    RETVAL
+
+const char *
+io_mode(EV::Etcd c)
+  CODE:
+    check_fork(aTHX_ c);
+    RETVAL = c->local.fd >= 0 ? "inline" : "background";
   OUTPUT:
     RETVAL
 

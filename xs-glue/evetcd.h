@@ -40,6 +40,14 @@ typedef struct evetcd_client evetcd_client;
 #define EVETCD_LAST 1
 
 /**
+ * Where calls and watches run (`io_mode`): on the Perl thread, driven
+ * by the EV loop (see `local`), or on the client's background thread.
+ */
+#define EVETCD_IO_INLINE 0
+
+#define EVETCD_IO_BACKGROUND 1
+
+/**
  * Stream kinds, as `evetcd_cancel` and the test hooks name them.
  */
 #define EVETCD_WATCH 1
@@ -89,6 +97,10 @@ typedef struct {
   double auto_sync_interval;
   double watch_probe_interval;
   uint32_t retry;
+  /**
+   * `io_mode =>`: EVETCD_IO_INLINE or EVETCD_IO_BACKGROUND.
+   */
+  int io_mode;
 } evetcd_config;
 
 /**

@@ -243,15 +243,46 @@ again, the expired deadline and the answer are seen together, and either
 may win. Likewise, a block longer than C<keepalive_time> plus
 C<keepalive_timeout> that starts just after a keepalive ping went out can
 make that connection look dead: its calls fail with C<UNAVAILABLE> and its
-watches reconnect, resuming after the last revision they delivered. Where
-that second runtime cannot be set up (its descriptor is found through
-F</proc/self/fd>), unary calls and watches run on the background thread
-too.
+watches reconnect, resuming after the last revision they delivered.
+
+A program that blocks for long (a slow database query in a callback, a
+C<sleep>) can choose the other way with C<< io_mode => 'background' >>
+(see L</new>): then unary calls and watches run on the background thread
+too, and keep moving while Perl is away; their answers wait in the queue
+until the loop runs again. Each call and each watch event then costs the
+two thread wake-ups. The small runtime on the Perl thread finds its
+descriptor through F</proc/self/fd>; where it cannot be set up, the
+client takes the background mode and warns, and L</io_mode> says
+which mode a client is in.
 
 Requests issued one after the other without waiting are in flight at the
 same time and may complete in any order: a C<get> started right after a
-C<put> may well be answered first. When one step depends on another, start
-it from the earlier step's callback, as the SYNOPSIS does.
+C<put> may well be answered first, and etcd may apply two C<put>s made
+back to back in either order. When one step depends on another, start it
+from the earlier step's callback, as the SYNOPSIS does.
+
+One order is kept for you: a watch made before a call sees what that call
+does. Calls made while a watch created before them is not yet created on
+the server wait until it is (its C<< created => 1 >> message), so this
+watch always sees the put, in either I/O mode:
+
+=for ev-etcd example client prints ^seen: /jobs/1 = build$
+
+  my $w;
+  $w = $etcd->watch('/jobs/', { prefix => 1 }, sub {
+      my ($msg, $err) = @_;
+      die "watch: $err->{message}\n" if $err;
+      for my $ev (@{ $msg->{events} }) {
+          print "seen: $ev->{kv}{key} = $ev->{kv}{value}\n";
+          $w->cancel(sub { });
+      }
+  });
+  $etcd->put('/jobs/1', 'build', sub { die "put: $_[1]{message}\n" if $_[1] });
+
+The wait is one round trip, and only for calls made right after a watch;
+calls made before it go at once. When the watch cannot be created (etcd
+unreachable, or the watch cancelled first), the calls go without waiting
+for its reconnects.
 
 =head1 CONSTRUCTOR
 
@@ -369,6 +400,27 @@ told the same deadline, so it stops working on the request too. One call
 can ask for another deadline with its own C<timeout> option (see
 L</Per-call deadlines>). Streams (watch, keepalive, observe) have no
 deadline.
+
+=item io_mode => 'inline' | 'background'
+
+Where unary calls and watches run (see L</DESCRIPTION>). C<inline>, the
+default on Linux, runs them on the Perl thread, moved forward by the EV
+loop: the fastest way, and the work waits while Perl blocks outside the
+loop. C<background> runs them on the client's background thread, which
+keeps them moving (answers read, HTTP/2 pings answered, watches fed) while
+Perl is busy elsewhere; the answers wait until the loop runs. It is the
+default on systems other than Linux, where C<inline> is not available. Lease
+keepalives, C<election_observe> and C<snapshot> run on the background
+thread in both modes.
+
+When the option is not given (or is C<undef>), the environment variable
+C<EV_ETCD_IO_MODE> supplies it, so a whole program, or a test suite, can
+be switched without changing its code. Anything else croaks
+(C<EV::Etcd-E<gt>new: io_mode must be 'inline' or 'background'>). When
+C<inline> cannot be set up, the client warns
+(C<EV::Etcd-E<gt>new: io_mode 'inline' cannot be set up on this system;
+...>) and runs in the background mode; L</io_mode> reports the mode in
+use.
 
 =item max_retries => $n
 
@@ -2261,6 +2313,13 @@ already in flight finish on the connection they started on.
 The endpoint list in use, as given to L</new> or L</set_endpoints> (or as
 the last automatic sync found it), as a new array reference.
 
+=head2 io_mode
+
+  my $mode = $etcd->io_mode;     # 'inline' or 'background'
+
+Where this client's unary calls and watches run: the C<io_mode> option of
+L</new> as it took effect.
+
 =head1 NAMESPACES
 
 A client made with the C<namespace> option of L</new> works as if its
@@ -2771,11 +2830,9 @@ libraries that cargo names for it), but nobody has run it there yet:
 reports are welcome. One thing differs there. The small runtime on the
 Perl thread that carries unary calls and watches on Linux (see
 L</DESCRIPTION>) finds its descriptor through Linux's F</proc>, so on the
-other systems unary calls and watches run on the client's background
-thread, like lease keepalives: each call and each watch event costs two
-thread wake-ups more, and in return they keep moving while the program
-blocks outside the loop, so the effects of blocking described there do
-not apply.
+other systems the default C<io_mode> is C<background>: unary calls and
+watches run on the client's background thread, like lease keepalives.
+Both modes are tested on Linux (the whole suite runs in each).
 
 The build compiles etcd's protocol definitions with C<protoc>. On macOS,
 and on Linux for x86, 64-bit ARM, POWER (little-endian) and s390x, it
