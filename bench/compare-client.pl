@@ -34,12 +34,21 @@ my %WORKLOADS = map { $_ => 1 }
     qw(seq_put seq_get pipe_put pipe_get watch_latency big_range many_watch);
 
 my %opt = (tag => 'x', 'io-mode' => 'inline');
-GetOptions(\%opt, 'endpoint=s', 'workload=s', 'tag=s', 'io-mode=s') or die "bad options\n";
+GetOptions(\%opt, 'endpoint=s', 'workload=s', 'tag=s', 'io-mode=s', 'name=s', 'ops=i')
+    or die "bad options\n";
 die "usage: $0 --endpoint HOST:PORT --workload NAME [--tag T] [--io-mode inline|background]\n"
+  . "       [--name CLIENT] [--ops N]\n"
     unless $opt{endpoint} && $opt{workload} && $WORKLOADS{ $opt{workload} }
-        && $opt{'io-mode'} =~ /\A(?:inline|background)\z/;
-# The client's name in the results: perl, or perl-bg in the background mode.
-my $CLIENT = $opt{'io-mode'} eq 'background' ? 'perl-bg' : 'perl';
+        && $opt{'io-mode'} =~ /\A(?:inline|background)\z/
+        && (!defined $opt{ops} || ($opt{ops} > 0 && $opt{workload} ne 'many_watch'));
+# The client's name in the results: perl, or perl-bg in the background
+# mode, or what --name says (bench/ab.sh: perl-old for an older build).
+my $CLIENT = $opt{name} // ($opt{'io-mode'} eq 'background' ? 'perl-bg' : 'perl');
+# --ops N (for instruction counts, see compare.pl --callgrind): N calls, N
+# watched puts, or N range reads instead of the usual numbers.
+my $OPS        = $opt{ops} // OPS;
+my $WATCH_PUTS = $opt{ops} // WATCH_PUTS;
+my $RANGE_GETS = $opt{ops} // RANGE_GETS;
 
 sub fail { print STDERR "FAIL: @_\n"; exit 1 }
 $EV::DIED = sub { fail("callback died: $@") };
@@ -107,7 +116,9 @@ sub check_event {
 
 # ---- the run ----
 
-my $etcd = EV::Etcd->new(endpoints => [ $opt{endpoint} ], io_mode => $opt{'io-mode'});
+# (io_mode only when it is not the default: older builds do not know it.)
+my $etcd = EV::Etcd->new(endpoints => [ $opt{endpoint} ],
+    $opt{'io-mode'} eq 'inline' ? () : (io_mode => $opt{'io-mode'}));
 
 # Untimed: connect and make one round trip.
 {
@@ -151,7 +162,7 @@ sub windowed {
 my $w = $opt{workload};
 if ($w eq 'seq_put') {
     start_clock();
-    for my $i (0 .. OPS - 1) {
+    for my $i (0 .. $OPS - 1) {
         my $key = scratch('put', $i);
         my $t0  = time;
         my @got;
@@ -162,11 +173,11 @@ if ($w eq 'seq_put') {
         $checked++;
     }
     stop_clock();
-    $ops = OPS;
+    $ops = $OPS;
 }
 elsif ($w eq 'seq_get') {
     start_clock();
-    for my $i (0 .. OPS - 1) {
+    for my $i (0 .. $OPS - 1) {
         my $key = get_key($i);
         my $t0  = time;
         my @got;
@@ -177,23 +188,23 @@ elsif ($w eq 'seq_get') {
         $checked++;
     }
     stop_clock();
-    $ops = OPS;
+    $ops = $OPS;
 }
 elsif ($w eq 'pipe_put') {
     start_clock();
-    windowed(OPS, WINDOW,
+    windowed($OPS, WINDOW,
         sub { my ($i, $cb) = @_; my $key = scratch('put', $i); $etcd->put($key, value($key), $cb) },
         sub { my $i = shift; check_put(@_); $checked++ });
     stop_clock();
-    $ops = OPS;
+    $ops = $OPS;
 }
 elsif ($w eq 'pipe_get') {
     start_clock();
-    windowed(OPS, WINDOW,
+    windowed($OPS, WINDOW,
         sub { my ($i, $cb) = @_; $etcd->get(get_key($i), $cb) },
         sub { my $i = shift; check_get(get_key($i), @_); $checked++ });
     stop_clock();
-    $ops = OPS;
+    $ops = $OPS;
 }
 elsif ($w eq 'watch_latency') {
     my $key = scratch('watch', 0);
@@ -213,7 +224,7 @@ elsif ($w eq 'watch_latency') {
     });
     EV::run(EV::RUN_ONCE) until $created;
     start_clock();
-    for my $i (0 .. WATCH_PUTS - 1) {
+    for my $i (0 .. $WATCH_PUTS - 1) {
         $val = value("$key#lat#$i");
         ($seen, $acked) = (0, 0);
         $t0 = time;
@@ -225,13 +236,13 @@ elsif ($w eq 'watch_latency') {
     my $mean = 0;
     $mean += $_ for @lat;
     $rate = @lat / $mean;
-    $ops = WATCH_PUTS;
+    $ops = $WATCH_PUTS;
 }
 elsif ($w eq 'big_range') {
     my @ek = map { range_key($_) } 0 .. RANGE_KEYS - 1;
     my @ev = map { value($_) } @ek;
     start_clock();
-    for (1 .. RANGE_GETS) {
+    for (1 .. $RANGE_GETS) {
         my $t0 = time;
         my @got;
         $etcd->get(RANGE_PREFIX, { prefix => 1 }, sub { @got = @_ });
@@ -250,7 +261,7 @@ elsif ($w eq 'big_range') {
         $checked += $i;
     }
     stop_clock();
-    $ops = RANGE_GETS * RANGE_KEYS;
+    $ops = $RANGE_GETS * RANGE_KEYS;
     $unit = 'key';
 }
 elsif ($w eq 'many_watch') {

@@ -17,6 +17,12 @@
 #                         disk does not hide client differences)
 #     --scale             run the scale section instead (perl client only)
 #     --out DIR           where the .jsonl goes (bench/results)
+#     --old-blib DIR      adds the client perl-old: EV::Etcd from another
+#                         build's blib/ (bench/ab.sh builds an older commit)
+#     --callgrind N       instead of timing: instructions per operation of
+#                         the Perl clients, counted by valgrind's callgrind
+#                         over N and 2N operations (the difference, so that
+#                         start-up and connecting cancel out)
 #
 # The etcd binary is $ETCD_BIN (compare.sh sets it to etcd 3.5).
 use strict;
@@ -43,7 +49,8 @@ my %opt = (
     out       => "$BENCH/results",
 );
 GetOptions(\%opt, 'rounds=i', 'workloads=s', 'clients=s', 'fsync', 'scale',
-    'out=s', 'core-bin=s', 'native-bin=s', 'timeout=i') or die "bad options\n";
+    'out=s', 'core-bin=s', 'native-bin=s', 'timeout=i', 'old-blib=s', 'callgrind=i')
+    or die "bad options\n";
 my @WORKLOADS = split /,/, $opt{workloads};
 my @CLIENTS   = split /,/, $opt{clients};
 my $RUN_TIMEOUT = $opt{timeout} // 600;
@@ -58,7 +65,8 @@ my %EXPECT = (    # workload => [ops, unit, values checked]
     big_range     => [200_000, 'key',   200_000],
     many_watch    => [1_000,   'event', 2_000],
 );
-my %CLIENT_OK = map { $_ => 1 } qw(perl perl-bg core native);
+my %CLIENT_OK = map { $_ => 1 } qw(perl perl-bg perl-old core native);
+die "perl-old needs --old-blib\n" if grep({ $_ eq 'perl-old' } split /,/, $opt{clients}) && !$opt{'old-blib'};
 for (@WORKLOADS) { die "unknown workload '$_'\n" unless $EXPECT{$_} }
 for (@CLIENTS)   { die "unknown client '$_'\n"   unless $CLIENT_OK{$_} }
 for my $c (qw(core native)) {
@@ -164,6 +172,9 @@ sub run_cmd {
 sub client_cmd {
     my ($client, $workload, $tag) = @_;
     my @a = ('--endpoint', $srv->endpoint, '--workload', $workload, '--tag', $tag);
+    return ($^X, "-I$opt{'old-blib'}/lib", "-I$opt{'old-blib'}/arch", "$BENCH/compare-client.pl",
+            @a, '--name', 'perl-old')
+        if $client eq 'perl-old';
     return ($^X, "-I$ROOT/blib/lib", "-I$ROOT/blib/arch", "$BENCH/compare-client.pl", @a,
             '--io-mode', $client eq 'perl' ? 'inline' : 'background')
         if $client =~ /\Aperl/;
@@ -197,6 +208,7 @@ printf "etcd %s at %s (%s), commit %s, %s\n", $etcd_version, $srv->endpoint,
 if ($opt{scale}) {
     exit scale();
 }
+exit callgrind($opt{callgrind}) if $opt{callgrind};
 
 # ---- the comparison ----
 
@@ -326,6 +338,51 @@ if (@failures) {
     exit 1;
 }
 exit 0;
+
+# ---- instruction counts (--callgrind N) ----
+
+# Instructions (callgrind's Ir, every thread of the client process) per
+# operation of each Perl client and workload: runs of N and of 2N
+# operations, so that loading, connecting and the first round trip cancel
+# out; per key for big_range. Interleaved like the timed runs.
+sub callgrind {
+    my ($n) = @_;
+    my @clients = grep { /\Aperl/ } @CLIENTS;
+    my @workloads = grep { $_ ne 'many_watch' } @WORKLOADS;
+    die "--callgrind: no Perl client selected\n" unless @clients;
+    my %ir;
+    for my $w (@workloads) {
+        for my $c (@clients) {
+            for my $ops ($n, 2 * $n) {
+                clean_store();
+                my ($fh, $file) = tempfile('callgrind-XXXXXX', TMPDIR => 1, UNLINK => 1);
+                my @cmd = ('valgrind', '--tool=callgrind', "--callgrind-out-file=$file",
+                    client_cmd($c, $w, "cg$ops"), '--ops', $ops);
+                my ($status, $out, $err) = run_cmd($RUN_TIMEOUT, @cmd);
+                die "callgrind $c $w $ops: exit status $status\n$err\n" if $status;
+                open my $in, '<', $file or die "$file: $!\n";
+                my ($total) = map { /^(?:summary|totals):\s+(\d+)/ ? $1 : () } <$in>;
+                die "callgrind $c $w $ops: no totals in $file\n" unless $total;
+                $ir{$c}{$w}{$ops} = $total;
+            }
+            my $per = ($ir{$c}{$w}{ 2 * $n } - $ir{$c}{$w}{$n}) / ($w eq 'big_range' ? $n * 10_000 : $n);
+            $ir{$c}{$w}{per} = $per;
+            jl({ type => 'callgrind', client => $c, workload => $w, ops => $n,
+                 ir_per_op => 0 + sprintf('%.0f', $per), ir_n => $ir{$c}{$w}{$n}, ir_2n => $ir{$c}{$w}{ 2 * $n } });
+            printf "callgrind %-13s %-8s %12.0f instructions per %s\n", $w, $c, $per,
+                $w eq 'big_range' ? 'key' : 'op';
+        }
+    }
+    print "\nInstructions per operation (callgrind Ir; $n vs @{[2 * $n]} operations; per key for big_range)\n";
+    printf "%-14s" . (" %12s" x @clients) . "%s\n", 'workload', @clients,
+        @clients > 1 ? sprintf(' %12s', "$clients[-1]/$clients[0]") : '';
+    for my $w (@workloads) {
+        my @v = map { $ir{$_}{$w}{per} } @clients;
+        printf "%-14s" . (" %12.0f" x @v) . "%s\n", $w, @v,
+            @v > 1 ? sprintf(' %12s', ratio($v[-1], $v[0])) : '';
+    }
+    return 0;
+}
 
 # ---- scale section (perl client only) ----
 
