@@ -580,7 +580,7 @@ echoes('member id and peer urls', member_update => [1, \@urls],
 # accept appeared in a call: a new method or option fails here until it
 # is covered above. range_iterator encodes nothing itself: it pages with get.
 
-my %not_requests = map { $_ => 1 } qw(new DESTROY close endpoints set_endpoints namespace bootstrap range_iterator);
+my %not_requests = map { $_ => 1 } qw(new DESTROY close endpoints set_endpoints io_mode namespace bootstrap range_iterator);
 my @methods = sort grep { defined &{"EV::Etcd::$_"} && !/^_/ && !$not_requests{$_} } keys %EV::Etcd::;
 cmp_ok(scalar @methods, '>=', 45, 'found the public methods');
 is_deeply([ grep { !$methods_called{$_} } @methods ], [], 'every public method was checked');
