@@ -91,6 +91,13 @@ impl Future for UntilIdle<'_> {
     }
 }
 
+/// The longest one drive runs before the loop gets its turn: reading a
+/// backlog in one go (a watch far behind, megabytes waiting on the socket)
+/// would hold up the program's timers and other I/O for as long as it
+/// takes. tokio checks its timers every few dozen task polls even while
+/// busy, so the drive ends soon after.
+const DRIVE_BUDGET: std::time::Duration = std::time::Duration::from_millis(10);
+
 pub struct PerlRuntime {
     rt: tokio::runtime::Runtime,
     epoll: RawFd,
@@ -175,18 +182,23 @@ impl PerlRuntime {
 
     /// Starts `spawn` and runs every task until none can go on without
     /// waiting; with `timers`, also the tasks of expired timers. Never
-    /// blocks.
-    pub fn drive(&self, spawn: impl FnOnce(), timers: bool) {
+    /// blocks, and returns after DRIVE_BUDGET at the latest: true when it
+    /// stopped there with work left (drive again soon).
+    pub fn drive(&self, spawn: impl FnOnce(), timers: bool) -> bool {
         self.idle.reached.store(0, Ordering::Release);
         let _driving = Driving::start();
         self.rt.block_on(async {
             spawn();
-            UntilIdle {
+            let idle = UntilIdle {
                 idle: &self.idle,
                 times: 1 + u32::from(timers),
+            };
+            tokio::select! {
+                biased;
+                () = idle => false,
+                () = tokio::time::sleep(DRIVE_BUDGET) => true,
             }
-            .await
-        });
+        })
     }
 }
 

@@ -28,7 +28,7 @@ impl PerlRuntime {
         match *self {}
     }
 
-    pub fn drive(&self, _spawn: impl FnOnce(), _timers: bool) {
+    pub fn drive(&self, _spawn: impl FnOnce(), _timers: bool) -> bool {
         match *self {}
     }
 }

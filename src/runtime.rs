@@ -1319,8 +1319,8 @@ impl Client {
         };
         let take = || std::mem::take(&mut *self.queued.lock().unwrap_or_else(|p| p.into_inner()));
         let mut calls = take();
-        loop {
-            local.drive(
+        let unfinished = loop {
+            let unfinished = local.drive(
                 || {
                     for call in calls {
                         let count = self.local_calls.start(call.id, call.deadline);
@@ -1331,15 +1331,27 @@ impl Client {
             );
             // Calls a watch's answer let go during the drive start now.
             calls = take();
-            if calls.is_empty() {
-                break;
+            if calls.is_empty() || unfinished {
+                break unfinished;
             }
+        };
+        if !calls.is_empty() {
+            // Put back, in front of any made since: the next drive starts them.
+            let mut queued = self.queued.lock().unwrap_or_else(|p| p.into_inner());
+            calls.append(&mut queued);
+            *queued = calls;
         }
         let (unanswered, deadline) = self.local_calls.state();
         // Held calls count as unanswered: the tick keeps looking for them.
         let unanswered = unanswered + self.shared.gate.held() as u64;
         let tick = self.streams.watching().then_some(STREAM_TICK);
-        (unanswered, deadline.into_iter().chain(tick).min())
+        // Work left by a drive cut short: drive again as soon as the loop
+        // has had its turn.
+        let again = unfinished.then_some(Duration::ZERO);
+        (
+            unanswered,
+            deadline.into_iter().chain(tick).chain(again).min(),
+        )
     }
 }
 
