@@ -3,9 +3,11 @@
 //! through a queue that wakes the EV loop (`queue`).
 //!
 //! Layers, from the bottom; a module uses only its own layer and those
-//! below it, and no two modules use each other (tests/layers.rs checks):
+//! below it, and no two modules use each other (tests/layers.rs reads the
+//! top-level modules of each layer, in backquotes, from this list):
 //!
-//! - io: `local`, the runtime on the Perl thread;
+//! - io: `local` (`local_none` where there is none), the runtime on the
+//!   Perl thread;
 //! - values: `error`, `perl` (the reply builder), `proto`, `queue`;
 //! - network: `net` (TCP, TLS);
 //! - connections: `conn` (options, endpoints, channels, the auth token);

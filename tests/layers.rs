@@ -1,24 +1,35 @@
-//! The layers of src/ (src/lib.rs draws them): a module may use modules of
-//! its own layer and of the layers below, never one above, and no module
-//! may use one that uses it back, directly or through others. What counts
-//! as a use is a `crate::`, `$crate::` or `super::` path in the code
-//! (comments and string literals aside); a path names the longest module
-//! it starts with.
+//! The layers of src/, as the list in src/lib.rs's opening comment names
+//! them: a module may use modules of its own layer and of the layers below,
+//! never one above, and no module may use one that uses it back, directly
+//! or through others. What counts as a use is a `crate::`, `$crate::` or
+//! `super::` path in the code (comments and string literals aside); a path
+//! names the longest module it starts with.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-/// Every top-level module, by layer, from the bottom.
-const LAYERS: &[(&str, &[&str])] = &[
-    ("io", &["local", "local_none"]),
-    ("values", &["error", "perl", "proto", "queue"]),
-    ("network", &["net"]),
-    ("connections", &["conn"]),
-    ("call engine", &["engine"]),
-    ("services", &["services"]),
-    ("client", &["client"]),
-    ("C ABI", &["ffi"]),
-];
+/// The layers, from the bottom, each with its top-level modules: from the
+/// lines `//! - name: ...` of src/lib.rs, the modules in backquotes.
+fn layers_in(lib: &str) -> Vec<(String, Vec<String>)> {
+    let mut layers: Vec<(String, Vec<String>)> = Vec::new();
+    for line in lib.lines().map_while(|l| l.strip_prefix("//!")) {
+        let text = if let Some(item) = line.strip_prefix(" - ") {
+            let Some((name, rest)) = item.split_once(':') else {
+                continue;
+            };
+            layers.push((name.to_string(), Vec::new()));
+            rest
+        } else if line.starts_with("   ") {
+            line // the item goes on
+        } else {
+            continue;
+        };
+        if let Some((_, modules)) = layers.last_mut() {
+            modules.extend(text.split('`').skip(1).step_by(2).map(str::to_string));
+        }
+    }
+    layers
+}
 
 #[test]
 fn no_module_uses_a_higher_layer_or_one_that_uses_it_back() {
@@ -26,7 +37,14 @@ fn no_module_uses_a_higher_layer_or_one_that_uses_it_back() {
     let mut files = Vec::new();
     read_rs(&root.join("src"), root, &mut files);
     assert!(files.len() > 30, "found only {} files", files.len());
-    let errors = check(&files);
+    let lib = &files
+        .iter()
+        .find(|(p, _)| p == "src/lib.rs")
+        .expect("src/lib.rs")
+        .1;
+    let layers = layers_in(lib);
+    assert!(layers.len() >= 7, "src/lib.rs lists only {layers:?}");
+    let errors = check(&layers, &files);
     assert!(errors.is_empty(), "\n{}\n", errors.join("\n"));
 }
 
@@ -44,8 +62,9 @@ fn read_rs(dir: &Path, root: &Path, out: &mut Vec<(String, String)>) {
     }
 }
 
-/// What is wrong with `files` (path under src/, text): one line each.
-fn check(files: &[(String, String)]) -> Vec<String> {
+/// What is wrong with `files` (path under src/, text) in `layers`: one
+/// line each.
+fn check(layers: &[(String, Vec<String>)], files: &[(String, String)]) -> Vec<String> {
     let modules: BTreeMap<String, &str> = files
         .iter()
         .filter_map(|(path, _)| module_of(path).map(|m| (m, path.as_str())))
@@ -56,9 +75,9 @@ fn check(files: &[(String, String)]) -> Vec<String> {
         let Some(module) = module_of(path) else {
             continue; // lib.rs: declares the modules, uses none
         };
-        let Some(layer) = layer_of(&module) else {
+        let Some(layer) = layer_of(layers, &module) else {
             errors.push(format!(
-                "{path}: module {module} is in no layer of tests/layers.rs"
+                "{path}: module {module} is in no layer of src/lib.rs"
             ));
             continue;
         };
@@ -69,12 +88,12 @@ fn check(files: &[(String, String)]) -> Vec<String> {
             if target == module {
                 continue;
             }
-            let target_layer = layer_of(&target).unwrap_or(usize::MAX);
+            let target_layer = layer_of(layers, &target).unwrap_or(usize::MAX);
             if target_layer > layer {
                 errors.push(format!(
                     "{path}: `{written}` reaches up from {module} ({}) to {target} ({})",
-                    layer_name(layer),
-                    layer_name(target_layer)
+                    layer_name(layers, layer),
+                    layer_name(layers, target_layer)
                 ));
             }
             uses.entry(modules[&module])
@@ -95,13 +114,15 @@ fn module_of(path: &str) -> Option<String> {
     (rel != "lib").then(|| rel.replace('/', "::"))
 }
 
-fn layer_of(module: &str) -> Option<usize> {
+fn layer_of(layers: &[(String, Vec<String>)], module: &str) -> Option<usize> {
     let top = module.split("::").next()?;
-    LAYERS.iter().position(|(_, tops)| tops.contains(&top))
+    layers
+        .iter()
+        .position(|(_, tops)| tops.iter().any(|t| t == top))
 }
 
-fn layer_name(layer: usize) -> &'static str {
-    LAYERS.get(layer).map_or("no layer", |(name, _)| name)
+fn layer_name(layers: &[(String, Vec<String>)], layer: usize) -> &str {
+    layers.get(layer).map_or("no layer", |(name, _)| name)
 }
 
 /// The module `written` (a `crate::` or `super::` path used in `module`)
@@ -303,6 +324,35 @@ fn cycles(
 mod the_check_itself {
     use super::*;
 
+    /// A lib.rs that lists its layers as src/lib.rs does.
+    const LIB: &str = "//! The crate.
+//!
+//! - values: `error`;
+//! - connections: `conn` (endpoints and
+//!   the `token`);
+//! - services: `services`, each a module;
+//! - client: `client`;
+//! - C ABI: `ffi`.
+
+pub mod error;
+";
+
+    fn check(list: &[(&str, &str)]) -> Vec<String> {
+        super::check(&layers_in(LIB), &files(list))
+    }
+
+    #[test]
+    fn reads_the_layers_from_the_list_in_lib_rs() {
+        let layers = layers_in(LIB);
+        let names: Vec<&str> = layers.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            ["values", "connections", "services", "client", "C ABI"]
+        );
+        assert_eq!(layers[1].1, ["conn", "token"]);
+        assert_eq!(layers[4].1, ["ffi"]);
+    }
+
     fn files(list: &[(&str, &str)]) -> Vec<(String, String)> {
         list.iter()
             .map(|(p, t)| (p.to_string(), t.to_string()))
@@ -311,10 +361,10 @@ mod the_check_itself {
 
     #[test]
     fn refuses_a_use_of_a_higher_layer() {
-        let errors = check(&files(&[
+        let errors = check(&[
             ("src/conn/shared.rs", "use crate::services::kv::ROUTES;\n"),
             ("src/services/kv.rs", "pub static ROUTES: u8 = 0;\n"),
-        ]));
+        ]);
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert!(
             errors[0]
@@ -325,14 +375,14 @@ mod the_check_itself {
 
     #[test]
     fn refuses_a_cycle_even_within_a_layer() {
-        let errors = check(&files(&[
+        let errors = check(&[
             (
                 "src/services/a.rs",
                 "use crate::services::b::{B, other::{C}};\n",
             ),
             ("src/services/b.rs", "fn f() { super::c::g() }\n"),
             ("src/services/c.rs", "use crate::services::{a};\n"),
-        ]));
+        ]);
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert!(errors[0].starts_with("cycle: src/services/"), "{errors:?}");
         for f in ["a.rs", "b.rs", "c.rs"] {
@@ -342,20 +392,20 @@ mod the_check_itself {
 
     #[test]
     fn refuses_a_module_of_no_layer() {
-        let errors = check(&files(&[("src/stray.rs", "")]));
+        let errors = check(&[("src/stray.rs", "")]);
         assert_eq!(
             errors,
-            ["src/stray.rs: module stray is in no layer of tests/layers.rs"]
+            ["src/stray.rs: module stray is in no layer of src/lib.rs"]
         );
     }
 
     #[test]
     fn lets_through_downward_uses_comments_and_strings() {
-        let errors = check(&files(&[
+        let errors = check(&[
             ("src/ffi.rs", "use crate::client::Client;\n"),
             ("src/client/mod.rs", "use crate::error::E; // crate::ffi\n"),
             ("src/error.rs", "/* crate::ffi */ const S: &str = \"crate::ffi\"; const R: &str = r#\"crate::ffi\"#; fn f<'a>(c: char) -> bool { c == '\"' }\n"),
-        ]));
+        ]);
         assert!(errors.is_empty(), "{errors:?}");
     }
 

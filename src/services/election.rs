@@ -9,10 +9,9 @@ use crate::error::EtcdError;
 use crate::perl::k;
 use crate::perl::{Builder, Hv, ToPerl};
 use crate::proto::v3electionpb::{
-    election_client::ElectionClient, CampaignResponse, LeaderRequest, LeaderResponse,
-    ProclaimResponse, ResignResponse,
+    election_client::ElectionClient, CampaignRequest, CampaignResponse, LeaderRequest,
+    LeaderResponse, ProclaimRequest, ProclaimResponse, ResignRequest, ResignResponse,
 };
-use crate::proto::v3electionpb::{CampaignRequest, ProclaimRequest, ResignRequest};
 use crate::queue::Disposition;
 use std::sync::Arc;
 use tokio::sync::oneshot;

@@ -4,10 +4,8 @@ use crate::engine::{routes, Route};
 use crate::perl::k;
 use crate::perl::{Builder, Hv, ToPerl};
 use crate::proto::etcdserverpb::{
-    response_op, CompactionResponse, DeleteRangeResponse, PutResponse, RangeResponse, TxnResponse,
-};
-use crate::proto::etcdserverpb::{
-    CompactionRequest, DeleteRangeRequest, PutRequest, RangeRequest, TxnRequest,
+    response_op, CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse,
+    PutRequest, PutResponse, RangeRequest, RangeResponse, TxnRequest, TxnResponse,
 };
 
 routes! {

@@ -8,11 +8,9 @@ use crate::error::EtcdError;
 use crate::perl::k;
 use crate::perl::{Builder, Hv, ToPerl};
 use crate::proto::etcdserverpb::{
-    AlarmRequest, DefragmentRequest, HashKvRequest, HashRequest, MoveLeaderRequest, StatusRequest,
-};
-use crate::proto::etcdserverpb::{
-    AlarmResponse, AlarmType, DefragmentResponse, HashKvResponse, HashResponse, MoveLeaderResponse,
-    StatusResponse,
+    AlarmRequest, AlarmResponse, AlarmType, DefragmentRequest, DefragmentResponse, HashKvRequest,
+    HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest, MoveLeaderResponse,
+    StatusRequest, StatusResponse,
 };
 use crate::queue::Disposition;
 use std::sync::Arc;
