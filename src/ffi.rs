@@ -6,7 +6,7 @@ use crate::client::calls::CallDeadline;
 use crate::client::streams::StreamKind;
 use crate::client::{routes, Client};
 use crate::conn::Config;
-use crate::engine::echo as request_echo;
+use crate::engine::echo;
 use crate::net::TlsOptions;
 use crate::perl::k;
 use crate::perl::{Builder, BuilderVtable, ToPerl};
@@ -443,7 +443,7 @@ pub unsafe extern "C" fn evetcd_watch(
         // SAFETY: the request's strings hold their lengths per contract.
         let req = unsafe { req.to_proto() };
         if client.shared.echo_requests.load(Ordering::Relaxed) {
-            request_echo::answer_with(&client.shared, id, "watch", &req);
+            echo::answer_with(&client.shared, id, "watch", &req);
             return EVETCD_STARTED;
         }
         client
@@ -538,7 +538,7 @@ pub unsafe extern "C" fn evetcd_keepalive(
     guard("evetcd_keepalive", || {
         if client.shared.echo_requests.load(Ordering::Relaxed) {
             let req = LeaseKeepAliveRequest { id: lease };
-            request_echo::answer_with(&client.shared, id, "lease_keepalive", &req);
+            echo::answer_with(&client.shared, id, "lease_keepalive", &req);
             return 0;
         }
         client.streams.keepalive(id, lease, auto_reconnect != 0);
@@ -565,7 +565,7 @@ pub unsafe extern "C" fn evetcd_observe(
             let req = LeaderRequest {
                 name: name.to_vec(),
             };
-            request_echo::answer_with(&client.shared, id, "election_observe", &req);
+            echo::answer_with(&client.shared, id, "election_observe", &req);
             return 0;
         }
         client
@@ -587,7 +587,7 @@ pub unsafe extern "C" fn evetcd_snapshot(client: *const Client, id: u64) -> c_in
     guard("evetcd_snapshot", || {
         if client.shared.echo_requests.load(Ordering::Relaxed) {
             let req = crate::proto::etcdserverpb::SnapshotRequest {};
-            request_echo::answer_with(&client.shared, id, "snapshot", &req);
+            echo::answer_with(&client.shared, id, "snapshot", &req);
             return 0;
         }
         client.streams.snapshot(id);
@@ -657,7 +657,7 @@ pub unsafe extern "C" fn evetcd_crash_streams_for_testing(
 
 /// Test hook: from now on the client sends nothing; every call and stream
 /// it starts is answered at once, and only, with prost's strict reading of
-/// its request (see `request_echo`).
+/// its request (see `engine::echo`).
 ///
 /// # Safety
 /// `client` is live.

@@ -381,7 +381,7 @@ int evetcd_crash_streams_for_testing(const evetcd_client *client, int kind);
 /**
  * Test hook: from now on the client sends nothing; every call and stream
  * it starts is answered at once, and only, with prost's strict reading of
- * its request (see `request_echo`).
+ * its request (see `engine::echo`).
  *
  * # Safety
  * `client` is live.

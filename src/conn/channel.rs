@@ -64,7 +64,7 @@ enum Connector {
     /// say `https`).
     Tls(TlsConnector),
     /// tonic's TCP connector, with writes that raise no SIGPIPE
-    /// (src/net.rs). It has the connect timeout itself, as tonic's own use
+    /// (src/net/tcp.rs). It has the connect timeout itself, as tonic's own use
     /// of it does, so a timed-out connect reads as before.
     Plain(PlainConnector),
 }
