@@ -48,7 +48,7 @@ bash scripts/install-deps.sh
 # What the core is built from: Etcd.so and the core client must be built from
 # the same source (someone editing src/ during the build would break that).
 core_source() {
-    cat Cargo.toml Cargo.lock build.rs src/*.rs proto/*/*.proto | cksum | cut -d' ' -f1
+    cat Cargo.toml Cargo.lock build.rs $(find src -name '*.rs' | sort) proto/*/*.proto | cksum | cut -d' ' -f1
 }
 source_before="$(core_source)"
 

@@ -2,16 +2,18 @@
 //! unwinds into C or Perl; raw pointers are turned into Rust values here and
 //! nowhere else.
 
+use crate::client::calls::CallDeadline;
+use crate::client::streams::StreamKind;
+use crate::client::{routes, Client};
+use crate::conn::Config;
+use crate::engine::echo;
+use crate::net::TlsOptions;
 use crate::perl::k;
 use crate::perl::{Builder, BuilderVtable, ToPerl};
 use crate::proto::etcdserverpb::watch_create_request::FilterType;
 use crate::proto::etcdserverpb::{LeaseKeepAliveRequest, WatchCreateRequest};
 use crate::proto::v3electionpb::LeaderRequest;
 use crate::queue::{CallInfo, Disposition};
-use crate::request_echo;
-use crate::runtime::{CallDeadline, Client, Config};
-use crate::streams::StreamKind;
-use crate::tls::TlsOptions;
 use bytes::Bytes;
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, OsStr};
@@ -360,27 +362,30 @@ pub unsafe extern "C" fn evetcd_drive(
     })
 }
 
-/// Starts unary `method` with its protobuf request body.
+/// The Perl name of unary method `method` (an `evetcd_method`), or null
+/// for an unknown one.
+#[no_mangle]
+pub extern "C" fn evetcd_method_name(method: u32) -> *const c_char {
+    catch_unwind(|| routes::route(method).map_or(std::ptr::null(), |r| r.c_name.as_ptr()))
+        .unwrap_or(std::ptr::null())
+}
+
+/// Starts unary `method` (an `evetcd_method`) with its protobuf request body.
 ///
 /// # Safety
-/// `client` is live; `method`/`body` point at their lengths of bytes.
+/// `client` is live; `body` points at `body_len` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn evetcd_call(
     client: *const Client,
     id: u64,
-    method: *const c_char,
-    method_len: usize,
+    method: u32,
     body: *const c_char,
     body_len: usize,
     timeout: f64,
 ) -> c_int {
-    // SAFETY: live client and readable buffers per contract.
-    let (client, method, body) =
-        unsafe { (&*client, slice(method, method_len), slice(body, body_len)) };
+    // SAFETY: live client and readable buffer per contract.
+    let (client, body) = unsafe { (&*client, slice(body, body_len)) };
     guard("evetcd_call", || {
-        let Ok(method) = std::str::from_utf8(method) else {
-            return EVETCD_REJECTED;
-        };
         let deadline = call_deadline(timeout);
         if client.call(id, method, Bytes::copy_from_slice(body), deadline) {
             0
@@ -452,7 +457,7 @@ pub unsafe extern "C" fn evetcd_watch(
         // SAFETY: the request's strings hold their lengths per contract.
         let req = unsafe { req.to_proto() };
         if client.shared.echo_requests.load(Ordering::Relaxed) {
-            request_echo::answer_with(&client.shared, id, "watch", &req);
+            echo::answer_with(&client.shared, id, "watch", &req);
             return EVETCD_STARTED;
         }
         client
@@ -484,8 +489,7 @@ fn call_deadline(timeout: f64) -> CallDeadline {
 pub unsafe extern "C" fn evetcd_call_at(
     client: *const Client,
     id: u64,
-    method: *const c_char,
-    method_len: usize,
+    method: u32,
     body: *const c_char,
     body_len: usize,
     timeout: f64,
@@ -495,18 +499,15 @@ pub unsafe extern "C" fn evetcd_call_at(
     err_cap: usize,
 ) -> c_int {
     // SAFETY: live client and readable buffers per contract.
-    let (client, method, body, endpoint) = unsafe {
+    let (client, body, endpoint) = unsafe {
         (
             &*client,
-            slice(method, method_len),
             slice(body, body_len),
             slice(endpoint, endpoint_len),
         )
     };
     guard("evetcd_call_at", || {
-        let (Ok(method), Ok(endpoint)) =
-            (std::str::from_utf8(method), std::str::from_utf8(endpoint))
-        else {
+        let Ok(endpoint) = std::str::from_utf8(endpoint) else {
             return EVETCD_REJECTED;
         };
         if client.shared.echo_requests.load(Ordering::Relaxed) {
@@ -521,7 +522,7 @@ pub unsafe extern "C" fn evetcd_call_at(
                 EVETCD_REJECTED
             };
         }
-        let Some(route) = crate::routes::route(method) else {
+        let Some(route) = routes::route(method) else {
             return EVETCD_REJECTED;
         };
         let deadline = call_deadline(timeout);
@@ -551,7 +552,7 @@ pub unsafe extern "C" fn evetcd_keepalive(
     guard("evetcd_keepalive", || {
         if client.shared.echo_requests.load(Ordering::Relaxed) {
             let req = LeaseKeepAliveRequest { id: lease };
-            request_echo::answer_with(&client.shared, id, "lease_keepalive", &req);
+            echo::answer_with(&client.shared, id, "lease_keepalive", &req);
             return 0;
         }
         client.streams.keepalive(id, lease, auto_reconnect != 0);
@@ -578,7 +579,7 @@ pub unsafe extern "C" fn evetcd_observe(
             let req = LeaderRequest {
                 name: name.to_vec(),
             };
-            request_echo::answer_with(&client.shared, id, "election_observe", &req);
+            echo::answer_with(&client.shared, id, "election_observe", &req);
             return 0;
         }
         client
@@ -600,7 +601,7 @@ pub unsafe extern "C" fn evetcd_snapshot(client: *const Client, id: u64) -> c_in
     guard("evetcd_snapshot", || {
         if client.shared.echo_requests.load(Ordering::Relaxed) {
             let req = crate::proto::etcdserverpb::SnapshotRequest {};
-            request_echo::answer_with(&client.shared, id, "snapshot", &req);
+            echo::answer_with(&client.shared, id, "snapshot", &req);
             return 0;
         }
         client.streams.snapshot(id);
@@ -670,7 +671,7 @@ pub unsafe extern "C" fn evetcd_crash_streams_for_testing(
 
 /// Test hook: from now on the client sends nothing; every call and stream
 /// it starts is answered at once, and only, with prost's strict reading of
-/// its request (see `request_echo`).
+/// its request (see `engine::echo`).
 ///
 /// # Safety
 /// `client` is live.

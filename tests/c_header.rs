@@ -15,8 +15,9 @@ fn evetcd_h_is_generated_from_the_rust_side() {
         .with_config(config)
         .with_src(root.join("src/ffi.rs"))
         .with_src(root.join("src/perl.rs"))
+        .with_src(root.join("src/engine/route.rs"))
         .generate()
-        .expect("cbindgen reads src/ffi.rs and src/perl.rs")
+        .expect("cbindgen reads src/ffi.rs, src/perl.rs and src/engine/route.rs")
         .write(&mut generated);
     let generated = String::from_utf8(generated).expect("UTF-8");
     common::check_generated("xs-glue/evetcd.h", &generated, "c_header");

@@ -930,11 +930,12 @@ static void start_refused(pTHX_ const char *method, int rc, const char *detail)
 }
 
 /* Sends a unary call; `opts` (or NULL) may carry its `timeout`. */
-static U64 start_call(pTHX_ etcd_t *c, const char *method, pb_buf *body, SV *cb, HV *opts)
+static U64 start_call(pTHX_ etcd_t *c, evetcd_method m, pb_buf *body, SV *cb, HV *opts)
 {
+    const char *method = evetcd_method_name(m);
     double timeout = call_timeout(aTHX_ opts, method);
     U64 id = register_cb(aTHX_ c, cb);
-    int rc = evetcd_call(c->rs, id, method, strlen(method), body->p, body->len, timeout);
+    int rc = evetcd_call(c->rs, id, m, body->p, body->len, timeout);
     if (rc != EVETCD_STARTED) {
         forget_cb(aTHX_ c, id);
         start_refused(aTHX_ method, rc, NULL);
@@ -954,8 +955,9 @@ static void member_options(pTHX_ HV *opts, const char *method)
 
 /* A maintenance call, sent to the member its `endpoint` option names
  * when it has one, else like any call; `opts` may also carry `timeout`. */
-static void start_member_call(pTHX_ etcd_t *c, const char *method, pb_buf *body, SV *cb, HV *opts)
+static void start_member_call(pTHX_ etcd_t *c, evetcd_method m, pb_buf *body, SV *cb, HV *opts)
 {
+    const char *method = evetcd_method_name(m);
     SV **ep = opts ? hv_fetchs(opts, "endpoint", 0) : NULL;
     STRLEN elen;
     const char *e;
@@ -965,7 +967,7 @@ static void start_member_call(pTHX_ etcd_t *c, const char *method, pb_buf *body,
     int rc;
     if (ep) SvGETMAGIC(*ep);
     if (!ep || !SvOK(*ep)) {
-        start_call(aTHX_ c, method, body, cb, opts);
+        start_call(aTHX_ c, m, body, cb, opts);
         return;
     }
     e = need_bytes(aTHX_ *ep, &elen, method, "endpoint");
@@ -974,7 +976,7 @@ static void start_member_call(pTHX_ etcd_t *c, const char *method, pb_buf *body,
     timeout = call_timeout(aTHX_ opts, method);
     id = register_cb(aTHX_ c, cb);
     err[0] = 0;
-    rc = evetcd_call_at(c->rs, id, method, strlen(method), body->p, body->len, timeout, e, elen,
+    rc = evetcd_call_at(c->rs, id, m, body->p, body->len, timeout, e, elen,
                         err, sizeof err);
     if (rc != EVETCD_STARTED) {
         forget_cb(aTHX_ c, id);
@@ -1010,9 +1012,10 @@ static SV *stream_started(pTHX_ etcd_t *c, SV *client, U64 id, int started, int 
 
 /* Starts `method` whose request is n byte strings, args[i] in field
  * fields[i] (the shape of most auth, lock and election calls). */
-static void call_with_strings(pTHX_ etcd_t *c, const char *method, SV *cb, int n, SV **args,
+static void call_with_strings(pTHX_ etcd_t *c, evetcd_method m, SV *cb, int n, SV **args,
                               const char *const *names, const int *fields)
 {
+    const char *method = evetcd_method_name(m);
     pb_buf b;
     int i;
     check_fork(aTHX_ c);
@@ -1023,14 +1026,15 @@ static void call_with_strings(pTHX_ etcd_t *c, const char *method, SV *cb, int n
         const char *s = need_bytes(aTHX_ args[i], &len, method, names[i]);
         pb_bytes(aTHX_ &b, fields[i], s, len);
     }
-    start_call(aTHX_ c, method, &b, cb, NULL);
+    start_call(aTHX_ c, m, &b, cb, NULL);
 }
 
 /* Starts `method` whose request is one id in `field`: a member id
  * (uint64) or, with lease set, a lease id (int64, never negative). */
-static void call_with_id(pTHX_ etcd_t *c, const char *method, SV *cb, SV *id, const char *name,
+static void call_with_id(pTHX_ etcd_t *c, evetcd_method m, SV *cb, SV *id, const char *name,
                          int field, int lease)
 {
+    const char *method = evetcd_method_name(m);
     pb_buf b;
     check_fork(aTHX_ c);
     need_cb(aTHX_ cb, method);
@@ -1039,7 +1043,7 @@ static void call_with_id(pTHX_ etcd_t *c, const char *method, SV *cb, SV *id, co
         pb_int(aTHX_ &b, field, need_nonneg_int(aTHX_ id, method, name));
     else
         pb_uint(aTHX_ &b, field, need_uint(aTHX_ id, method, name));
-    start_call(aTHX_ c, method, &b, cb, NULL);
+    start_call(aTHX_ c, m, &b, cb, NULL);
 }
 
 /* Encoders shared by the plain methods and txn. */
@@ -1073,8 +1077,10 @@ enum kv_kind { KV_PUT, KV_GET, KV_DELETE };
 /* The body of put, get and delete: options, encoding, submission. */
 static void kv_call(pTHX_ etcd_t *c, enum kv_kind kind, SV *key, SV *value, SV **rest, int n)
 {
-    static const char *const names[] = { "put", "get", "delete" };
-    const char *method = names[kind];
+    static const evetcd_method methods[] = {
+        EVETCD_METHOD_PUT, EVETCD_METHOD_GET, EVETCD_METHOD_DELETE
+    };
+    const char *method = evetcd_method_name(methods[kind]);
     pb_buf b;
     SV *cb;
     HV *opts;
@@ -1086,7 +1092,7 @@ static void kv_call(pTHX_ etcd_t *c, enum kv_kind kind, SV *key, SV *value, SV *
     case KV_GET: encode_range(aTHX_ &b, method, key, opts, 0); break;
     case KV_DELETE: encode_delete(aTHX_ &b, method, key, opts, 0); break;
     }
-    start_call(aTHX_ c, method, &b, cb, opts);
+    start_call(aTHX_ c, methods[kind], &b, cb, opts);
 }
 
 /* Options of lock and election_campaign: only `timeout`. */

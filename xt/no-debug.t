@@ -6,7 +6,7 @@ use warnings;
 use Test::More;
 
 # (build.rs is left out: println! is how a build script talks to cargo)
-my @rust = glob('src/*.rs');
+my @rust = (glob('src/*.rs'), glob('src/*/*.rs'));
 my @perl = (glob('lib/EV/*.pm'), glob('lib/EV/Etcd/*.pm'));
 my @xs   = (glob('xs-glue/*.xs'), glob('xs-glue/*.xsh'), glob('xs-glue/*.h'));
 for my $file (@rust, @perl, @xs) {

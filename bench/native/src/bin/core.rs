@@ -19,7 +19,8 @@ use ev_etcd::ffi::{
 };
 use ev_etcd::perl::{BuilderVtable, Key, REPLY_KEYS};
 use ev_etcd::proto::etcdserverpb::{PutRequest, RangeRequest};
-use ev_etcd::runtime::Client;
+use ev_etcd::client::Client;
+use ev_etcd::engine::Method;
 use ev_etcd_bench::*;
 use prost::Message;
 use std::collections::HashMap;
@@ -246,22 +247,21 @@ impl Core {
         }
     }
 
-    fn call(&mut self, method: &str, body: &[u8]) -> u64 {
+    fn call(&mut self, method: Method, body: &[u8]) -> u64 {
         self.next_id += 1;
         let id = self.next_id;
-        // SAFETY: live client; method and body are readable for their lengths.
+        // SAFETY: live client; body is readable for its length.
         let rc = unsafe {
             evetcd_call(
                 self.c,
                 id,
-                method.as_ptr().cast(),
-                method.len(),
+                method as u32,
                 body.as_ptr().cast(),
                 body.len(),
                 -1.0, // the client's timeout
             )
         };
-        check!(rc == 0, "{method}: evetcd_call returned {rc}");
+        check!(rc == 0, "{method:?}: evetcd_call returned {rc}");
         self.queued = true;
         id
     }
@@ -287,7 +287,7 @@ impl Core {
             ..Default::default()
         }
         .encode_to_vec();
-        self.call("put", &body)
+        self.call(Method::Put, &body)
     }
 
     fn get(&mut self, key: &str, range_end: &str) -> u64 {
@@ -297,7 +297,7 @@ impl Core {
             ..Default::default()
         }
         .encode_to_vec();
-        self.call("get", &body)
+        self.call(Method::Get, &body)
     }
 
     fn watch(&mut self, key: &str) -> u64 {

@@ -3,6 +3,9 @@
 //! stream and re-creates each watch from the revision after the last one it
 //! delivered, keeping the watch_id the user saw.
 
+use crate::conn::Shared;
+use crate::engine::stream::{orphan_hub, wait_until, Backoff, SharedStream, StreamEvent};
+use crate::engine::{call_once, find, Method, Route};
 use crate::error::EtcdError;
 use crate::perl::k;
 use crate::perl::{Builder, Hv, ToPerl};
@@ -12,8 +15,6 @@ use crate::proto::etcdserverpb::{
 };
 use crate::proto::mvccpb::event::EventType;
 use crate::queue::Disposition;
-use crate::runtime::Shared;
-use crate::streams::{SharedStream, StreamEvent};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -172,7 +173,7 @@ impl WatchHub {
                     StreamEvent::Failed(status) => self.stream_failed(&status),
                     StreamEvent::Opened | StreamEvent::RetryDue | StreamEvent::Moved => {}
                 },
-                _ = crate::streams::wait_until(probe_due) => self.probe(),
+                _ = wait_until(probe_due) => self.probe(),
                 Some((wid, read)) = self.resync_rx.recv() => self.resynced(wid, read),
                 Some((serial, login)) = self.login_rx.recv() => self.logged_in(serial, login),
             }
@@ -541,7 +542,7 @@ impl WatchHub {
         let Some(w) = self.watches.get_mut(&wid) else {
             return false;
         };
-        if w.cancelled || w.auth_retried || !crate::auth::login_may_cure(reason) {
+        if w.cancelled || w.auth_retried || !super::auth::login_may_cure(reason) {
             return false;
         }
         // Without credentials there is nothing to log in with.
@@ -693,7 +694,7 @@ impl Drop for WatchHub {
             ids.extend(self.reuse.values().map(|w| w.id));
             ids
         };
-        crate::streams::orphan_hub(&self.shared, SOURCE, &mut self.rx, held, |cmd| match cmd {
+        orphan_hub(&self.shared, SOURCE, &mut self.rx, held, |cmd| match cmd {
             WatchCmd::Create { id, .. } => Some(*id),
             _ => None,
         });
@@ -727,7 +728,7 @@ async fn read_current(
     range_end: Vec<u8>,
 ) -> Result<RangeResponse, EtcdError> {
     use prost::Message;
-    let route = crate::routes::route("get").expect("get is a route");
+    let route = find(&super::kv::ROUTES, Method::Get);
     let body: bytes::Bytes = RangeRequest {
         key,
         range_end,
@@ -735,9 +736,9 @@ async fn read_current(
     }
     .encode_to_vec()
     .into();
-    let mut backoff = crate::streams::Backoff::new(shared.cfg.max_retries);
+    let mut backoff = Backoff::new(shared.cfg.max_retries);
     loop {
-        let err = match read_once(shared, &route, body.clone()).await {
+        let err = match read_once(shared, route, body.clone()).await {
             Ok(range) => return Ok(range),
             Err(e) => e,
         };
@@ -750,11 +751,11 @@ async fn read_current(
 
 async fn read_once(
     shared: &Shared,
-    route: &crate::runtime::Route,
+    route: &Route,
     body: bytes::Bytes,
 ) -> Result<RangeResponse, EtcdError> {
     use prost::Message;
-    let reply = crate::runtime::call_once(shared, route, body, shared.cfg.timeout, SOURCE).await?;
+    let reply = call_once(shared, route, body, shared.cfg.timeout, SOURCE).await?;
     RangeResponse::decode(reply)
         .map_err(|e| EtcdError::internal(format!("malformed reply: {e}"), SOURCE))
 }

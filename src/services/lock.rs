@@ -1,8 +1,14 @@
 //! Lock service: lock, unlock.
 
+use crate::engine::routes;
 use crate::perl::k;
 use crate::perl::{Builder, Hv, ToPerl};
-use crate::proto::v3lockpb::{LockResponse, UnlockResponse};
+use crate::proto::v3lockpb::{LockRequest, LockResponse, UnlockRequest, UnlockResponse};
+
+routes! {
+    Lock => LockRequest => LockResponse, "/v3lockpb.Lock/Lock";
+    Unlock => UnlockRequest => UnlockResponse, "/v3lockpb.Lock/Unlock";
+}
 
 impl ToPerl for LockResponse {
     fn to_perl(&self, b: &Builder) -> Hv {

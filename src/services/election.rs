@@ -2,19 +2,27 @@
 //! server stream per observer, resumed after failures without repeating
 //! the leader already reported).
 
+use crate::conn::{require_leader, Shared};
+use crate::engine::stream::{gave_up, moved, stream_failure, Backoff, Stop, TaskSlot};
+use crate::engine::{routes, Route};
 use crate::error::EtcdError;
 use crate::perl::k;
 use crate::perl::{Builder, Hv, ToPerl};
 use crate::proto::v3electionpb::{
-    election_client::ElectionClient, CampaignResponse, LeaderRequest, LeaderResponse,
-    ProclaimResponse, ResignResponse,
+    election_client::ElectionClient, CampaignRequest, CampaignResponse, LeaderRequest,
+    LeaderResponse, ProclaimRequest, ProclaimResponse, ResignRequest, ResignResponse,
 };
 use crate::queue::Disposition;
-use crate::runtime::Shared;
-use crate::streams::{gave_up, stream_failure, Backoff, Stop, TaskSlot};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 use tonic::Status;
+
+routes! {
+    ElectionCampaign => CampaignRequest => CampaignResponse, "/v3electionpb.Election/Campaign";
+    ElectionProclaim => ProclaimRequest => ProclaimResponse, "/v3electionpb.Election/Proclaim";
+    ElectionLeader => LeaderRequest => LeaderResponse, "/v3electionpb.Election/Leader", Route::read_only;
+    ElectionResign => ResignRequest => ResignResponse, "/v3electionpb.Election/Resign";
+}
 
 pub const SOURCE: &str = "observe";
 
@@ -94,7 +102,7 @@ impl ObserveTask {
                     }
                     Ended::Stopped
                 }
-                _ = crate::streams::moved(&mut moves) => Ended::Moved,
+                _ = moved(&mut moves) => Ended::Moved,
                 status = self.observe_once(channel, &mut last, &mut backoff, &mut attempt) => {
                     Ended::Failed(status)
                 }
@@ -170,7 +178,7 @@ impl ObserveTask {
             None,
         );
         attempt.token_gen = Some(current);
-        crate::runtime::require_leader(&mut req);
+        require_leader(&mut req);
         let mut stream = match client.observe(req).await {
             Ok(resp) => resp.into_inner(),
             Err(status) => return status,

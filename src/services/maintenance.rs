@@ -1,19 +1,30 @@
 //! Maintenance service: status, alarm, defragment, hash, hash_kv,
 //! move_leader, and snapshot (a stream served by a task of its own).
 
+use crate::conn::Shared;
+use crate::engine::stream::{stream_failure, Stop, TaskSlot};
+use crate::engine::{routes, Route};
 use crate::error::EtcdError;
 use crate::perl::k;
 use crate::perl::{Builder, Hv, ToPerl};
 use crate::proto::etcdserverpb::{
-    AlarmResponse, AlarmType, DefragmentResponse, HashKvResponse, HashResponse, MoveLeaderResponse,
-    StatusResponse,
+    AlarmRequest, AlarmResponse, AlarmType, DefragmentRequest, DefragmentResponse, HashKvRequest,
+    HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest, MoveLeaderResponse,
+    StatusRequest, StatusResponse,
 };
 use crate::queue::Disposition;
-use crate::runtime::{Route, Shared};
-use crate::streams::{Stop, TaskSlot};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 use tonic::Code;
+
+routes! {
+    Status => StatusRequest => StatusResponse, "/etcdserverpb.Maintenance/Status", Route::read_only, Route::local;
+    Alarm => AlarmRequest => AlarmResponse, "/etcdserverpb.Maintenance/Alarm", alarm_route, Route::local;
+    Defragment => DefragmentRequest => DefragmentResponse, "/etcdserverpb.Maintenance/Defragment", Route::local;
+    Hash => HashRequest => HashResponse, "/etcdserverpb.Maintenance/Hash", Route::read_only, Route::local;
+    HashKv => HashKvRequest => HashKvResponse, "/etcdserverpb.Maintenance/HashKV", Route::read_only, Route::local;
+    MoveLeader => MoveLeaderRequest => MoveLeaderResponse, "/etcdserverpb.Maintenance/MoveLeader", Route::local;
+}
 
 /// alarm: only a GET (action 0) is a read that `retry` may repeat.
 pub fn alarm_route(r: Route) -> Route {
@@ -196,7 +207,7 @@ impl SnapshotTask {
         let (channel, generation) = self.shared.channel();
         let mut client = MaintenanceClient::new(channel).max_decoding_message_size(usize::MAX);
         let failed = |status: tonic::Status| {
-            crate::streams::stream_failure(&self.shared, &status, generation, None, SNAPSHOT).0
+            stream_failure(&self.shared, &status, generation, None, SNAPSHOT).0
         };
         let req = self.shared.request(SnapshotRequest {}, true, None);
         let mut stream = client.snapshot(req).await.map_err(failed)?.into_inner();

@@ -1,16 +1,38 @@
 //! Auth service: authenticate, auth_enable/disable/status, users and roles.
 
+use crate::conn::token::is_stale_token_message;
+use crate::conn::Shared;
+use crate::engine::{call_once, find, routes, Method, ReplyError, Route};
 use crate::error::EtcdError;
 use crate::perl::k;
 use crate::perl::{Builder, Hv, ToPerl};
 use crate::proto::authpb::permission::Type as PermType;
 use crate::proto::etcdserverpb::*;
 use crate::queue::Reply;
-use crate::runtime::{round_trip, ReplyError, Route, Shared};
 use bytes::Bytes;
 use prost::Message;
-use std::sync::Arc;
-use tonic::Status;
+use std::future::Future;
+use std::pin::Pin;
+
+routes! {
+    Authenticate => AuthenticateRequest => AuthenticateResponse, "/etcdserverpb.Auth/Authenticate", login_route;
+    AuthEnable => AuthEnableRequest => AuthEnableResponse, "/etcdserverpb.Auth/AuthEnable";
+    AuthDisable => AuthDisableRequest => AuthDisableResponse, "/etcdserverpb.Auth/AuthDisable", disable_route;
+    AuthStatus => AuthStatusRequest => AuthStatusResponse, "/etcdserverpb.Auth/AuthStatus", Route::read_only;
+    UserAdd => AuthUserAddRequest => AuthUserAddResponse, "/etcdserverpb.Auth/UserAdd";
+    UserGet => AuthUserGetRequest => AuthUserGetResponse, "/etcdserverpb.Auth/UserGet", Route::read_only;
+    UserList => AuthUserListRequest => AuthUserListResponse, "/etcdserverpb.Auth/UserList", Route::read_only;
+    UserDelete => AuthUserDeleteRequest => AuthUserDeleteResponse, "/etcdserverpb.Auth/UserDelete";
+    UserChangePassword => AuthUserChangePasswordRequest => AuthUserChangePasswordResponse, "/etcdserverpb.Auth/UserChangePassword";
+    UserGrantRole => AuthUserGrantRoleRequest => AuthUserGrantRoleResponse, "/etcdserverpb.Auth/UserGrantRole";
+    UserRevokeRole => AuthUserRevokeRoleRequest => AuthUserRevokeRoleResponse, "/etcdserverpb.Auth/UserRevokeRole";
+    RoleAdd => AuthRoleAddRequest => AuthRoleAddResponse, "/etcdserverpb.Auth/RoleAdd";
+    RoleGet => AuthRoleGetRequest => AuthRoleGetResponse, "/etcdserverpb.Auth/RoleGet", Route::read_only;
+    RoleList => AuthRoleListRequest => AuthRoleListResponse, "/etcdserverpb.Auth/RoleList", Route::read_only;
+    RoleDelete => AuthRoleDeleteRequest => AuthRoleDeleteResponse, "/etcdserverpb.Auth/RoleDelete";
+    RoleGrantPermission => AuthRoleGrantPermissionRequest => AuthRoleGrantPermissionResponse, "/etcdserverpb.Auth/RoleGrantPermission";
+    RoleRevokePermission => AuthRoleRevokePermissionRequest => AuthRoleRevokePermissionResponse, "/etcdserverpb.Auth/RoleRevokePermission";
+}
 
 /// authenticate: keeps the token and credentials, and goes out without a
 /// token (etcd 3.4 rejects a login that carries a stale one).
@@ -46,34 +68,6 @@ fn forget_token(shared: &Shared, _request: &Bytes, body: Bytes) -> Result<Reply,
     Ok(Box::new(resp))
 }
 
-/// etcd's ways of saying the token we sent is no longer good: 3.4 and 3.5
-/// word a stale auth revision differently, and an expired simple token is
-/// "invalid auth token".
-pub fn is_stale_token(status: &Status) -> bool {
-    is_stale_token_message(status.message())
-}
-
-/// `is_stale_token` for a bare message (a watch's cancel reason).
-pub fn is_stale_token_message(m: &str) -> bool {
-    m.contains("invalid auth token")
-        || m.contains("revision of auth store is old")
-        || m.contains("auth: revision in header is old")
-        // a call that went out between a rejected token and the new login
-        || m.contains("user name is empty")
-}
-
-/// For streams: when `status` says the token is stale and we can log in
-/// again, drops the token (unless it was replaced since the stream took
-/// generation `token_gen`) and returns true; the stream's next opening
-/// logs in first.
-pub fn renew_token_for_stream(
-    shared: &Arc<Shared>,
-    status: &Status,
-    token_gen: Option<u64>,
-) -> bool {
-    is_stale_token(status) && shared.token_rejected(token_gen)
-}
-
 /// Whether a watch refused with `reason` may be let in with a new token:
 /// a stale token, or (etcd checks a create against the token its stream
 /// was opened with, and says only "permission denied" when that token has
@@ -84,36 +78,27 @@ pub fn login_may_cure(reason: &str) -> bool {
 }
 
 /// Logs in with the remembered credentials, without sending a token (3.4
-/// rejects a login that carries a stale one). Call through
+/// rejects a login that carries a stale one). Called through
 /// `Shared::ensure_login`, which lets one login serve every waiting call.
-pub async fn login(shared: &Shared) -> Result<(), EtcdError> {
-    let Some(request) = shared.credentials() else {
-        return Ok(());
-    };
-    let route = crate::routes::route("authenticate").expect("authenticate is a route");
-    let mut attempt = crate::runtime::Attempt::default();
-    let limit = shared.cfg.timeout;
-    let login = round_trip(shared, &route, request.clone(), Some(limit), &mut attempt);
-    let outcome = match tokio::time::timeout(limit, login).await {
-        Ok(outcome) => outcome,
-        Err(_) => return Err(EtcdError::deadline(SOURCE, limit.as_secs_f64())),
-    };
-    match outcome {
-        Ok(reply) => store_token(shared, &request, reply)
-            .map(|_| ())
-            .map_err(|e| EtcdError::internal(format!("malformed login reply: {e}"), SOURCE)),
-        // Someone turned auth off: carry on without a token.
-        Err((status, _)) if status.message().contains("authentication is not enabled") => {
-            shared.clear_auth();
-            Ok(())
-        }
-        Err((status, generation)) => {
-            if crate::error::is_transport_failure(&status) {
-                shared.connection_failed(generation);
+pub fn login(shared: &Shared) -> Pin<Box<dyn Future<Output = Result<(), EtcdError>> + Send + '_>> {
+    Box::pin(async move {
+        let Some(request) = shared.credentials() else {
+            return Ok(());
+        };
+        let route = find(&ROUTES, Method::Authenticate);
+        let limit = shared.cfg.timeout;
+        match call_once(shared, route, request.clone(), limit, SOURCE).await {
+            Ok(reply) => store_token(shared, &request, reply)
+                .map(|_| ())
+                .map_err(|e| EtcdError::internal(format!("malformed login reply: {e}"), SOURCE)),
+            // Someone turned auth off: carry on without a token.
+            Err(e) if e.message.contains("authentication is not enabled") => {
+                shared.clear_auth();
+                Ok(())
             }
-            Err(EtcdError::from_status(&status, SOURCE))
+            Err(e) => Err(e),
         }
-    }
+    })
 }
 
 const SOURCE: &str = "authenticate";

@@ -1,11 +1,20 @@
 //! KV service: get, put, delete, txn, compact.
 
+use crate::engine::{routes, Route};
 use crate::perl::k;
 use crate::perl::{Builder, Hv, ToPerl};
 use crate::proto::etcdserverpb::{
-    response_op, CompactionResponse, DeleteRangeResponse, PutResponse, RangeResponse, TxnResponse,
+    response_op, CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse,
+    PutRequest, PutResponse, RangeRequest, RangeResponse, TxnRequest, TxnResponse,
 };
-use crate::runtime::Route;
+
+routes! {
+    Get => RangeRequest => RangeResponse, "/etcdserverpb.KV/Range", Route::read_only, range_route;
+    Put => PutRequest => PutResponse, "/etcdserverpb.KV/Put";
+    Delete => DeleteRangeRequest => DeleteRangeResponse, "/etcdserverpb.KV/DeleteRange";
+    Txn => TxnRequest => TxnResponse, "/etcdserverpb.KV/Txn";
+    Compact => CompactionRequest => CompactionResponse, "/etcdserverpb.KV/Compact";
+}
 
 impl ToPerl for RangeResponse {
     fn to_perl(&self, b: &Builder) -> Hv {

@@ -3,16 +3,18 @@
 //! at a third of their TTL; a refresh left unanswered for another third
 //! moves the stream to another endpoint.
 
+use crate::conn::Shared;
+use crate::engine::stream::{orphan_hub, wait_until, SharedStream, StreamEvent};
+use crate::engine::{routes, ReplyError, Route};
 use crate::error::EtcdError;
 use crate::perl::k;
 use crate::perl::{Builder, Hv, ToPerl};
 use crate::proto::etcdserverpb::{
-    lease_client::LeaseClient, LeaseGrantResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse,
-    LeaseLeasesResponse, LeaseRevokeResponse, LeaseTimeToLiveResponse,
+    lease_client::LeaseClient, LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest,
+    LeaseKeepAliveResponse, LeaseLeasesRequest, LeaseLeasesResponse, LeaseRevokeRequest,
+    LeaseRevokeResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
 };
 use crate::queue::{Disposition, Reply};
-use crate::runtime::{ReplyError, Route, Shared};
-use crate::streams::{wait_until, SharedStream, StreamEvent};
 use bytes::Bytes;
 use prost::Message;
 use std::collections::{BTreeSet, HashMap};
@@ -21,6 +23,15 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tonic::{Code, Status};
+
+routes! {
+    LeaseGrant => LeaseGrantRequest => LeaseGrantResponse, "/etcdserverpb.Lease/LeaseGrant";
+    LeaseRevoke => LeaseRevokeRequest => LeaseRevokeResponse, "/etcdserverpb.Lease/LeaseRevoke";
+    LeaseTimeToLive => LeaseTimeToLiveRequest => LeaseTimeToLiveResponse, "/etcdserverpb.Lease/LeaseTimeToLive", Route::read_only;
+    LeaseLeases => LeaseLeasesRequest => LeaseLeasesResponse, "/etcdserverpb.Lease/LeaseLeases", Route::read_only;
+    // The keepalive RPC is a stream, but one request and one reply is a unary call on the wire.
+    LeaseKeepaliveOnce => LeaseKeepAliveRequest => LeaseKeepAliveResponse, "/etcdserverpb.Lease/LeaseKeepAlive", Route::read_only, keepalive_once_route;
+}
 
 const SOURCE: &str = "keepalive";
 
@@ -479,7 +490,7 @@ impl KeepaliveHub {
 impl Drop for KeepaliveHub {
     fn drop(&mut self) {
         let held = || self.keepers.keys().copied().collect();
-        crate::streams::orphan_hub(&self.shared, SOURCE, &mut self.rx, held, |cmd| match cmd {
+        orphan_hub(&self.shared, SOURCE, &mut self.rx, held, |cmd| match cmd {
             KeepaliveCmd::Start { id, .. } => Some(*id),
             _ => None,
         });
@@ -489,7 +500,8 @@ impl Drop for KeepaliveHub {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::{Client, Config};
+    use crate::conn::Config;
+    use crate::queue::CompletionQueue;
     use std::net::TcpListener;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -518,20 +530,27 @@ mod tests {
         (addr, count)
     }
 
-    /// A client on `endpoints` (no HTTP/2 pings, which would end a frozen
-    /// connection after a while too) keeping `leases`, each as last
-    /// granted (lease, TTL in seconds), and the hub's command sender.
+    /// A client's state on `endpoints` (no HTTP/2 pings, which would end a
+    /// frozen connection after a while too) with a hub on a thread of its
+    /// own keeping `leases`, each as last granted (lease, TTL in seconds);
+    /// the queue its completions reach, and the hub's command sender.
     fn keeping(
         endpoints: &[&str],
         leases: &[(i64, i64)],
-    ) -> (Client, mpsc::UnboundedSender<KeepaliveCmd>) {
-        let client = Client::new(Config {
+    ) -> (
+        Arc<Shared>,
+        CompletionQueue,
+        mpsc::UnboundedSender<KeepaliveCmd>,
+    ) {
+        let cfg = Config {
             max_retries: -1,
-            ..crate::runtime::tests::config(endpoints, Default::default())
-        })
-        .expect("client");
+            ..crate::conn::config::tests::config(endpoints, Default::default())
+        };
+        // (No unary calls here: nothing for the gate to hold.)
+        let gate = Arc::new(crate::conn::CallGate::<()>::new(|()| {}));
+        let (shared, queue) = Shared::new(cfg, crate::services::auth::login, gate).expect("client");
         let (tx, rx) = mpsc::unbounded_channel();
-        let mut hub = KeepaliveHub::new(client.shared.clone(), rx);
+        let mut hub = KeepaliveHub::new(shared.clone(), rx);
         for (id, &(lease, ttl)) in (1..).zip(leases) {
             hub.command(KeepaliveCmd::Start {
                 id,
@@ -540,8 +559,13 @@ mod tests {
             });
             hub.leases.get_mut(&lease).expect("lease").ttl = ttl;
         }
-        client.handle.spawn(hub.run());
-        (client, tx)
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        // The hub ends when the test drops its sender.
+        std::thread::spawn(move || rt.block_on(hub.run()));
+        (shared, queue, tx)
     }
 
     fn wait_for(what: &str, cond: impl Fn() -> bool) {
@@ -557,23 +581,20 @@ mod tests {
         let (a, to_a) = frozen_member();
         let (b, to_b) = frozen_member();
         // The shortest TTL decides: the 60 s lease alone would wait 20 s.
-        let (client, tx) = keeping(&[&a, &b], &[(7, 60), (8, 3)]);
+        let (shared, queue, tx) = keeping(&[&a, &b], &[(7, 60), (8, 3)]);
         wait_for("a connection to the second member", || {
             to_b.load(Ordering::SeqCst) > 0
         });
         assert_eq!(to_a.load(Ordering::SeqCst), 1, "the first member once");
-        assert_eq!(client.shared.current_endpoint(), b);
-        assert!(
-            client.queue.try_next().is_none(),
-            "no error for the keepalive"
-        );
+        assert_eq!(shared.current_endpoint(), b);
+        assert!(queue.try_next().is_none(), "no error for the keepalive");
         drop(tx);
     }
 
     #[test]
     fn one_endpoint_reopens_within_the_stall_window() {
         let (a, to_a) = frozen_member();
-        let (client, tx) = keeping(&[&a], &[(7, 1)]);
+        let (_shared, queue, tx) = keeping(&[&a], &[(7, 1)]);
         let opened = std::time::Instant::now();
         wait_for("a second connection", || to_a.load(Ordering::SeqCst) == 2);
         // Stalled after a third of a second, reopened a third of a second
@@ -591,7 +612,7 @@ mod tests {
             third < Duration::from_millis(2500),
             "the cap holds: {third:?}"
         );
-        assert!(client.queue.try_next().is_none(), "no error");
+        assert!(queue.try_next().is_none(), "no error");
         drop(tx);
     }
 }

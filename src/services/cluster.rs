@@ -1,14 +1,25 @@
 //! Cluster service: member_list, member_add, member_remove, member_update, member_promote.
 
+use crate::conn::Shared;
+use crate::engine::{call_once, find, routes, Method, Route};
 use crate::perl::k;
 use crate::perl::{Builder, Hv, ToPerl};
 use crate::proto::etcdserverpb::{
-    Member, MemberAddResponse, MemberListResponse, MemberPromoteResponse, MemberRemoveResponse,
-    MemberUpdateResponse,
+    Member, MemberAddRequest, MemberAddResponse, MemberListRequest, MemberListResponse,
+    MemberPromoteRequest, MemberPromoteResponse, MemberRemoveRequest, MemberRemoveResponse,
+    MemberUpdateRequest, MemberUpdateResponse,
 };
 use bytes::Bytes;
 use prost::Message;
 use std::time::Duration;
+
+routes! {
+    MemberList => MemberListRequest => MemberListResponse, "/etcdserverpb.Cluster/MemberList", Route::read_only;
+    MemberAdd => MemberAddRequest => MemberAddResponse, "/etcdserverpb.Cluster/MemberAdd";
+    MemberRemove => MemberRemoveRequest => MemberRemoveResponse, "/etcdserverpb.Cluster/MemberRemove";
+    MemberUpdate => MemberUpdateRequest => MemberUpdateResponse, "/etcdserverpb.Cluster/MemberUpdate";
+    MemberPromote => MemberPromoteRequest => MemberPromoteResponse, "/etcdserverpb.Cluster/MemberPromote";
+}
 
 fn member(b: &Builder, m: &Member) -> Hv {
     let h = b.hv();
@@ -64,15 +75,15 @@ fn client_urls(resp: &MemberListResponse) -> Vec<String> {
 /// `auto_sync_interval`: refreshes the endpoint list from member_list. A
 /// failed round, or a list this client cannot use (another scheme), keeps
 /// the endpoints it has.
-pub async fn sync_endpoints(shared: std::sync::Arc<crate::runtime::Shared>, every: Duration) {
-    let route = crate::routes::route("member_list").expect("member_list is a route");
+pub async fn sync_endpoints(shared: std::sync::Arc<Shared>, every: Duration) {
+    let route = find(&ROUTES, Method::MemberList);
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await; // the first tick is immediate: sync one interval in
     loop {
         tick.tick().await;
         let limit = shared.cfg.timeout.min(every.max(Duration::from_secs(1)));
-        let call = crate::runtime::call_once(&shared, &route, Bytes::new(), limit, "member_list");
+        let call = call_once(&shared, route, Bytes::new(), limit, "member_list");
         let Ok(reply) = call.await else {
             continue;
         };

@@ -12,7 +12,7 @@
 //! before handing the connection over: a refusal then fails the connect
 //! with the server's reason.
 
-use crate::net::Socket;
+use crate::net::tcp::Socket;
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};

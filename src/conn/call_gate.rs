@@ -8,6 +8,34 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
+/// The gate as the layers below the client see it: the watch front door
+/// and hub, and `Shared::send`, which lets a watch's first answer through.
+pub trait WatchOrder: Send + Sync {
+    /// Watch `id` is being created: calls made from now on wait for it.
+    fn await_watch(&self, id: u64);
+    /// Watch `id` was answered (created, refused or ended), or cancelled.
+    fn settle(&self, id: u64);
+    /// The watch stream failed: nothing is awaited any more.
+    fn settle_all(&self);
+    /// How many calls are held.
+    fn held(&self) -> usize;
+}
+
+impl<T: Send> WatchOrder for CallGate<T> {
+    fn await_watch(&self, id: u64) {
+        CallGate::await_watch(self, id)
+    }
+    fn settle(&self, id: u64) {
+        CallGate::settle(self, id)
+    }
+    fn settle_all(&self) {
+        CallGate::settle_all(self)
+    }
+    fn held(&self) -> usize {
+        CallGate::held(self)
+    }
+}
+
 pub struct CallGate<T> {
     /// True while a watch is awaited or calls are held: the fast path of
     /// every call reads only this.

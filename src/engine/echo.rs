@@ -5,11 +5,11 @@
 //! against the types generated from the etcd protos. The bodies come from
 //! the same XSUBs and the same submission path as any call's.
 
+use crate::conn::Shared;
 use crate::error::EtcdError;
 use crate::perl::k;
 use crate::perl::{Builder, Hv, ToPerl};
 use crate::queue::Disposition;
-use crate::runtime::Shared;
 use prost::Message;
 
 /// prost's reading of one request body: `{method, type, value}` in Perl,
