@@ -132,8 +132,14 @@ fn has_events(fd: RawFd) -> bool {
 
 impl PerlRuntime {
     /// A runtime for the calling (Perl) thread, or None when its epoll
-    /// descriptor cannot be told apart.
+    /// descriptor cannot be told apart. Another thread making an epoll
+    /// instance at the same moment (a client starting elsewhere) makes
+    /// the difference ambiguous: then it tries again, a few times.
     pub fn new() -> Option<PerlRuntime> {
+        (0..5).find_map(|_| Self::try_new())
+    }
+
+    fn try_new() -> Option<PerlRuntime> {
         let before = epoll_fds()?;
         let idle = Arc::new(Idle::default());
         let epoll = Arc::new(std::sync::atomic::AtomicI32::new(-1));

@@ -14,6 +14,10 @@
 #include "pb.h"
 #include "pb_fields.h"
 
+/* A unary method's id: a value of one of the services' method enums
+ * (evetcd_kv_method, ...), as evetcd_call takes it. */
+typedef uint32_t evetcd_method;
+
 typedef struct etcd_s {
     evetcd_client *rs;
     ev_io io;
@@ -1078,7 +1082,7 @@ enum kv_kind { KV_PUT, KV_GET, KV_DELETE };
 static void kv_call(pTHX_ etcd_t *c, enum kv_kind kind, SV *key, SV *value, SV **rest, int n)
 {
     static const evetcd_method methods[] = {
-        EVETCD_METHOD_PUT, EVETCD_METHOD_GET, EVETCD_METHOD_DELETE
+        EVETCD_KV_METHOD_PUT, EVETCD_KV_METHOD_GET, EVETCD_KV_METHOD_DELETE
     };
     const char *method = evetcd_method_name(methods[kind]);
     pb_buf b;

@@ -9,7 +9,7 @@ auth_enable(EV::Etcd c, SV *cb = NULL)
     role_list = 4
   PREINIT:
     static const evetcd_method methods[] = {
-        EVETCD_METHOD_AUTH_ENABLE, EVETCD_METHOD_AUTH_DISABLE, EVETCD_METHOD_AUTH_STATUS, EVETCD_METHOD_USER_LIST, EVETCD_METHOD_ROLE_LIST
+        EVETCD_AUTH_METHOD_AUTH_ENABLE, EVETCD_AUTH_METHOD_AUTH_DISABLE, EVETCD_AUTH_METHOD_AUTH_STATUS, EVETCD_AUTH_METHOD_USER_LIST, EVETCD_AUTH_METHOD_ROLE_LIST
     };
   CODE:
     call_with_strings(aTHX_ c, methods[ix], cb, 0, NULL, NULL, NULL);
@@ -23,7 +23,7 @@ user_get(EV::Etcd c, SV *name = NULL, SV *cb = NULL)
     role_delete = 4
   PREINIT:
     static const evetcd_method methods[] = {
-        EVETCD_METHOD_USER_GET, EVETCD_METHOD_USER_DELETE, EVETCD_METHOD_ROLE_ADD, EVETCD_METHOD_ROLE_GET, EVETCD_METHOD_ROLE_DELETE
+        EVETCD_AUTH_METHOD_USER_GET, EVETCD_AUTH_METHOD_USER_DELETE, EVETCD_AUTH_METHOD_ROLE_ADD, EVETCD_AUTH_METHOD_ROLE_GET, EVETCD_AUTH_METHOD_ROLE_DELETE
     };
     static const char *const user[] = { "username" }, *const role[] = { "role name" };
     static const int fields[][1] = {
@@ -44,7 +44,7 @@ authenticate(EV::Etcd c, SV *first = NULL, SV *second = NULL, SV *cb = NULL)
     user_revoke_role = 4
   PREINIT:
     static const evetcd_method methods[] = {
-        EVETCD_METHOD_AUTHENTICATE, EVETCD_METHOD_USER_ADD, EVETCD_METHOD_USER_CHANGE_PASSWORD, EVETCD_METHOD_USER_GRANT_ROLE, EVETCD_METHOD_USER_REVOKE_ROLE
+        EVETCD_AUTH_METHOD_AUTHENTICATE, EVETCD_AUTH_METHOD_USER_ADD, EVETCD_AUTH_METHOD_USER_CHANGE_PASSWORD, EVETCD_AUTH_METHOD_USER_GRANT_ROLE, EVETCD_AUTH_METHOD_USER_REVOKE_ROLE
     };
     static const char *const password[] = { "username", "password" };
     static const char *const role[] = { "username", "role name" };
@@ -87,7 +87,7 @@ role_grant_permission(EV::Etcd c, SV *role = NULL, SV *perm_type = NULL, SV *key
     pb_init(aTHX_ &b);
     pb_bytes(aTHX_ &b, PB_AuthRoleGrantPermissionRequest_name, r, rl);
     pb_msg(aTHX_ &b, PB_AuthRoleGrantPermissionRequest_perm, &perm);
-    start_call(aTHX_ c, EVETCD_METHOD_ROLE_GRANT_PERMISSION, &b, cb, NULL);
+    start_call(aTHX_ c, EVETCD_AUTH_METHOD_ROLE_GRANT_PERMISSION, &b, cb, NULL);
 
 void
 role_revoke_permission(EV::Etcd c, SV *role = NULL, SV *key = NULL, SV *range_end = NULL, SV *cb = NULL)
@@ -107,4 +107,4 @@ role_revoke_permission(EV::Etcd c, SV *role = NULL, SV *key = NULL, SV *range_en
     pb_bytes(aTHX_ &b, PB_AuthRoleRevokePermissionRequest_role, r, rl);
     pb_bytes(aTHX_ &b, PB_AuthRoleRevokePermissionRequest_key, k, kl);
     pb_bytes(aTHX_ &b, PB_AuthRoleRevokePermissionRequest_range_end, e, el);
-    start_call(aTHX_ c, EVETCD_METHOD_ROLE_REVOKE_PERMISSION, &b, cb, NULL);
+    start_call(aTHX_ c, EVETCD_AUTH_METHOD_ROLE_REVOKE_PERMISSION, &b, cb, NULL);

@@ -17,7 +17,7 @@ member_list(EV::Etcd c, ...)
     OPT_END
     pb_init(aTHX_ &b);
     pb_int(aTHX_ &b, PB_MemberListRequest_linearizable, linearizable);
-    start_call(aTHX_ c, EVETCD_METHOD_MEMBER_LIST, &b, cb, opts);
+    start_call(aTHX_ c, EVETCD_CLUSTER_METHOD_MEMBER_LIST, &b, cb, opts);
 
 void
 member_add(EV::Etcd c, SV *peer_urls = NULL, ...)
@@ -37,14 +37,14 @@ member_add(EV::Etcd c, SV *peer_urls = NULL, ...)
     pb_init(aTHX_ &b);
     encode_urls(aTHX_ &b, PB_MemberAddRequest_peerURLs, peer_urls, "member_add");
     pb_int(aTHX_ &b, PB_MemberAddRequest_isLearner, learner);
-    start_call(aTHX_ c, EVETCD_METHOD_MEMBER_ADD, &b, cb, opts);
+    start_call(aTHX_ c, EVETCD_CLUSTER_METHOD_MEMBER_ADD, &b, cb, opts);
 
 void
 member_remove(EV::Etcd c, SV *id = NULL, SV *cb = NULL)
   ALIAS:
     member_promote = 1
   CODE:
-    call_with_id(aTHX_ c, ix ? EVETCD_METHOD_MEMBER_PROMOTE : EVETCD_METHOD_MEMBER_REMOVE, cb, id, "member id",
+    call_with_id(aTHX_ c, ix ? EVETCD_CLUSTER_METHOD_MEMBER_PROMOTE : EVETCD_CLUSTER_METHOD_MEMBER_REMOVE, cb, id, "member id",
                  ix ? PB_MemberPromoteRequest_ID : PB_MemberRemoveRequest_ID, 0);
 
 void
@@ -57,4 +57,4 @@ member_update(EV::Etcd c, SV *id = NULL, SV *peer_urls = NULL, SV *cb = NULL)
     pb_init(aTHX_ &b);
     pb_uint(aTHX_ &b, PB_MemberUpdateRequest_ID, need_uint(aTHX_ id, "member_update", "member id"));
     encode_urls(aTHX_ &b, PB_MemberUpdateRequest_peerURLs, peer_urls, "member_update");
-    start_call(aTHX_ c, EVETCD_METHOD_MEMBER_UPDATE, &b, cb, NULL);
+    start_call(aTHX_ c, EVETCD_CLUSTER_METHOD_MEMBER_UPDATE, &b, cb, NULL);

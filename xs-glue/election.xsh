@@ -17,7 +17,7 @@ election_campaign(EV::Etcd c, SV *name = NULL, SV *lease = NULL, SV *value = NUL
     pb_bytes(aTHX_ &b, PB_CampaignRequest_name, s, n);
     pb_int(aTHX_ &b, PB_CampaignRequest_lease, need_nonneg_int(aTHX_ lease, "election_campaign", "lease id"));
     pb_bytes(aTHX_ &b, PB_CampaignRequest_value, val, vl);
-    start_call(aTHX_ c, EVETCD_METHOD_ELECTION_CAMPAIGN, &b, cb, opts);
+    start_call(aTHX_ c, EVETCD_ELECTION_METHOD_ELECTION_CAMPAIGN, &b, cb, opts);
 
 void
 election_leader(EV::Etcd c, SV *name = NULL, SV *cb = NULL)
@@ -25,7 +25,7 @@ election_leader(EV::Etcd c, SV *name = NULL, SV *cb = NULL)
     static const char *const names[] = { "name" };
     static const int fields[] = { PB_LeaderRequest_name };
   CODE:
-    call_with_strings(aTHX_ c, EVETCD_METHOD_ELECTION_LEADER, cb, 1, &ST(1), names, fields);
+    call_with_strings(aTHX_ c, EVETCD_ELECTION_METHOD_ELECTION_LEADER, cb, 1, &ST(1), names, fields);
 
 void
 election_proclaim(EV::Etcd c, SV *leader = NULL, SV *value = NULL, SV *cb = NULL)
@@ -40,7 +40,7 @@ election_proclaim(EV::Etcd c, SV *leader = NULL, SV *value = NULL, SV *cb = NULL
     encode_leader_key(aTHX_ &b, PB_ProclaimRequest_leader, leader, "election_proclaim");
     val = need_bytes(aTHX_ value, &vl, "election_proclaim", "value");
     pb_bytes(aTHX_ &b, PB_ProclaimRequest_value, val, vl);
-    start_call(aTHX_ c, EVETCD_METHOD_ELECTION_PROCLAIM, &b, cb, NULL);
+    start_call(aTHX_ c, EVETCD_ELECTION_METHOD_ELECTION_PROCLAIM, &b, cb, NULL);
 
 void
 election_resign(EV::Etcd c, SV *leader = NULL, SV *cb = NULL)
@@ -51,7 +51,7 @@ election_resign(EV::Etcd c, SV *leader = NULL, SV *cb = NULL)
     NEED_CB(cb);
     pb_init(aTHX_ &b);
     encode_leader_key(aTHX_ &b, PB_ResignRequest_leader, leader, "election_resign");
-    start_call(aTHX_ c, EVETCD_METHOD_ELECTION_RESIGN, &b, cb, NULL);
+    start_call(aTHX_ c, EVETCD_ELECTION_METHOD_ELECTION_RESIGN, &b, cb, NULL);
 
 SV *
 election_observe(EV::Etcd c, SV *name = NULL, ...)

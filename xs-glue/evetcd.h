@@ -60,70 +60,159 @@ typedef struct evetcd_client evetcd_client;
 #define EVETCD_SNAPSHOT 4
 
 /**
- * Every unary method, numbered for the C side: cbindgen writes these
- * into xs-glue/evetcd.h as `EVETCD_METHOD_GET`, ... so XS and Rust share
- * one list. A method's Perl name (and its errors' `source`) is its name
- * here in snake_case. Each service declares the routes of its own
- * methods with `routes!`; the client finds them by id.
+ * This service's unary methods, numbered for the C side: cbindgen
+ * writes them into xs-glue/evetcd.h as `EVETCD_KV_METHOD_GET`, ...
  */
-enum evetcd_method
+enum evetcd_kv_method
 #if __STDC_VERSION__ >= 202311L
   : uint32_t
 #endif // __STDC_VERSION__ >= 202311L
  {
-  EVETCD_METHOD_GET,
-  EVETCD_METHOD_PUT,
-  EVETCD_METHOD_DELETE,
-  EVETCD_METHOD_TXN,
-  EVETCD_METHOD_COMPACT,
-  EVETCD_METHOD_LEASE_GRANT,
-  EVETCD_METHOD_LEASE_REVOKE,
-  EVETCD_METHOD_LEASE_TIME_TO_LIVE,
-  EVETCD_METHOD_LEASE_LEASES,
-  EVETCD_METHOD_LEASE_KEEPALIVE_ONCE,
-  EVETCD_METHOD_LOCK,
-  EVETCD_METHOD_UNLOCK,
-  EVETCD_METHOD_ELECTION_CAMPAIGN,
-  EVETCD_METHOD_ELECTION_PROCLAIM,
-  EVETCD_METHOD_ELECTION_LEADER,
-  EVETCD_METHOD_ELECTION_RESIGN,
-  EVETCD_METHOD_AUTHENTICATE,
-  EVETCD_METHOD_AUTH_ENABLE,
-  EVETCD_METHOD_AUTH_DISABLE,
-  EVETCD_METHOD_AUTH_STATUS,
-  EVETCD_METHOD_USER_ADD,
-  EVETCD_METHOD_USER_GET,
-  EVETCD_METHOD_USER_LIST,
-  EVETCD_METHOD_USER_DELETE,
-  EVETCD_METHOD_USER_CHANGE_PASSWORD,
-  EVETCD_METHOD_USER_GRANT_ROLE,
-  EVETCD_METHOD_USER_REVOKE_ROLE,
-  EVETCD_METHOD_ROLE_ADD,
-  EVETCD_METHOD_ROLE_GET,
-  EVETCD_METHOD_ROLE_LIST,
-  EVETCD_METHOD_ROLE_DELETE,
-  EVETCD_METHOD_ROLE_GRANT_PERMISSION,
-  EVETCD_METHOD_ROLE_REVOKE_PERMISSION,
-  EVETCD_METHOD_STATUS,
-  EVETCD_METHOD_ALARM,
-  EVETCD_METHOD_DEFRAGMENT,
-  EVETCD_METHOD_HASH,
-  EVETCD_METHOD_HASH_KV,
-  EVETCD_METHOD_MOVE_LEADER,
-  EVETCD_METHOD_MEMBER_LIST,
-  EVETCD_METHOD_MEMBER_ADD,
-  EVETCD_METHOD_MEMBER_REMOVE,
-  EVETCD_METHOD_MEMBER_UPDATE,
-  EVETCD_METHOD_MEMBER_PROMOTE,
-  /**
-   * Not a method: how many there are.
-   */
-  EVETCD_METHOD_COUNT,
+  EVETCD_KV_METHOD_GET = 256,
+  EVETCD_KV_METHOD_PUT,
+  EVETCD_KV_METHOD_DELETE,
+  EVETCD_KV_METHOD_TXN,
+  EVETCD_KV_METHOD_COMPACT,
 };
 #if __STDC_VERSION__ >= 202311L
-typedef enum evetcd_method evetcd_method;
+typedef enum evetcd_kv_method evetcd_kv_method;
 #else
-typedef uint32_t evetcd_method;
+typedef uint32_t evetcd_kv_method;
+#endif // __STDC_VERSION__ >= 202311L
+
+/**
+ * This service's unary methods, numbered for the C side: cbindgen
+ * writes them into xs-glue/evetcd.h as `EVETCD_LEASE_METHOD_LEASE_GRANT`, ...
+ */
+enum evetcd_lease_method
+#if __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // __STDC_VERSION__ >= 202311L
+ {
+  EVETCD_LEASE_METHOD_LEASE_GRANT = 512,
+  EVETCD_LEASE_METHOD_LEASE_REVOKE,
+  EVETCD_LEASE_METHOD_LEASE_TIME_TO_LIVE,
+  EVETCD_LEASE_METHOD_LEASE_LEASES,
+  EVETCD_LEASE_METHOD_LEASE_KEEPALIVE_ONCE,
+};
+#if __STDC_VERSION__ >= 202311L
+typedef enum evetcd_lease_method evetcd_lease_method;
+#else
+typedef uint32_t evetcd_lease_method;
+#endif // __STDC_VERSION__ >= 202311L
+
+/**
+ * This service's unary methods, numbered for the C side: cbindgen
+ * writes them into xs-glue/evetcd.h as `EVETCD_LOCK_METHOD_LOCK`, ...
+ */
+enum evetcd_lock_method
+#if __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // __STDC_VERSION__ >= 202311L
+ {
+  EVETCD_LOCK_METHOD_LOCK = 768,
+  EVETCD_LOCK_METHOD_UNLOCK,
+};
+#if __STDC_VERSION__ >= 202311L
+typedef enum evetcd_lock_method evetcd_lock_method;
+#else
+typedef uint32_t evetcd_lock_method;
+#endif // __STDC_VERSION__ >= 202311L
+
+/**
+ * This service's unary methods, numbered for the C side: cbindgen
+ * writes them into xs-glue/evetcd.h as `EVETCD_ELECTION_METHOD_ELECTION_CAMPAIGN`, ...
+ */
+enum evetcd_election_method
+#if __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // __STDC_VERSION__ >= 202311L
+ {
+  EVETCD_ELECTION_METHOD_ELECTION_CAMPAIGN = 1024,
+  EVETCD_ELECTION_METHOD_ELECTION_PROCLAIM,
+  EVETCD_ELECTION_METHOD_ELECTION_LEADER,
+  EVETCD_ELECTION_METHOD_ELECTION_RESIGN,
+};
+#if __STDC_VERSION__ >= 202311L
+typedef enum evetcd_election_method evetcd_election_method;
+#else
+typedef uint32_t evetcd_election_method;
+#endif // __STDC_VERSION__ >= 202311L
+
+/**
+ * This service's unary methods, numbered for the C side: cbindgen
+ * writes them into xs-glue/evetcd.h as `EVETCD_AUTH_METHOD_AUTHENTICATE`, ...
+ */
+enum evetcd_auth_method
+#if __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // __STDC_VERSION__ >= 202311L
+ {
+  EVETCD_AUTH_METHOD_AUTHENTICATE = 1280,
+  EVETCD_AUTH_METHOD_AUTH_ENABLE,
+  EVETCD_AUTH_METHOD_AUTH_DISABLE,
+  EVETCD_AUTH_METHOD_AUTH_STATUS,
+  EVETCD_AUTH_METHOD_USER_ADD,
+  EVETCD_AUTH_METHOD_USER_GET,
+  EVETCD_AUTH_METHOD_USER_LIST,
+  EVETCD_AUTH_METHOD_USER_DELETE,
+  EVETCD_AUTH_METHOD_USER_CHANGE_PASSWORD,
+  EVETCD_AUTH_METHOD_USER_GRANT_ROLE,
+  EVETCD_AUTH_METHOD_USER_REVOKE_ROLE,
+  EVETCD_AUTH_METHOD_ROLE_ADD,
+  EVETCD_AUTH_METHOD_ROLE_GET,
+  EVETCD_AUTH_METHOD_ROLE_LIST,
+  EVETCD_AUTH_METHOD_ROLE_DELETE,
+  EVETCD_AUTH_METHOD_ROLE_GRANT_PERMISSION,
+  EVETCD_AUTH_METHOD_ROLE_REVOKE_PERMISSION,
+};
+#if __STDC_VERSION__ >= 202311L
+typedef enum evetcd_auth_method evetcd_auth_method;
+#else
+typedef uint32_t evetcd_auth_method;
+#endif // __STDC_VERSION__ >= 202311L
+
+/**
+ * This service's unary methods, numbered for the C side: cbindgen
+ * writes them into xs-glue/evetcd.h as `EVETCD_MAINTENANCE_METHOD_STATUS`, ...
+ */
+enum evetcd_maintenance_method
+#if __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // __STDC_VERSION__ >= 202311L
+ {
+  EVETCD_MAINTENANCE_METHOD_STATUS = 1536,
+  EVETCD_MAINTENANCE_METHOD_ALARM,
+  EVETCD_MAINTENANCE_METHOD_DEFRAGMENT,
+  EVETCD_MAINTENANCE_METHOD_HASH,
+  EVETCD_MAINTENANCE_METHOD_HASH_KV,
+  EVETCD_MAINTENANCE_METHOD_MOVE_LEADER,
+};
+#if __STDC_VERSION__ >= 202311L
+typedef enum evetcd_maintenance_method evetcd_maintenance_method;
+#else
+typedef uint32_t evetcd_maintenance_method;
+#endif // __STDC_VERSION__ >= 202311L
+
+/**
+ * This service's unary methods, numbered for the C side: cbindgen
+ * writes them into xs-glue/evetcd.h as `EVETCD_CLUSTER_METHOD_MEMBER_LIST`, ...
+ */
+enum evetcd_cluster_method
+#if __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // __STDC_VERSION__ >= 202311L
+ {
+  EVETCD_CLUSTER_METHOD_MEMBER_LIST = 1792,
+  EVETCD_CLUSTER_METHOD_MEMBER_ADD,
+  EVETCD_CLUSTER_METHOD_MEMBER_REMOVE,
+  EVETCD_CLUSTER_METHOD_MEMBER_UPDATE,
+  EVETCD_CLUSTER_METHOD_MEMBER_PROMOTE,
+};
+#if __STDC_VERSION__ >= 202311L
+typedef enum evetcd_cluster_method evetcd_cluster_method;
+#else
+typedef uint32_t evetcd_cluster_method;
 #endif // __STDC_VERSION__ >= 202311L
 
 /**

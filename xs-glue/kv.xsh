@@ -57,7 +57,7 @@ _txn(...)
             pb_msg(aTHX_ &b, list_field[l], &sub);
         }
     }
-    start_call(aTHX_ c, EVETCD_METHOD_TXN, &b, cb, NULL);
+    start_call(aTHX_ c, EVETCD_KV_METHOD_TXN, &b, cb, NULL);
     /* txn reaches this through goto &_txn, after which perl leaves an
      * XSUB's return list as it is even in scalar context (and GIMME_V
      * reports the wrong context): return exactly one value, or
@@ -82,4 +82,4 @@ compact(EV::Etcd c, SV *revision = NULL, ...)
     pb_init(aTHX_ &b);
     pb_int(aTHX_ &b, PB_CompactionRequest_revision, need_int(aTHX_ revision, "compact", "revision"));
     pb_int(aTHX_ &b, PB_CompactionRequest_physical, physical);
-    start_call(aTHX_ c, EVETCD_METHOD_COMPACT, &b, cb, opts);
+    start_call(aTHX_ c, EVETCD_KV_METHOD_COMPACT, &b, cb, opts);

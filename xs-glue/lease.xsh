@@ -12,17 +12,17 @@ lease_grant(EV::Etcd c, SV *ttl = NULL, SV *cb = NULL)
     if (t <= 0) croak("lease_grant: ttl must be a positive number of seconds");
     pb_init(aTHX_ &b);
     pb_int(aTHX_ &b, PB_LeaseGrantRequest_TTL, t);
-    start_call(aTHX_ c, EVETCD_METHOD_LEASE_GRANT, &b, cb, NULL);
+    start_call(aTHX_ c, EVETCD_LEASE_METHOD_LEASE_GRANT, &b, cb, NULL);
 
 void
 lease_revoke(EV::Etcd c, SV *lease = NULL, SV *cb = NULL)
   CODE:
-    call_with_id(aTHX_ c, EVETCD_METHOD_LEASE_REVOKE, cb, lease, "lease id", PB_LeaseRevokeRequest_ID, 1);
+    call_with_id(aTHX_ c, EVETCD_LEASE_METHOD_LEASE_REVOKE, cb, lease, "lease id", PB_LeaseRevokeRequest_ID, 1);
 
 void
 lease_keepalive_once(EV::Etcd c, SV *lease = NULL, SV *cb = NULL)
   CODE:
-    call_with_id(aTHX_ c, EVETCD_METHOD_LEASE_KEEPALIVE_ONCE, cb, lease, "lease id", PB_LeaseKeepAliveRequest_ID, 1);
+    call_with_id(aTHX_ c, EVETCD_LEASE_METHOD_LEASE_KEEPALIVE_ONCE, cb, lease, "lease id", PB_LeaseKeepAliveRequest_ID, 1);
 
 void
 lease_time_to_live(EV::Etcd c, SV *lease = NULL, ...)
@@ -42,12 +42,12 @@ lease_time_to_live(EV::Etcd c, SV *lease = NULL, ...)
     pb_init(aTHX_ &b);
     pb_int(aTHX_ &b, PB_LeaseTimeToLiveRequest_ID, need_nonneg_int(aTHX_ lease, "lease_time_to_live", "lease id"));
     pb_int(aTHX_ &b, PB_LeaseTimeToLiveRequest_keys, keys);
-    start_call(aTHX_ c, EVETCD_METHOD_LEASE_TIME_TO_LIVE, &b, cb, opts);
+    start_call(aTHX_ c, EVETCD_LEASE_METHOD_LEASE_TIME_TO_LIVE, &b, cb, opts);
 
 void
 lease_leases(EV::Etcd c, SV *cb = NULL)
   CODE:
-    call_with_strings(aTHX_ c, EVETCD_METHOD_LEASE_LEASES, cb, 0, NULL, NULL, NULL);
+    call_with_strings(aTHX_ c, EVETCD_LEASE_METHOD_LEASE_LEASES, cb, 0, NULL, NULL, NULL);
 
 SV *
 lease_keepalive(EV::Etcd c, SV *lease = NULL, ...)

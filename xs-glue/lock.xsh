@@ -15,7 +15,7 @@ lock(EV::Etcd c, SV *name = NULL, SV *lease = NULL, ...)
     pb_init(aTHX_ &b);
     pb_bytes(aTHX_ &b, PB_LockRequest_name, s, n);
     pb_int(aTHX_ &b, PB_LockRequest_lease, need_nonneg_int(aTHX_ lease, "lock", "lease id"));
-    start_call(aTHX_ c, EVETCD_METHOD_LOCK, &b, cb, opts);
+    start_call(aTHX_ c, EVETCD_LOCK_METHOD_LOCK, &b, cb, opts);
 
 void
 unlock(EV::Etcd c, SV *key = NULL, SV *cb = NULL)
@@ -23,4 +23,4 @@ unlock(EV::Etcd c, SV *key = NULL, SV *cb = NULL)
     static const char *const names[] = { "key" };
     static const int fields[] = { PB_UnlockRequest_key };
   CODE:
-    call_with_strings(aTHX_ c, EVETCD_METHOD_UNLOCK, cb, 1, &ST(1), names, fields);
+    call_with_strings(aTHX_ c, EVETCD_LOCK_METHOD_UNLOCK, cb, 1, &ST(1), names, fields);

@@ -13,7 +13,7 @@ status(EV::Etcd c, ...)
     SV *cb;
     HV *opts;
   CODE:
-    m = ix == 1 ? EVETCD_METHOD_DEFRAGMENT : ix == 2 ? EVETCD_METHOD_HASH : EVETCD_METHOD_STATUS;
+    m = ix == 1 ? EVETCD_MAINTENANCE_METHOD_DEFRAGMENT : ix == 2 ? EVETCD_MAINTENANCE_METHOD_HASH : EVETCD_MAINTENANCE_METHOD_STATUS;
     method = evetcd_method_name(m);
     check_fork(aTHX_ c);
     opts = opts_and_cb(aTHX_ method, &ST(1), items - 1, &cb);
@@ -56,7 +56,7 @@ alarm(EV::Etcd c, SV *action = NULL, ...)
     pb_int(aTHX_ &b, PB_AlarmRequest_action, act);
     pb_uint(aTHX_ &b, PB_AlarmRequest_memberID, member);
     pb_int(aTHX_ &b, PB_AlarmRequest_alarm, kind);
-    start_call(aTHX_ c, EVETCD_METHOD_ALARM, &b, cb, opts);
+    start_call(aTHX_ c, EVETCD_MAINTENANCE_METHOD_ALARM, &b, cb, opts);
 
 void
 hash_kv(EV::Etcd c, ...)
@@ -78,7 +78,7 @@ hash_kv(EV::Etcd c, ...)
     member_options(aTHX_ opts, "hash_kv");
     pb_init(aTHX_ &b);
     pb_int(aTHX_ &b, PB_HashKVRequest_revision, rev);
-    start_member_call(aTHX_ c, EVETCD_METHOD_HASH_KV, &b, cb, opts);
+    start_member_call(aTHX_ c, EVETCD_MAINTENANCE_METHOD_HASH_KV, &b, cb, opts);
 
 SV *
 _snapshot(EV::Etcd c, SV *cb)
@@ -96,4 +96,4 @@ _snapshot(EV::Etcd c, SV *cb)
 void
 move_leader(EV::Etcd c, SV *target = NULL, SV *cb = NULL)
   CODE:
-    call_with_id(aTHX_ c, EVETCD_METHOD_MOVE_LEADER, cb, target, "target member id", PB_MoveLeaderRequest_targetID, 0);
+    call_with_id(aTHX_ c, EVETCD_MAINTENANCE_METHOD_MOVE_LEADER, cb, target, "target member id", PB_MoveLeaderRequest_targetID, 0);

@@ -1,34 +1,36 @@
 //! Every unary method's route, by the id the C side names it with: the
 //! services' own route lists, gathered once.
 
-use crate::engine::{Method, Route};
+use crate::engine::Route;
 use crate::services::{auth, cluster, election, kv, lease, lock, maintenance};
 use std::sync::LazyLock;
 
-/// Routes indexed by `Method`.
-static BY_ID: LazyLock<Vec<&'static Route>> = LazyLock::new(|| {
-    let services = [
-        &kv::ROUTES,
-        &lease::ROUTES,
-        &lock::ROUTES,
-        &election::ROUTES,
-        &auth::ROUTES,
-        &maintenance::ROUTES,
-        &cluster::ROUTES,
-    ];
-    let mut all: Vec<&'static Route> = services.into_iter().flat_map(|s| s.iter()).collect();
-    all.sort_by_key(|r| r.method as u32);
-    let numbered = all.iter().enumerate().all(|(i, r)| r.method as usize == i);
-    assert!(
-        numbered && all.len() == Method::Count as usize,
-        "every Method has exactly one route"
-    );
-    all
-});
+/// Each service's routes, at its number (the high byte of its method ids,
+/// from 1) less one.
+static SERVICES: [&LazyLock<Vec<Route>>; 7] = [
+    &kv::ROUTES,
+    &lease::ROUTES,
+    &lock::ROUTES,
+    &election::ROUTES,
+    &auth::ROUTES,
+    &maintenance::ROUTES,
+    &cluster::ROUTES,
+];
 
-/// The route of method `id` (a `Method`), or None for an unknown id.
+/// The route of method `id` (one of the services' method enums), or None
+/// for an unknown id: service `id >> 8`, its route `id & 0xff`.
 pub fn route(id: u32) -> Option<&'static Route> {
-    BY_ID.get(usize::try_from(id).ok()?).copied()
+    let service = usize::try_from(id >> 8).ok()?.checked_sub(1)?;
+    let route = SERVICES
+        .get(service)?
+        .get(usize::try_from(id & 0xff).ok()?)?;
+    (route.id == id).then_some(route)
+}
+
+/// Every route, service by service.
+#[cfg(test)]
+fn all() -> impl Iterator<Item = &'static Route> {
+    SERVICES.iter().flat_map(|s| s.iter())
 }
 
 #[cfg(test)]
@@ -102,7 +104,7 @@ mod tests {
             "_snapshot",
         ];
         let xs = xs_methods();
-        let names: Vec<&str> = BY_ID.iter().map(|r| r.source).collect();
+        let names: Vec<&str> = all().map(|r| r.source).collect();
         for m in &names {
             assert!(xs.iter().any(|x| x == m), "route '{m}' has no XS method");
         }
@@ -166,7 +168,7 @@ mod tests {
         assert!(rpcs.len() > 40, "found only {rpcs:?}");
         // prost turns HashKVRequest into HashKvRequest
         let same = |proto: &str, rust: &str| proto.eq_ignore_ascii_case(rust);
-        for r in BY_ID.iter() {
+        for r in all() {
             let (method, path, request, reply) = (r.source, r.path, r.request_type, r.reply_type);
             let Some((_, req, rep, streams)) = rpcs.iter().find(|r| r.0 == path) else {
                 panic!("'{method}' goes to {path}, which no proto declares");
@@ -188,25 +190,34 @@ mod tests {
 
     #[test]
     fn every_method_has_one_route_at_its_id() {
-        assert_eq!(BY_ID.len(), Method::Count as usize);
-        for (id, r) in BY_ID.iter().enumerate() {
-            assert_eq!(r.method as usize, id, "{}", r.source);
-            assert_eq!(route(id as u32).map(|r| r.source), Some(r.source));
+        for (n, service) in SERVICES.iter().enumerate() {
+            for (i, r) in service.iter().enumerate() {
+                // The enum and the routes! list of a service in one order.
+                assert_eq!(r.id, ((n as u32 + 1) << 8) + i as u32, "{}", r.source);
+                assert_eq!(route(r.id).map(|r| r.source), Some(r.source));
+            }
+            let past = ((n as u32 + 1) << 8) + service.len() as u32;
+            assert!(route(past).is_none());
         }
-        assert!(route(Method::Count as u32).is_none());
+        assert!(route(0).is_none() && route(0x800).is_none() && route(u32::MAX).is_none());
         assert_eq!(
-            route(Method::LeaseTimeToLive as u32).unwrap().source,
+            route(lease::LeaseMethod::LeaseTimeToLive as u32)
+                .unwrap()
+                .source,
             "lease_time_to_live"
         );
         assert_eq!(
-            route(Method::HashKv as u32).unwrap().c_name.to_str(),
+            route(maintenance::MaintenanceMethod::HashKv as u32)
+                .unwrap()
+                .c_name
+                .to_str(),
             Ok("hash_kv")
         );
     }
 
     #[test]
     fn every_route_echoes_its_request_type() {
-        for r in BY_ID.iter() {
+        for r in all() {
             let echo = (r.echo)(r.source, &[]).unwrap_or_else(|e| panic!("{e}"));
             assert!(
                 r.request_type.eq_ignore_ascii_case(echo.request_type),

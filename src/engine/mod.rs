@@ -13,4 +13,4 @@ pub mod stream;
 
 pub use call::{call_once, ReplyGuard};
 pub(crate) use route::routes;
-pub use route::{find, Method, ReplyError, Route};
+pub use route::{find, ReplyError, Route};

@@ -8,74 +8,12 @@ use crate::queue::Reply;
 use bytes::Bytes;
 use std::ffi::CStr;
 
-/// Every unary method, numbered for the C side: cbindgen writes these
-/// into xs-glue/evetcd.h as `EVETCD_METHOD_GET`, ... so XS and Rust share
-/// one list. A method's Perl name (and its errors' `source`) is its name
-/// here in snake_case. Each service declares the routes of its own
-/// methods with `routes!`; the client finds them by id.
-#[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Method {
-    // KV
-    Get,
-    Put,
-    Delete,
-    Txn,
-    Compact,
-    // Lease
-    LeaseGrant,
-    LeaseRevoke,
-    LeaseTimeToLive,
-    LeaseLeases,
-    LeaseKeepaliveOnce,
-    // Lock
-    Lock,
-    Unlock,
-    // Election
-    ElectionCampaign,
-    ElectionProclaim,
-    ElectionLeader,
-    ElectionResign,
-    // Auth
-    Authenticate,
-    AuthEnable,
-    AuthDisable,
-    AuthStatus,
-    UserAdd,
-    UserGet,
-    UserList,
-    UserDelete,
-    UserChangePassword,
-    UserGrantRole,
-    UserRevokeRole,
-    RoleAdd,
-    RoleGet,
-    RoleList,
-    RoleDelete,
-    RoleGrantPermission,
-    RoleRevokePermission,
-    // Maintenance
-    Status,
-    Alarm,
-    Defragment,
-    Hash,
-    HashKv,
-    MoveLeader,
-    // Cluster
-    MemberList,
-    MemberAdd,
-    MemberRemove,
-    MemberUpdate,
-    MemberPromote,
-    /// Not a method: how many there are.
-    Count,
-}
-
-/// `method`'s Perl name, NUL-terminated for the C side. Leaks it: only
-/// called when a route is built, and routes are built once.
-fn perl_name(method: Method) -> &'static CStr {
+/// A method's Perl name (its `routes!` name in snake_case), NUL-terminated
+/// for the C side. Leaks it: only called when a route is built, and routes
+/// are built once.
+fn perl_name(method: &str) -> &'static CStr {
     let mut name = String::new();
-    for c in format!("{method:?}").chars() {
+    for c in method.chars() {
         if c.is_ascii_uppercase() && !name.is_empty() {
             name.push('_');
         }
@@ -86,19 +24,23 @@ fn perl_name(method: Method) -> &'static CStr {
     CStr::from_bytes_with_nul(name.as_bytes()).expect("one NUL, at the end")
 }
 
-/// Declares a service's unary methods, one a line:
+/// Declares a service's unary methods after the name of its method enum
+/// (`#[repr(u32)]`, numbered from 0xN00 for service N, in the order of
+/// this list: the C side's ids), one a line:
 /// `Method => RequestType => ReplyType, "/package.Service/Rpc"`, then
 /// adjustments applied to the Route in order. Makes `ROUTES`, built on
-/// first use. The XS side encodes the request; its type here is what the
-/// request echo (t/48-request-encoding.t) reads those bytes as.
+/// first use, in enum order. The XS side encodes the request; its type
+/// here is what the request echo (t/48-request-encoding.t) reads those
+/// bytes as.
 macro_rules! routes {
-    ($($method:ident => $request:ty => $reply:ty, $path:literal $(, $adjust:expr)*;)*) => {
-        /// This service's unary methods.
+    ($enum:ident; $($method:ident => $request:ty => $reply:ty, $path:literal $(, $adjust:expr)*;)*) => {
+        /// This service's unary methods, in the order of their ids.
         pub static ROUTES: std::sync::LazyLock<Vec<$crate::engine::Route>> =
             std::sync::LazyLock::new(|| {
                 vec![$({
                     let r = $crate::engine::Route::new::<$request, $reply>(
-                        $crate::engine::Method::$method,
+                        $enum::$method as u32,
+                        stringify!($method),
                         $path,
                         stringify!($request),
                         stringify!($reply),
@@ -111,17 +53,18 @@ macro_rules! routes {
 }
 pub(crate) use routes;
 
-/// The route of `method` among `routes` (a service's `ROUTES`).
-pub fn find(routes: &'static [Route], method: Method) -> &'static Route {
+/// The route of method `id` among `routes` (a service's `ROUTES`).
+pub fn find(routes: &'static [Route], id: u32) -> &'static Route {
     routes
         .iter()
-        .find(|r| r.method == method)
+        .find(|r| r.id == id)
         .expect("the service declares this method")
 }
 
 /// How one unary method travels: its gRPC path and how its reply decodes.
 pub struct Route {
-    pub method: Method,
+    /// The method's id (its service's method enum).
+    pub id: u32,
     pub path: &'static str,
     /// The method's Perl name, as errors and `on_request` report it.
     pub source: &'static str,
@@ -147,7 +90,8 @@ pub struct Route {
 
 impl Route {
     pub fn new<Req, T>(
-        method: Method,
+        id: u32,
+        name: &'static str,
         path: &'static str,
         request_type: &'static str,
         reply_type: &'static str,
@@ -156,9 +100,9 @@ impl Route {
         Req: prost::Message + Default + std::fmt::Debug,
         T: prost::Message + Default + ToPerl + Send + 'static,
     {
-        let c_name = perl_name(method);
+        let c_name = perl_name(name);
         Route {
-            method,
+            id,
             path,
             source: c_name.to_str().expect("ASCII"),
             c_name,

@@ -2,7 +2,7 @@
 
 use crate::conn::token::is_stale_token_message;
 use crate::conn::Shared;
-use crate::engine::{call_once, find, routes, Method, ReplyError, Route};
+use crate::engine::{call_once, find, routes, ReplyError, Route};
 use crate::error::EtcdError;
 use crate::perl::k;
 use crate::perl::{Builder, Hv, ToPerl};
@@ -14,7 +14,32 @@ use prost::Message;
 use std::future::Future;
 use std::pin::Pin;
 
+/// This service's unary methods, numbered for the C side: cbindgen
+/// writes them into xs-glue/evetcd.h as `EVETCD_AUTH_METHOD_AUTHENTICATE`, ...
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthMethod {
+    Authenticate = 0x500,
+    AuthEnable,
+    AuthDisable,
+    AuthStatus,
+    UserAdd,
+    UserGet,
+    UserList,
+    UserDelete,
+    UserChangePassword,
+    UserGrantRole,
+    UserRevokeRole,
+    RoleAdd,
+    RoleGet,
+    RoleList,
+    RoleDelete,
+    RoleGrantPermission,
+    RoleRevokePermission,
+}
+
 routes! {
+    AuthMethod;
     Authenticate => AuthenticateRequest => AuthenticateResponse, "/etcdserverpb.Auth/Authenticate", login_route;
     AuthEnable => AuthEnableRequest => AuthEnableResponse, "/etcdserverpb.Auth/AuthEnable";
     AuthDisable => AuthDisableRequest => AuthDisableResponse, "/etcdserverpb.Auth/AuthDisable", disable_route;
@@ -85,7 +110,7 @@ pub fn login(shared: &Shared) -> Pin<Box<dyn Future<Output = Result<(), EtcdErro
         let Some(request) = shared.credentials() else {
             return Ok(());
         };
-        let route = find(&ROUTES, Method::Authenticate);
+        let route = find(&ROUTES, AuthMethod::Authenticate as u32);
         let limit = shared.cfg.timeout;
         match call_once(shared, route, request.clone(), limit, SOURCE).await {
             Ok(reply) => store_token(shared, &request, reply)

@@ -1,7 +1,7 @@
 //! Cluster service: member_list, member_add, member_remove, member_update, member_promote.
 
 use crate::conn::Shared;
-use crate::engine::{call_once, find, routes, Method, Route};
+use crate::engine::{call_once, find, routes, Route};
 use crate::perl::k;
 use crate::perl::{Builder, Hv, ToPerl};
 use crate::proto::etcdserverpb::{
@@ -13,7 +13,20 @@ use bytes::Bytes;
 use prost::Message;
 use std::time::Duration;
 
+/// This service's unary methods, numbered for the C side: cbindgen
+/// writes them into xs-glue/evetcd.h as `EVETCD_CLUSTER_METHOD_MEMBER_LIST`, ...
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClusterMethod {
+    MemberList = 0x700,
+    MemberAdd,
+    MemberRemove,
+    MemberUpdate,
+    MemberPromote,
+}
+
 routes! {
+    ClusterMethod;
     MemberList => MemberListRequest => MemberListResponse, "/etcdserverpb.Cluster/MemberList", Route::read_only;
     MemberAdd => MemberAddRequest => MemberAddResponse, "/etcdserverpb.Cluster/MemberAdd";
     MemberRemove => MemberRemoveRequest => MemberRemoveResponse, "/etcdserverpb.Cluster/MemberRemove";
@@ -76,7 +89,7 @@ fn client_urls(resp: &MemberListResponse) -> Vec<String> {
 /// failed round, or a list this client cannot use (another scheme), keeps
 /// the endpoints it has.
 pub async fn sync_endpoints(shared: std::sync::Arc<Shared>, every: Duration) {
-    let route = find(&ROUTES, Method::MemberList);
+    let route = find(&ROUTES, ClusterMethod::MemberList as u32);
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await; // the first tick is immediate: sync one interval in

@@ -17,7 +17,19 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 use tonic::Status;
 
+/// This service's unary methods, numbered for the C side: cbindgen
+/// writes them into xs-glue/evetcd.h as `EVETCD_ELECTION_METHOD_ELECTION_CAMPAIGN`, ...
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ElectionMethod {
+    ElectionCampaign = 0x400,
+    ElectionProclaim,
+    ElectionLeader,
+    ElectionResign,
+}
+
 routes! {
+    ElectionMethod;
     ElectionCampaign => CampaignRequest => CampaignResponse, "/v3electionpb.Election/Campaign";
     ElectionProclaim => ProclaimRequest => ProclaimResponse, "/v3electionpb.Election/Proclaim";
     ElectionLeader => LeaderRequest => LeaderResponse, "/v3electionpb.Election/Leader", Route::read_only;

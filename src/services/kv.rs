@@ -8,7 +8,20 @@ use crate::proto::etcdserverpb::{
     PutRequest, PutResponse, RangeRequest, RangeResponse, TxnRequest, TxnResponse,
 };
 
+/// This service's unary methods, numbered for the C side: cbindgen
+/// writes them into xs-glue/evetcd.h as `EVETCD_KV_METHOD_GET`, ...
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KvMethod {
+    Get = 0x100,
+    Put,
+    Delete,
+    Txn,
+    Compact,
+}
+
 routes! {
+    KvMethod;
     Get => RangeRequest => RangeResponse, "/etcdserverpb.KV/Range", Route::read_only, range_route;
     Put => PutRequest => PutResponse, "/etcdserverpb.KV/Put";
     Delete => DeleteRangeRequest => DeleteRangeResponse, "/etcdserverpb.KV/DeleteRange";

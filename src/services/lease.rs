@@ -24,7 +24,20 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tonic::{Code, Status};
 
+/// This service's unary methods, numbered for the C side: cbindgen
+/// writes them into xs-glue/evetcd.h as `EVETCD_LEASE_METHOD_LEASE_GRANT`, ...
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeaseMethod {
+    LeaseGrant = 0x200,
+    LeaseRevoke,
+    LeaseTimeToLive,
+    LeaseLeases,
+    LeaseKeepaliveOnce,
+}
+
 routes! {
+    LeaseMethod;
     LeaseGrant => LeaseGrantRequest => LeaseGrantResponse, "/etcdserverpb.Lease/LeaseGrant";
     LeaseRevoke => LeaseRevokeRequest => LeaseRevokeResponse, "/etcdserverpb.Lease/LeaseRevoke";
     LeaseTimeToLive => LeaseTimeToLiveRequest => LeaseTimeToLiveResponse, "/etcdserverpb.Lease/LeaseTimeToLive", Route::read_only;

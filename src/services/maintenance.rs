@@ -17,7 +17,21 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 use tonic::Code;
 
+/// This service's unary methods, numbered for the C side: cbindgen
+/// writes them into xs-glue/evetcd.h as `EVETCD_MAINTENANCE_METHOD_STATUS`, ...
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MaintenanceMethod {
+    Status = 0x600,
+    Alarm,
+    Defragment,
+    Hash,
+    HashKv,
+    MoveLeader,
+}
+
 routes! {
+    MaintenanceMethod;
     Status => StatusRequest => StatusResponse, "/etcdserverpb.Maintenance/Status", Route::read_only, Route::local;
     Alarm => AlarmRequest => AlarmResponse, "/etcdserverpb.Maintenance/Alarm", alarm_route, Route::local;
     Defragment => DefragmentRequest => DefragmentResponse, "/etcdserverpb.Maintenance/Defragment", Route::local;

@@ -5,7 +5,7 @@
 
 use crate::conn::Shared;
 use crate::engine::stream::{orphan_hub, wait_until, Backoff, SharedStream, StreamEvent};
-use crate::engine::{call_once, find, Method, Route};
+use crate::engine::{call_once, find, Route};
 use crate::error::EtcdError;
 use crate::perl::k;
 use crate::perl::{Builder, Hv, ToPerl};
@@ -728,7 +728,7 @@ async fn read_current(
     range_end: Vec<u8>,
 ) -> Result<RangeResponse, EtcdError> {
     use prost::Message;
-    let route = find(&super::kv::ROUTES, Method::Get);
+    let route = find(&super::kv::ROUTES, super::kv::KvMethod::Get as u32);
     let body: bytes::Bytes = RangeRequest {
         key,
         range_end,

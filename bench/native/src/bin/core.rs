@@ -20,7 +20,7 @@ use ev_etcd::ffi::{
 use ev_etcd::perl::{BuilderVtable, Key, REPLY_KEYS};
 use ev_etcd::proto::etcdserverpb::{PutRequest, RangeRequest};
 use ev_etcd::client::Client;
-use ev_etcd::engine::Method;
+use ev_etcd::services::kv::KvMethod as Method;
 use ev_etcd_bench::*;
 use prost::Message;
 use std::collections::HashMap;
