@@ -150,6 +150,7 @@ my %DEFAULTS = (
     AlarmRequest => { action => 'Get', member_id => 0, alarm => 'None' },
     HashKvRequest => { revision => 0 },
     MoveLeaderRequest => { target_id => 0 },
+    DowngradeRequest => { action => 'Validate', version => '' },
     MemberListRequest => { linearizable => 0 },
     MemberAddRequest => { peer_ur_ls => [], is_learner => 0 },    # peerURLs, as prost spells it
     MemberRemoveRequest => { id => 0 },
@@ -527,6 +528,14 @@ echoes('no revision', hash_kv => [], HashKvRequest => msg('HashKvRequest'));
 echoes('revision', hash_kv => [31], HashKvRequest => msg(HashKvRequest => revision => 31));
 echoes('member id', move_leader => ['18446744073709551615'],
        MoveLeaderRequest => msg(MoveLeaderRequest => target_id => '18446744073709551615'));
+for my $action ([ validate => 'Validate' ], [ ENABLE => 'Enable' ]) {
+    echoes("downgrade $action->[0]", downgrade => [ $action->[0], '3.4' ],
+           DowngradeRequest => msg(DowngradeRequest => action => $action->[1], version => '3.4'));
+}
+echoes('downgrade cancel, timeout', downgrade => [ 'cancel', undef, { timeout => 2 } ],
+       DowngradeRequest => msg(DowngradeRequest => action => 'Cancel'));
+echoes('downgrade cancel, no version', downgrade => ['Cancel'],
+       DowngradeRequest => msg(DowngradeRequest => action => 'Cancel'));
 
 echoes('no options', member_list => [], MemberListRequest => msg('MemberListRequest'));
 echoes('linearizable, with timeout', member_list => [{ linearizable => 1, timeout => 3 }],

@@ -187,6 +187,7 @@ enum evetcd_maintenance_method
   EVETCD_MAINTENANCE_METHOD_HASH,
   EVETCD_MAINTENANCE_METHOD_HASH_KV,
   EVETCD_MAINTENANCE_METHOD_MOVE_LEADER,
+  EVETCD_MAINTENANCE_METHOD_DOWNGRADE,
 };
 #if __STDC_VERSION__ >= 202311L
 typedef enum evetcd_maintenance_method evetcd_maintenance_method;

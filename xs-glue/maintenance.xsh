@@ -1,5 +1,6 @@
 # Maintenance service: status, alarm, defragment, hash, hash_kv, move_leader,
-# and the stream behind snapshot (lib/EV/Etcd.pm writes its pieces).
+# downgrade, and the stream behind snapshot (lib/EV/Etcd.pm writes its
+# pieces).
 
 void
 status(EV::Etcd c, ...)
@@ -97,3 +98,39 @@ void
 move_leader(EV::Etcd c, SV *target = NULL, SV *cb = NULL)
   CODE:
     call_with_id(aTHX_ c, EVETCD_MAINTENANCE_METHOD_MOVE_LEADER, cb, target, "target member id", PB_MoveLeaderRequest_targetID, 0);
+
+void
+downgrade(EV::Etcd c, SV *action = NULL, ...)
+  PREINIT:
+    pb_buf b;
+    SV *cb;
+    HV *opts;
+    STRLEN al, vl = 0;
+    const char *a, *version = NULL;
+    int act, first = 2;
+  CODE:
+    check_fork(aTHX_ c);
+    a = need_bytes(aTHX_ action, &al, "downgrade", "action");
+    if (al == 8 && strncasecmp(a, "validate", 8) == 0) act = PB_DowngradeRequest_DowngradeAction_VALIDATE;
+    else if (al == 6 && strncasecmp(a, "enable", 6) == 0) act = PB_DowngradeRequest_DowngradeAction_ENABLE;
+    else if (al == 6 && strncasecmp(a, "cancel", 6) == 0) act = PB_DowngradeRequest_DowngradeAction_CANCEL;
+    else croak("downgrade: unknown action '%s' (expected validate, enable or cancel)", a);
+    /* downgrade($action, [$version,] [\%opt,] $cb): a plain scalar before
+     * the options and the callback is the version */
+    if (items >= 3 && !SvROK(ST(2))) {
+        if (SvOK(ST(2)))
+            version = need_bytes(aTHX_ ST(2), &vl, "downgrade", "version");
+        first = 3;
+    }
+    if (act != PB_DowngradeRequest_DowngradeAction_CANCEL && !vl)
+        croak("downgrade: %s needs the target version (such as '3.4')", a);
+    opts = opts_and_cb(aTHX_ "downgrade", &ST(first), items - first, &cb);
+    OPT_BEGIN(opts)
+        if (OPT_IS("timeout")) continue; /* start_call reads it */
+        unknown_option(aTHX_ "downgrade", k, klen);
+    OPT_END
+    pb_init(aTHX_ &b);
+    pb_int(aTHX_ &b, PB_DowngradeRequest_action, act);
+    if (vl)
+        pb_bytes(aTHX_ &b, PB_DowngradeRequest_version, version, vl);
+    start_call(aTHX_ c, EVETCD_MAINTENANCE_METHOD_DOWNGRADE, &b, cb, opts);

@@ -2223,6 +2223,57 @@ Hands leadership to another voting member, given by its member id (a
 number or a decimal string, see L</CLUSTER>). Must be sent to the current
 leader. Response: C<header>, all zeros (etcd sends none).
 
+=head2 downgrade
+
+  $etcd->downgrade($action, $version, [\%opt,] $cb);
+  $etcd->downgrade('cancel', [\%opt,] $cb);
+
+Drives etcd's cluster downgrade (etcd 3.5 and newer: etcd 3.4 answers
+every action with C<UNIMPLEMENTED>). C<$action> is one of (in any case):
+
+=over 4
+
+=item validate
+
+Asks whether the cluster could go down to C<$version>, which must be the
+minor version just below the cluster's (C<'3.4'> for a 3.5 cluster),
+without changing anything.
+
+=item enable
+
+Starts the downgrade to C<$version>: from then on members may be restarted
+on the older etcd.
+
+=item cancel
+
+Stops a downgrade in progress; no C<$version>.
+
+=back
+
+The only option is C<timeout>. Response: C<header> and C<version>, the
+cluster's version as etcd reports it (C<'3.5.0'>). etcd refuses a wrong
+target with C<INVALID_ARGUMENT> (C<etcdserver: invalid downgrade target
+version>, or C<etcdserver: wrong downgrade target version format>), and
+answers C<FAILED_PRECONDITION> to an C<enable> or C<validate> while a
+downgrade is in progress (C<etcdserver: cluster has a downgrade job in
+progress>) and to a C<cancel> with none (C<etcdserver: no inflight
+downgrade job>). A bad action, a missing version, or an unknown option
+croaks.
+
+etcd 3.5 applies C<enable> and C<cancel> but does not answer them: the
+call ends with C<UNAVAILABLE> (C<etcdserver: request timed out>) after the
+server's request timeout, or with C<DEADLINE_EXCEEDED> at your own
+C<timeout> if that comes first. Check the outcome with C<validate>, as
+here:
+
+=for ev-etcd example client prints ^downgrade to 3\.4: (possible|not possible)
+
+  $etcd->downgrade(validate => '3.4', sub {
+      my ($resp, $err) = @_;
+      if ($err) { print "downgrade to 3.4: not possible ($err->{status})\n" }
+      else      { print "downgrade to 3.4: possible from $resp->{version}\n" }
+  });
+
 =head1 CLUSTER
 
 Member ids are unsigned 64-bit integers and are often above the largest

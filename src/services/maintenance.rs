@@ -1,5 +1,6 @@
 //! Maintenance service: status, alarm, defragment, hash, hash_kv,
-//! move_leader, and snapshot (a stream served by a task of its own).
+//! move_leader, downgrade, and snapshot (a stream served by a task of its
+//! own).
 
 use crate::conn::Shared;
 use crate::engine::stream::{stream_failure, Stop, TaskSlot};
@@ -8,9 +9,9 @@ use crate::error::EtcdError;
 use crate::perl::k;
 use crate::perl::{Builder, Hv, ToPerl};
 use crate::proto::etcdserverpb::{
-    AlarmRequest, AlarmResponse, AlarmType, DefragmentRequest, DefragmentResponse, HashKvRequest,
-    HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest, MoveLeaderResponse,
-    StatusRequest, StatusResponse,
+    AlarmRequest, AlarmResponse, AlarmType, DefragmentRequest, DefragmentResponse,
+    DowngradeRequest, DowngradeResponse, HashKvRequest, HashKvResponse, HashRequest, HashResponse,
+    MoveLeaderRequest, MoveLeaderResponse, StatusRequest, StatusResponse,
 };
 use crate::queue::Disposition;
 use std::sync::Arc;
@@ -28,6 +29,7 @@ pub enum MaintenanceMethod {
     Hash,
     HashKv,
     MoveLeader,
+    Downgrade,
 }
 
 routes! {
@@ -38,6 +40,8 @@ routes! {
     Hash => HashRequest => HashResponse, "/etcdserverpb.Maintenance/Hash", Route::read_only, Route::local;
     HashKv => HashKvRequest => HashKvResponse, "/etcdserverpb.Maintenance/HashKV", Route::read_only, Route::local;
     MoveLeader => MoveLeaderRequest => MoveLeaderResponse, "/etcdserverpb.Maintenance/MoveLeader", Route::local;
+    // etcd 3.5 and newer; 3.4 answers UNIMPLEMENTED.
+    Downgrade => DowngradeRequest => DowngradeResponse, "/etcdserverpb.Maintenance/Downgrade";
 }
 
 /// alarm: only a GET (action 0) is a read that `retry` may repeat.
@@ -118,6 +122,15 @@ impl ToPerl for HashKvResponse {
 }
 
 crate::perl::header_only_reply!(DefragmentResponse, MoveLeaderResponse);
+
+impl ToPerl for DowngradeResponse {
+    fn to_perl(&self, b: &Builder) -> Hv {
+        let h = b.hv();
+        b.header(h, &self.header);
+        b.bytes(h, k!("version"), self.version.as_bytes());
+        h
+    }
+}
 
 pub const SNAPSHOT: &str = "snapshot";
 
