@@ -7,6 +7,7 @@
 #      which the machine's noise does not move.
 #
 #   bash bench/ab.sh OLD_COMMIT [--rounds N] [--ops N] [--workloads a,b]
+#   (--rounds 0: instruction counts only)
 #
 # The old commit is built in a temporary git worktree (its own cargo target
 # dir, seeded from this tree's to save time) and removed afterwards. Needs
@@ -50,8 +51,11 @@ run_compare() {
     perl -I"$root/blib/lib" -I"$root/blib/arch" -I"$root/t/lib" "$here/compare.pl" \
         --clients perl-old,perl --old-blib "$tmp/old/blib" --workloads "$workloads" "$@"
 }
-echo "== ab: timed, best of $rounds ($(git -C "$tmp/old" rev-parse --short HEAD) as perl-old," \
-    "$(git rev-parse --short HEAD)$(git status --porcelain --untracked-files=no | grep -q . && echo +dirty) as perl)"
-run_compare --rounds "$rounds"
+echo "== ab: $(git -C "$tmp/old" rev-parse --short HEAD) as perl-old," \
+    "$(git rev-parse --short HEAD)$(git status --porcelain --untracked-files=no | grep -q . && echo +dirty) as perl"
+if [ "$rounds" -gt 0 ]; then
+    echo "== ab: timed, best of $rounds"
+    run_compare --rounds "$rounds"
+fi
 echo "== ab: instructions per operation (callgrind, $ops and $((2 * ops)) operations)"
 run_compare --callgrind "$ops"
