@@ -204,6 +204,7 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "test-hooks")]
     #[test]
     fn every_route_echoes_its_request_type() {
         for r in BY_ID.iter() {
