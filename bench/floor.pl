@@ -15,7 +15,9 @@
 #   echo_*   EV::Etcd with its test hook that answers every call with its
 #            decoded request instead of sending it: argument checks, encoding,
 #            the hand-off to the runtime thread and back, conversion to Perl
-#            data and the callback, without network or server
+#            data and the callback, without network or server; only in a
+#            build with the test hooks (EV_ETCD_TEST_HOOKS=1 perl Makefile.PL
+#            && make), left out with a note otherwise
 # and perl_range, big_range's floor (per key): a get whose reply of 10,000
 # key-value hashes is built in Perl, then read and checked as big_range
 # reads it, then freed; no client, no etcd; and perl_watch, many_watch's
@@ -200,10 +202,17 @@ sub watch_round {
     }
 }
 
-my $echo = EV::Etcd->new(endpoints => ['127.0.0.1:1']);
-$echo->_echo_requests_for_testing;
+# The shipped build has no test hooks, so no echo client.
+my $echo;
+if (defined &EV::Etcd::_echo_requests_for_testing) {
+    $echo = EV::Etcd->new(endpoints => ['127.0.0.1:1']);
+    $echo->_echo_requests_for_testing;
+} else {
+    print "floor: no echo_* rows: this build has no test hooks"
+        . " (EV_ETCD_TEST_HOOKS=1 perl Makefile.PL && make adds them)\n";
+}
 my $fake = FakeClient->new;
-my @cases = (
+my @cases = grep { $echo || $_->[0] !~ /^echo_/ } (
     [ perl_seq  => sub { seq($fake,  @_) } ],
     [ echo_seq  => sub { seq($echo,  @_) } ],
     [ perl_pipe => sub { piped($fake, @_) } ],

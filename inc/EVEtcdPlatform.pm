@@ -81,14 +81,16 @@ sub native_libs {
     return @notes ? $notes[-1] : undef;
 }
 
-# make's step: cargo builds the static library, and the note's libraries
-# go to $libs_file for the link. cargo repeats the note when nothing needed
+# make's step: cargo builds the static library (with the test-hooks
+# feature when $test_hooks is true), and the note's libraries go to
+# $libs_file for the link. cargo repeats the note when nothing needed
 # building. Exits with cargo's status.
 sub cargo_build {
-    my ($cargo, $target_dir, $libs_file, $protoc) = @_;
+    my ($cargo, $target_dir, $libs_file, $protoc, $test_hooks) = @_;
     $ENV{PROTOC} = $protoc if defined $protoc && length $protoc;
     my @cmd = ($cargo, qw(rustc --release --locked --lib --manifest-path Cargo.toml),
-        '--target-dir', $target_dir, qw(-- --print native-static-libs));
+        '--target-dir', $target_dir, ($test_hooks ? qw(--features test-hooks) : ()),
+        qw(-- --print native-static-libs));
     my $pid = open(my $from, '-|');
     defined $pid or die "cannot run $cargo: $!\n";
     if (!$pid) {

@@ -26,8 +26,12 @@ etcd_version_of() {
 }
 
 # perl Makefile.PL && make, in the repository root.  Makefile.PL is run every
-# time so that files added since the last build are picked up; cargo keeps its
-# target/ directory, so a repeated build only redoes what changed.
+# time so that files added since the last build are picked up, and so that
+# the build follows EV_ETCD_TEST_HOOKS as the caller has it now (set: with
+# the test hooks, as scripts/test.sh builds; unset: the shipped build, as
+# demo.sh and bench/compare.sh build), whatever the last build was.  cargo
+# keeps its target/ directory (both builds of the library), so a repeated
+# build only redoes what changed.
 ev_etcd_build() {
     (
         cd "$EV_ETCD_ROOT"

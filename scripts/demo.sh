@@ -9,6 +9,7 @@ set -euo pipefail
 cd "$EV_ETCD_ROOT"
 
 bash scripts/install-deps.sh
+unset EV_ETCD_TEST_HOOKS    # the shipped build
 ev_etcd_build
 [ -f eg/demo.pl ] || ev_etcd_die "eg/demo.pl not found"
 

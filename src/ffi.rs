@@ -6,13 +6,15 @@ use crate::client::calls::CallDeadline;
 use crate::client::streams::StreamKind;
 use crate::client::{routes, Client};
 use crate::conn::Config;
+#[cfg(feature = "test-hooks")]
 use crate::engine::echo;
 use crate::net::TlsOptions;
 use crate::perl::k;
 use crate::perl::{Builder, BuilderVtable, ToPerl};
 use crate::proto::etcdserverpb::watch_create_request::FilterType;
-use crate::proto::etcdserverpb::{LeaseKeepAliveRequest, WatchCreateRequest};
-use crate::proto::v3electionpb::LeaderRequest;
+use crate::proto::etcdserverpb::WatchCreateRequest;
+#[cfg(feature = "test-hooks")]
+use crate::proto::{etcdserverpb::LeaseKeepAliveRequest, v3electionpb::LeaderRequest};
 use crate::queue::{CallInfo, Disposition};
 use bytes::Bytes;
 use std::cell::RefCell;
@@ -20,6 +22,7 @@ use std::ffi::{c_char, c_int, OsStr};
 use std::os::unix::ffi::OsStrExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
+#[cfg(feature = "test-hooks")]
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Once;
 use std::time::Duration;
@@ -456,6 +459,7 @@ pub unsafe extern "C" fn evetcd_watch(
     guard("evetcd_watch", || {
         // SAFETY: the request's strings hold their lengths per contract.
         let req = unsafe { req.to_proto() };
+        #[cfg(feature = "test-hooks")]
         if client.shared.echo_requests.load(Ordering::Relaxed) {
             echo::answer_with(&client.shared, id, "watch", &req);
             return EVETCD_STARTED;
@@ -510,6 +514,7 @@ pub unsafe extern "C" fn evetcd_call_at(
         let Ok(endpoint) = std::str::from_utf8(endpoint) else {
             return EVETCD_REJECTED;
         };
+        #[cfg(feature = "test-hooks")]
         if client.shared.echo_requests.load(Ordering::Relaxed) {
             return if client.call(
                 id,
@@ -550,6 +555,7 @@ pub unsafe extern "C" fn evetcd_keepalive(
     // SAFETY: live client per contract.
     let client = unsafe { &*client };
     guard("evetcd_keepalive", || {
+        #[cfg(feature = "test-hooks")]
         if client.shared.echo_requests.load(Ordering::Relaxed) {
             let req = LeaseKeepAliveRequest { id: lease };
             echo::answer_with(&client.shared, id, "lease_keepalive", &req);
@@ -575,6 +581,7 @@ pub unsafe extern "C" fn evetcd_observe(
     // SAFETY: live client and readable buffer per contract.
     let (client, name) = unsafe { (&*client, slice(name, name_len)) };
     guard("evetcd_observe", || {
+        #[cfg(feature = "test-hooks")]
         if client.shared.echo_requests.load(Ordering::Relaxed) {
             let req = LeaderRequest {
                 name: name.to_vec(),
@@ -599,6 +606,7 @@ pub unsafe extern "C" fn evetcd_snapshot(client: *const Client, id: u64) -> c_in
     // SAFETY: live client per contract.
     let client = unsafe { &*client };
     guard("evetcd_snapshot", || {
+        #[cfg(feature = "test-hooks")]
         if client.shared.echo_requests.load(Ordering::Relaxed) {
             let req = crate::proto::etcdserverpb::SnapshotRequest {};
             echo::answer_with(&client.shared, id, "snapshot", &req);
@@ -651,6 +659,7 @@ pub unsafe extern "C" fn evetcd_watch_progress(client: *const Client, id: u64) -
 ///
 /// # Safety
 /// `client` is live.
+#[cfg(feature = "test-hooks")]
 #[no_mangle]
 pub unsafe extern "C" fn evetcd_crash_streams_for_testing(
     client: *const Client,
@@ -675,6 +684,7 @@ pub unsafe extern "C" fn evetcd_crash_streams_for_testing(
 ///
 /// # Safety
 /// `client` is live.
+#[cfg(feature = "test-hooks")]
 #[no_mangle]
 pub unsafe extern "C" fn evetcd_echo_requests_for_testing(client: *const Client) {
     // SAFETY: live client per contract.
@@ -860,6 +870,7 @@ thread_local! {
 }
 
 /// Set by `evetcd_panic_for_testing`: the next start panics.
+#[cfg(feature = "test-hooks")]
 static PANIC_NEXT_START: AtomicBool = AtomicBool::new(false);
 
 /// Makes the panic hook note each panic's message and place for
@@ -889,6 +900,7 @@ fn note_panics() {
 fn guard(abi_fn: &str, f: impl FnOnce() -> c_int) -> c_int {
     note_panics();
     let run = || {
+        #[cfg(feature = "test-hooks")]
         if PANIC_NEXT_START.swap(false, Ordering::Relaxed) {
             panic!("panic requested by a test");
         }
@@ -913,6 +925,7 @@ pub unsafe extern "C" fn evetcd_last_panic(buf: *mut c_char, cap: usize) {
 }
 
 /// Test hook: the next call or stream started panics inside the library.
+#[cfg(feature = "test-hooks")]
 #[no_mangle]
 pub extern "C" fn evetcd_panic_for_testing() {
     PANIC_NEXT_START.store(true, Ordering::Relaxed);

@@ -117,8 +117,9 @@ FAKE
     chmod 0755, $cargo or die "$cargo: $!";
     my $libs = "$dir/native-static-libs.txt";
     my $build = sub {
-        my ($protoc) = @_;
-        my $out = `$^X -Iinc -MEVEtcdPlatform -e 'EVEtcdPlatform::cargo_build(\@ARGV)' -- '$cargo' '$dir/target' '$libs' '$protoc' 2>&1`;
+        my ($protoc, $hooks) = @_;
+        $hooks //= 0;
+        my $out = `$^X -Iinc -MEVEtcdPlatform -e 'EVEtcdPlatform::cargo_build(\@ARGV)' -- '$cargo' '$dir/target' '$libs' '$protoc' '$hooks' 2>&1`;
         return ($? >> 8, $out);
     };
 
@@ -131,6 +132,11 @@ FAKE
         [ qw(rustc --release --locked --lib --manifest-path Cargo.toml --target-dir), "$dir/target",
           qw(-- --print native-static-libs), 'PROTOC=/opt/protoc' ],
         '... having run cargo rustc for the note, with PROTOC when given';
+    ($rc, $out) = $build->('', 1);
+    is_deeply [ split /\n/, slurp("$dir/args") ],
+        [ qw(rustc --release --locked --lib --manifest-path Cargo.toml --target-dir), "$dir/target",
+          qw(--features test-hooks -- --print native-static-libs), 'PROTOC=' ],
+        'with the test hooks: cargo builds the test-hooks feature';
 
     local $ENV{FAKE_LIBS} = '';
     ($rc, $out) = $build->('');
@@ -153,7 +159,7 @@ FAKE
 SKIP: {
     my ($cargo) = grep { -x } ($ENV{CARGO} // ()),
         (map { "$_/cargo" } split /:/, $ENV{PATH} // ''), ($ENV{HOME} // '') . "/.cargo/bin/cargo";
-    skip 'Makefile.PL needs cargo', 14 unless $cargo;
+    skip 'Makefile.PL needs cargo', 22 unless $cargo;
     my @files = do {
         open my $mf, '<', 'MANIFEST' or die "MANIFEST: $!";
         map { (split ' ')[0] } grep { /\S/ } <$mf>;
@@ -188,9 +194,13 @@ SKIP: {
     like $out, qr/does not support Windows/, '... saying why';
     ok !-e "$dir/Makefile", '... and writes no Makefile';
 
-    ($rc, $out, $dir) = $configure->('darwin');
+    ($rc, $out, $dir) = $configure->('darwin', EV_ETCD_TEST_HOOKS => '');
     is $rc, 0, 'Makefile.PL as darwin' or diag $out;
     my $mk = slurp("$dir/Makefile") // '';
+    like $out, qr/^EV::Etcd: building the shipped way, without test hooks/m,
+        '... the shipped build, saying so';
+    like $mk, qr/cargo_build\(\@ARGV\)' -- .* '0'$/m, '... cargo without the test hooks';
+    unlike $mk, qr/^DEFINE = .*EVETCD_TEST_HOOKS/m, '... nor the XS';
     like $mk, qr/^OTHERLDFLAGS = -Wl,-exported_symbols_list,xs-glue\/exports\.list -Wl,-dead_strip\s*$/m,
         '... links with the exported-symbols list';
     unlike $mk, qr/version-script|gc-sections/, '... and no GNU ld flags';
@@ -201,12 +211,19 @@ SKIP: {
     like $mk, qr/\$\(OTHERLDFLAGS\) -o \$\@ \$\(MYEXTLIB\)[^\n]*\\?\n[^\n]*\$\(LDLOADLIBS\)/,
         '... after the Rust library on the link line';
 
-    ($rc, $out, $dir) = $configure->('freebsd', PROTOC => $^X);
-    is $rc, 0, 'Makefile.PL as freebsd, PROTOC given' or diag $out;
+    ($rc, $out, $dir) = $configure->('freebsd', PROTOC => $^X, EV_ETCD_TEST_HOOKS => 1);
+    is $rc, 0, 'Makefile.PL as freebsd, PROTOC given, with the test hooks' or diag $out;
     $mk = slurp("$dir/Makefile") // '';
     like $mk, qr/^OTHERLDFLAGS = -Wl,--version-script=xs-glue\/exports\.map -Wl,--gc-sections\s*$/m,
         '... links with the version script';
-    like $mk, qr/cargo_build\(\@ARGV\)' -- .* '\Q$^X\E'$/m, '... and hands PROTOC to the cargo step';
+    like $mk, qr/cargo_build\(\@ARGV\)' -- .* '\Q$^X\E' '1'$/m,
+        '... and hands PROTOC and the test hooks to the cargo step';
+    like $out, qr/^EV::Etcd: building WITH test hooks/m, '... saying it builds the hooks';
+    like $mk, qr/^DEFINE = -DEVETCD_TEST_HOOKS\s*$/m, '... which the XS gets too';
+    is slurp("$dir/xs-glue/test-hooks.stamp"), "EV_ETCD_TEST_HOOKS=1\n", '... noted in the stamp';
+    like $mk, qr{^xs-glue/Etcd\$\(OBJ_EXT\) : xs-glue/test-hooks\.stamp\s*$}m,
+        '... that the XS object depends on';
+    like $mk, qr{^\$\(INST_DYNAMIC\): .*xs-glue/test-hooks\.stamp\s*$}m, '... and Etcd.so too';
 
     my $bin = tempdir(CLEANUP => 1);
     ($rc, $out, $dir) = $configure->('freebsd', PROTOC => '', PATH => $bin);

@@ -12,13 +12,14 @@ use Test::More;
 use Time::HiRes qw(time);
 
 use lib 't/lib';
-use EtcdTest qw(:DEFAULT call ok_call);
+use EtcdTest qw(:DEFAULT call ok_call need_test_hooks);
 
 need_etcd();
 use EV;
 use EV::Etcd;
 
-$ENV{EV_ETCD_TEST_HOOKS} = 1;
+need_test_hooks();
+$ENV{EV_ETCD_TEST_HOOKS} = 1;    # the hooks also ask for it at run time
 my %KIND = (watch => 1, keepalive => 2, observe => 3);
 
 my $srv = start_etcd();

@@ -16,12 +16,13 @@ use Test::More;
 use FindBin ();
 
 use lib 't/lib';
-use EtcdTest qw(run_until);
+use EtcdTest qw(run_until need_test_hooks);
 
 use EV;
 use EV::Etcd;
 
-$ENV{EV_ETCD_TEST_HOOKS} = 1;
+need_test_hooks();
+$ENV{EV_ETCD_TEST_HOOKS} = 1;    # the hooks also ask for it at run time
 my $etcd = EV::Etcd->new(endpoints => ['127.0.0.1:1']);    # nothing listens: nothing is sent
 $etcd->_echo_requests_for_testing;
 

@@ -3,7 +3,8 @@
 # that a crash fails one test instead of the file: close() inside every kind
 # of callback; a client or stream handle copied by Storable (dclone,
 # freeze/thaw) or by a thread; an object blessed by hand; a panic inside the
-# Rust core while a call starts.
+# Rust core while a call starts (with the test hooks only: see EtcdTest's
+# test_hooks_missing).
 #
 # Each child prints "name=value" lines and "DONE" at its end; the checks
 # here read them, the exit status and stderr.
@@ -14,7 +15,7 @@ use Test::More;
 use Config;
 
 use lib 't/lib';
-use EtcdTest qw(:DEFAULT ok_call);
+use EtcdTest qw(:DEFAULT ok_call test_hooks_missing);
 
 need_etcd();
 use EV;
@@ -366,7 +367,9 @@ PERL
 }
 
 # --- a panic inside the Rust core ----------------------------------------------
-{
+SKIP: {
+    my $no_hooks = test_hooks_missing();
+    skip $no_hooks, 10 if $no_hooks;    # isolated's 4 checks and the 6 below
     my %hooks = (
         env => { EV_ETCD_TEST_HOOKS => 1, RUST_BACKTRACE => 0 },
         # what the panic hook prints for the panics asked for

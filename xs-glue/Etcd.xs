@@ -1474,6 +1474,12 @@ _cancel_stream(EV::Etcd c, int kind, UV id, SV *cb)
         }
     }
 
+# The test hooks exist only in a build configured with EV_ETCD_TEST_HOOKS=1
+# (Makefile.PL then defines EVETCD_TEST_HOOKS). Each still refuses unless
+# EV_ETCD_TEST_HOOKS is set when it runs: a hook build that got installed
+# by mistake stays inert.
+#ifdef EVETCD_TEST_HOOKS
+
 void
 _crash_streams_for_testing(EV::Etcd c, int kind)
   CODE:
@@ -1505,6 +1511,8 @@ _echo_requests_for_testing(EV::Etcd c)
         croak("_echo_requests_for_testing: set EV_ETCD_TEST_HOOKS to use test hooks");
     check_fork(aTHX_ c);
     evetcd_echo_requests_for_testing(c->rs);
+
+#endif
 
 INCLUDE: kv.xsh
 

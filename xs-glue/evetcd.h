@@ -471,6 +471,7 @@ int evetcd_cancel(const evetcd_client *client, int kind, uint64_t id, uint64_t c
  */
 int evetcd_watch_progress(const evetcd_client *client, uint64_t id);
 
+#if defined(EVETCD_TEST_HOOKS)
 /**
  * Test hook: makes the task behind every stream of `kind` panic, so a
  * test can check each of those streams still gets its one error.
@@ -479,7 +480,9 @@ int evetcd_watch_progress(const evetcd_client *client, uint64_t id);
  * `client` is live.
  */
 int evetcd_crash_streams_for_testing(const evetcd_client *client, int kind);
+#endif
 
+#if defined(EVETCD_TEST_HOOKS)
 /**
  * Test hook: from now on the client sends nothing; every call and stream
  * it starts is answered at once, and only, with prost's strict reading of
@@ -489,6 +492,7 @@ int evetcd_crash_streams_for_testing(const evetcd_client *client, int kind);
  * `client` is live.
  */
 void evetcd_echo_requests_for_testing(const evetcd_client *client);
+#endif
 
 /**
  * Re-arms the wake-up; call once per wake-up, before `evetcd_next`.
@@ -560,9 +564,11 @@ void *evetcd_endpoints(const evetcd_client *client, const evetcd_builder *vt);
  */
 void evetcd_last_panic(char *buf, size_t cap);
 
+#if defined(EVETCD_TEST_HOOKS)
 /**
  * Test hook: the next call or stream started panics inside the library.
  */
 void evetcd_panic_for_testing(void);
+#endif
 
 #endif  /* EVETCD_H */

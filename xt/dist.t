@@ -2,9 +2,11 @@
 # Author test: the release tarball. `make dist` gives a small tarball with
 # the sources and none of the build products; `make distcheck` finds
 # MANIFEST and the files in agreement; the tarball unpacked into a fresh
-# directory configures, builds (cargo from scratch, in its own target dir)
-# and passes a cross-section of the tests against etcd; and Makefile.PL on a
-# machine without cargo says how to get it and exits 0 without a Makefile.
+# directory configures, builds the shipped way (cargo from scratch, in its
+# own target dir, without the test hooks, whose code is nowhere in its
+# Etcd.so) and passes a cross-section of the tests against etcd; and
+# Makefile.PL on a machine without cargo says how to get it and exits 0
+# without a Makefile.
 #
 # Needs a configured checkout (scripts/test.sh builds before running xt/)
 # and etcd: ETCD_BIN, or etcd 3.5 from scripts/etcd-bin.sh.
@@ -76,26 +78,52 @@ chomp $etcd;
 ok $etcd && -x $etcd, "an etcd to test against ($etcd)";
 
 {
-    # Its own cargo target dir: nothing built here is reused.
+    # Its own cargo target dir: nothing built here is reused. The shipped
+    # build: no test hooks (scripts/test.sh sets EV_ETCD_TEST_HOOKS).
     local $ENV{CARGO_TARGET_DIR};
     delete $ENV{CARGO_TARGET_DIR};
+    local $ENV{EV_ETCD_TEST_HOOKS};
+    delete $ENV{EV_ETCD_TEST_HOOKS};
     chdir $dir or die "$dir: $!";
     ($rc, $out) = sh("$^X Makefile.PL");
     is $rc, 0, 'perl Makefile.PL in the fresh directory' or diag $out;
+    like $out, qr/^EV::Etcd: building the shipped way, without test hooks/m,
+        '... configures the shipped build';
     ($rc, $out) = sh('make');
     is $rc, 0, 'make builds it there (cargo from scratch)' or diag substr($out, -3000);
-    ok -f 'blib/arch/auto/EV/Etcd/Etcd.so', 'Etcd.so is built';
+    my $so = 'blib/arch/auto/EV/Etcd/Etcd.so';
+    ok -f $so, 'Etcd.so is built';
+
+    # No test hook in it: no symbol of the C ABI's hooks, no XS sub's name,
+    # no panic message of theirs.
+    my $bytes = do { local $/; open my $fh, '<:raw', $so or die "$so: $!"; <$fh> } // '';
+    my @hooks = sort keys %{ { map { $_ => 1 } $bytes =~ /(\w*for_testing\w*|crash requested by a test|panic requested by a test)/g } };
+    is_deeply \@hooks, [], 'no test hook in the shipped Etcd.so';
+    ($rc, $out) = sh('nm -D --defined-only ' . $so);
+    SKIP: {
+        skip 'no nm', 2 if $rc == -1 || $out =~ /not found/;
+        like $out, qr/\bevetcd_call\b/, 'nm -D lists the C ABI';
+        unlike $out, qr/for_testing/, '... and no hook among it';
+    }
+    ($rc, $out) = sh(qq{$^X -Mblib -MEV::Etcd -e 'print defined &EV::Etcd::_echo_requests_for_testing ? "defined" : "absent"'});
+    is $out, 'absent', 'EV::Etcd::_echo_requests_for_testing is not defined';
 
     # A cross-section: harness, KV, txn, errors, watch, lease, lock,
-    # election, request bytes, the POD's examples and the eg/ programs.
+    # election, the POD's examples and the eg/ programs.
     my @tests = grep { -f } map { "t/$_.t" } qw(00-harness 10-kv 11-txn 12-errors 20-watch
-        23-lease 24-lock 25-election 48-request-encoding 59-pod-examples 60-examples);
+        23-lease 24-lock 25-election 59-pod-examples 60-examples);
     cmp_ok scalar @tests, '>=', 10, 'the chosen tests are in the tarball';
     local $ENV{ETCD_BIN} = $etcd;
     ($rc, $out) = sh("make test TEST_FILES='@tests'");
     is $rc, 0, "make test passes there (@tests)" or diag substr($out, -4000);
     like $out, qr/^Result: PASS$/m, '... with Result: PASS';
     unlike $out, qr/\bskipped\b/i, '... and nothing skipped';
+
+    # A hook test skips there, saying why.
+    ($rc, $out) = sh('prove -b t/48-request-encoding.t');
+    is $rc, 0, 't/48 passes there' or diag $out;
+    like $out, qr/skipped: built without test hooks: run EV_ETCD_TEST_HOOKS=1 perl Makefile.PL/,
+        '... by skipping, saying why';
     chdir $root or die;
 }
 

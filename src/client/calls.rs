@@ -118,6 +118,7 @@ pub fn start_call(shared: &Arc<Shared>, call: Submission, count: Option<CountedC
         deadline,
         started,
     } = call;
+    #[cfg(feature = "test-hooks")]
     if shared.echo_requests.load(Ordering::Relaxed) {
         let echo = (route.echo)(route.source, &body);
         crate::engine::echo::answer(shared, id, route.source, echo);

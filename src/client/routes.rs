@@ -215,6 +215,7 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "test-hooks")]
     #[test]
     fn every_route_echoes_its_request_type() {
         for r in all() {

@@ -166,6 +166,7 @@ impl Streams {
     }
 
     /// Test hook: makes the task behind every stream of `kind` panic.
+    #[cfg(feature = "test-hooks")]
     pub fn crash_for_test(&self, kind: StreamKind) {
         match kind {
             StreamKind::Watch => self.to_watch_hub(WatchCmd::Crash),

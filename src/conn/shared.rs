@@ -14,7 +14,7 @@ use bytes::Bytes;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
 use tonic::metadata::AsciiMetadataValue;
 use tonic::transport::Channel;
@@ -51,7 +51,8 @@ pub struct Shared {
     pub(super) logins_done: AtomicU64,
     /// Set by the test hook `_echo_requests_for_testing`: calls and
     /// streams are answered with their decoded request and never sent.
-    pub echo_requests: AtomicBool,
+    #[cfg(feature = "test-hooks")]
+    pub echo_requests: std::sync::atomic::AtomicBool,
     /// Channels to members named by a call's `endpoint` option.
     pub(super) members: Mutex<HashMap<String, Channel>>,
     /// Holds unary calls made after a watch until it is created (the
@@ -102,7 +103,8 @@ impl Shared {
             login: tokio::sync::Mutex::new(None),
             login_with: login,
             logins_done: AtomicU64::new(0),
-            echo_requests: AtomicBool::new(false),
+            #[cfg(feature = "test-hooks")]
+            echo_requests: std::sync::atomic::AtomicBool::new(false),
             members: Mutex::new(HashMap::new()),
             tls,
             moves: tokio::sync::watch::channel(0).0,

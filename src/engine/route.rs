@@ -1,6 +1,7 @@
 //! Unary methods: the ids the C side names them by, how each travels
 //! (`Route`), and `routes!`, with which each service declares its own.
 
+#[cfg(feature = "test-hooks")]
 use super::echo::EchoedRequest;
 use crate::conn::Shared;
 use crate::perl::ToPerl;
@@ -74,6 +75,7 @@ pub struct Route {
     pub request_type: &'static str,
     pub reply_type: &'static str,
     /// Reads a request body strictly as its type (the request echo).
+    #[cfg(feature = "test-hooks")]
     pub echo: fn(&'static str, &[u8]) -> Result<EchoedRequest, String>,
     /// Turns the reply into Perl-ready form; sees the request too.
     pub decode: fn(&Shared, &Bytes, Bytes) -> Result<Reply, ReplyError>,
@@ -108,6 +110,7 @@ impl Route {
             c_name,
             request_type,
             reply_type,
+            #[cfg(feature = "test-hooks")]
             echo: super::echo::decode_strictly::<Req>,
             decode: decode_as::<T>,
             with_token: true,

@@ -478,6 +478,7 @@ impl Drop for TaskSlot {
 pub enum Stop {
     Cancel,
     /// Test hook: the task panics, as a bug would make it.
+    #[cfg(feature = "test-hooks")]
     Crash,
 }
 

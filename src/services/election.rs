@@ -108,8 +108,9 @@ impl ObserveTask {
             let mut moves = Some(self.shared.watch_moves());
             let (channel, generation) = self.shared.channel();
             let ended = tokio::select! {
-                stop = &mut cancel => {
-                    if let Ok(Stop::Crash) = stop {
+                _stop = &mut cancel => {
+                    #[cfg(feature = "test-hooks")]
+                    if let Ok(Stop::Crash) = _stop {
                         panic!("observe task: crash requested by a test");
                     }
                     Ended::Stopped
@@ -158,8 +159,9 @@ impl ObserveTask {
                 return self.fail(err, cancel);
             };
             tokio::select! {
-                stop = &mut cancel => {
-                    if let Ok(Stop::Crash) = stop {
+                _stop = &mut cancel => {
+                    #[cfg(feature = "test-hooks")]
+                    if let Ok(Stop::Crash) = _stop {
                         panic!("observe task: crash requested by a test");
                     }
                     self.slot.stopped();

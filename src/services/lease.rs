@@ -128,6 +128,7 @@ pub enum KeepaliveCmd {
     /// The user cancelled (the Perl side has already answered).
     Cancel { id: u64 },
     /// Test hook: the hub panics, as a bug would make it.
+    #[cfg(feature = "test-hooks")]
     Crash,
 }
 
@@ -408,6 +409,7 @@ impl KeepaliveHub {
                 s.keepers.push(id);
                 self.reschedule(lease, now);
             }
+            #[cfg(feature = "test-hooks")]
             KeepaliveCmd::Crash => panic!("keepalive hub: crash requested by a test"),
             KeepaliveCmd::Cancel { id } => {
                 self.remove_keeper(id);

@@ -215,8 +215,9 @@ pub struct SnapshotTask {
 impl SnapshotTask {
     pub async fn run(mut self, mut cancel: oneshot::Receiver<Stop>) {
         let outcome = tokio::select! {
-            stop = &mut cancel => {
-                if let Ok(Stop::Crash) = stop {
+            _stop = &mut cancel => {
+                #[cfg(feature = "test-hooks")]
+                if let Ok(Stop::Crash) = _stop {
                     panic!("snapshot task: crash requested by a test");
                 }
                 self.slot.stopped();

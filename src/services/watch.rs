@@ -42,6 +42,7 @@ pub enum WatchCmd {
     /// The user asked for a progress notification for this watch.
     Progress { id: u64 },
     /// Test hook: the hub panics, as a bug would make it.
+    #[cfg(feature = "test-hooks")]
     Crash,
 }
 
@@ -302,6 +303,7 @@ impl WatchHub {
                     }
                 }
             }
+            #[cfg(feature = "test-hooks")]
             WatchCmd::Crash => panic!("watch hub: crash requested by a test"),
             WatchCmd::Progress { id } => {
                 let Some(&wid) = self.by_id.get(&id) else {

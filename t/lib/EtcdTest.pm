@@ -26,6 +26,7 @@ our @EXPORT = qw(
 our @EXPORT_OK = qw(
     etcd_version etcd_version_ge ci_mode http_request http_get
     wait_all_healthy wait_for call ok_call cancel_sync
+    test_hooks_missing need_test_hooks
 );
 our %EXPORT_TAGS = (all => [@EXPORT, @EXPORT_OK]);
 
@@ -80,6 +81,33 @@ sub need_etcd {
         Test::More::diag("FATAL: $why; CI is set, so this is a failure, not a skip");
         die "EtcdTest: $why (CI is set: refusing to skip)\n";
     }
+    Test::More::plan(skip_all => $why);
+    return undef;    # not reached: skip_all exits
+}
+
+# The test hooks are in Etcd.so only when it was configured with
+# EV_ETCD_TEST_HOOKS=1. Returns why they are missing, or undef when they are
+# there. With EV_ETCD_TEST_HOOKS set (scripts/test.sh sets it), missing
+# hooks are a failure: the suite must not skip their tests unseen.
+sub test_hooks_missing {
+    my @missing = grep { !defined &{"EV::Etcd::$_"} }
+        qw(_echo_requests_for_testing _crash_streams_for_testing _panic_for_testing);
+    return undef unless @missing;
+    my $why = 'built without test hooks: run EV_ETCD_TEST_HOOKS=1 perl Makefile.PL';
+    if ($ENV{EV_ETCD_TEST_HOOKS}) {
+        require Test::More;
+        Test::More::diag("FATAL: $why (missing: @missing); EV_ETCD_TEST_HOOKS is set, "
+            . 'so this is a failure, not a skip');
+        die "EtcdTest: $why (EV_ETCD_TEST_HOOKS is set: refusing to skip)\n";
+    }
+    return $why;
+}
+
+# need_test_hooks(): skips the whole file when the hooks are missing (see
+# test_hooks_missing).
+sub need_test_hooks {
+    my $why = test_hooks_missing() // return 1;
+    require Test::More;
     Test::More::plan(skip_all => $why);
     return undef;    # not reached: skip_all exits
 }
@@ -901,6 +929,14 @@ the response. Exported on request.
 Cancels the stream handle in C<< $rec->{handle} >>, runs the loop until
 the cancel callback came (at most 10 s) and returns its argument lists.
 Exported on request.
+
+=item need_test_hooks(), test_hooks_missing()
+
+C<need_test_hooks> skips the file unless Etcd.so has the test hooks
+(C<_echo_requests_for_testing> and the others, compiled in only by
+C<EV_ETCD_TEST_HOOKS=1 perl Makefile.PL>); C<test_hooks_missing> returns the
+reason, or undef when they are there. With C<EV_ETCD_TEST_HOOKS> set in the
+environment both die instead: missing hooks are then a failure.
 
 =item etcd_version($bin), etcd_version_ge($version, $bin), ci_mode()
 
