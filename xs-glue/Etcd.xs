@@ -1263,7 +1263,10 @@ _new(...)
         /* The environment picks the mode of every client that does not
          * choose: a whole program (or test suite) can run in either. */
         SV **env = hv_fetchs(GvHVn(PL_envgv), "EV_ETCD_IO_MODE", 0);
-        if (env && SvOK(*env) && SvCUR(*env)) {
+        STRLEN elen = 0;
+        if (env && SvOK(*env))
+            (void)SvPV_nomg(*env, elen); /* (a number stored in %ENV has no PV yet) */
+        if (elen) {
             cfg.io_mode = io_mode_named(aTHX_ *env);
             if (cfg.io_mode < 0)
                 croak("EV::Etcd->new: EV_ETCD_IO_MODE in the environment must be 'inline' or 'background', not '%" SVf "'", SVfARG(*env));
