@@ -21,7 +21,7 @@ use EV::Etcd;
 # --- throwaway certificates ------------------------------------------------------------
 my $openssl = (grep { -x } '/usr/bin/openssl', map { File::Spec->catfile($_, 'openssl') } File::Spec->path)[0];
 unless ($openssl) {
-    die "t/34-tls.t: no openssl command (CI is set: refusing to skip)\n" if ci_mode();
+    die "t/34-tls.t: no openssl command (strict mode: refusing to skip)\n" if ci_mode();
     plan skip_all => 'no openssl command to make test certificates';
 }
 

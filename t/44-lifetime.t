@@ -18,7 +18,7 @@ need_etcd();
 use EV;
 use EV::Etcd;
 
-plan skip_all => 'needs /proc (Linux)' unless -d "/proc/$$/task" || $ENV{CI};
+plan skip_all => 'needs /proc (Linux)' unless -d "/proc/$$/task" || EtcdTest::ci_mode();
 
 my $srv = start_etcd(name => 'life');
 my $ep  = $srv->endpoint;

@@ -14,7 +14,7 @@
 # die inside a callback shows up there), and print what "prints" asks for.
 # "own-etcd" gives the example a fresh server (for one that enables auth).
 # An example whose modules (AnyEvent, say) are missing is skipped, except
-# under CI, where that fails.
+# in strict mode (EtcdTest::ci_mode), where that fails.
 # Every SYNOPSIS must be runnable, or be listed in %FRAGMENT_SYNOPSIS.
 use strict;
 use warnings;
@@ -172,7 +172,7 @@ my $n = 0;
 for my $ex (sort { ($a->{'own-etcd'} // 0) <=> ($b->{'own-etcd'} // 0) } @examples) {
     my $name = "$ex->{file} line $ex->{line} ($ex->{section})";
     # An example that uses another framework (AnyEvent, Mojolicious) needs
-    # it; without it, it is skipped, except under CI.
+    # it; without it, it is skipped, except in strict mode.
     my @missing = grep { !eval "require $_; 1" }
         grep { !/^(?:strict|warnings|utf8|EV|EV::Etcd(?:::\w+)*)$/ } $ex->{code} =~ /^\s*use\s+([A-Z][\w:]*)/mg;
     if (@missing) {

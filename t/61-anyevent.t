@@ -23,7 +23,7 @@ use EV::Etcd;
 BEGIN {
     unless (eval { require AnyEvent; require AnyEvent::Handle; require AnyEvent::Socket; 1 }) {
         (my $why = $@) =~ s/\n.*//s;
-        die "t/61-anyevent.t: AnyEvent is not available (CI is set: refusing to skip): $why\n" if ci_mode();
+        die "t/61-anyevent.t: AnyEvent is not available (strict mode: refusing to skip): $why\n" if ci_mode();
         plan skip_all => "AnyEvent is not available: $why";
     }
     AnyEvent::Socket->import(qw(tcp_server tcp_connect));

@@ -22,7 +22,7 @@ use EV::Etcd;
 BEGIN {
     unless (eval { require Mojo::IOLoop; require Mojo::Promise; require Mojo::UserAgent; 1 }) {
         (my $why = $@) =~ s/\n.*//s;
-        die "t/62-mojo.t: Mojolicious is not available (CI is set: refusing to skip): $why\n" if ci_mode();
+        die "t/62-mojo.t: Mojolicious is not available (strict mode: refusing to skip): $why\n" if ci_mode();
         plan skip_all => "Mojolicious is not available: $why";
     }
 }

@@ -20,7 +20,7 @@ need_etcd();
 use EV;
 use EV::Etcd;
 
-plan skip_all => 'needs /proc (Linux)' unless -d "/proc/$$/fd" || $ENV{CI};
+plan skip_all => 'needs /proc (Linux)' unless -d "/proc/$$/fd" || EtcdTest::ci_mode();
 
 sub pause { run_until(sub { 0 }, $_[0]) }
 
