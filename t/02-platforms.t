@@ -2,10 +2,13 @@
 # What the build does on each system (inc/EVEtcdPlatform.pm, which
 # Makefile.PL asks with $^O): Windows is refused; GNU-style linkers (Linux,
 # the BSDs) get a version script, Apple's an exported-symbols list, both
-# written from one list; the native libraries are the ones cargo names; the
-# make step runs cargo and keeps them; Makefile.PL run with $^O set to
-# another system writes that system's Makefile. On this system, also: the
-# built Etcd.so exports only what the list says. Needs no etcd.
+# written from one list; debug info is dropped unless asked for; the Rust
+# toolchain is found as absolute paths and refused (a reason, no Makefile)
+# when too old or missing; the native libraries are the ones cargo names;
+# the make step runs that cargo and keeps them; Makefile.PL run with $^O set
+# to another system writes that system's Makefile, whose cargo step runs
+# only when the library's inputs change. On this system, also: the built
+# Etcd.so exports only what the list says. Needs no etcd.
 use strict;
 use warnings;
 use Test::More;
@@ -42,6 +45,8 @@ for my $os (qw(linux freebsd openbsd netbsd dragonfly)) {
         "$os: the version script";
     like $flags, qr/(?:^| )-Wl,--gc-sections(?: |$)/, "$os: unused sections dropped";
     unlike $flags, qr/exported_symbols_list|dead_strip|-framework/, "$os: no Apple ld flags";
+    like $flags, qr/(?:^| )-Wl,-s$/, "$os: debug info and local symbols stripped";
+    unlike EVEtcdPlatform::link_flags($os, 1), qr/-Wl,-s\b/, "$os: ... unless kept";
     my ($file, $text) = EVEtcdPlatform::exports_file($os);
     is $file, 'xs-glue/exports.map', "$os: the script's path is the one the flags name";
     is_deeply version_script_globals($text), [qw(boot_EV__Etcd evetcd_*)],
@@ -54,6 +59,8 @@ for my $os (qw(linux freebsd openbsd netbsd dragonfly)) {
         'darwin: the exported-symbols list';
     like $flags, qr/(?:^| )-Wl,-dead_strip(?: |$)/, 'darwin: unused code dropped';
     unlike $flags, qr/--version-script|--gc-sections/, 'darwin: no GNU ld flags';
+    like $flags, qr/ -Wl,-S -Wl,-x$/, 'darwin: debug info and local symbols stripped';
+    unlike EVEtcdPlatform::link_flags('darwin', 1), qr/-Wl,-[Sx]\b/, 'darwin: ... unless kept';
     my ($file, $text) = EVEtcdPlatform::exports_file('darwin');
     is $file, 'xs-glue/exports.list', "darwin: the list's path is the one the flags name";
     my @names = grep { !/^#/ } split /\n/, $text;
@@ -92,13 +99,71 @@ like EVEtcdPlatform::native_libs("note: native-static-libs: $note{darwin}\n"),
     'darwin: the frameworks of the system certificates (security-framework) come first, in pairs';
 is EVEtcdPlatform::native_libs("    Finished `release` profile\n"), undef, 'no note: undef';
 
-# ---- protoc -------------------------------------------------------------------
-ok EVEtcdPlatform::vendored_protoc('linux', 'x86_64-linux-gnu-thread-multi'), 'linux x86_64: vendored protoc';
-ok EVEtcdPlatform::vendored_protoc('linux', 'aarch64-linux-gnu-thread-multi'), 'linux aarch64: vendored protoc';
-ok EVEtcdPlatform::vendored_protoc('darwin', 'darwin-thread-multi-2level'), 'darwin: vendored protoc';
-ok !EVEtcdPlatform::vendored_protoc('linux', 'armv7l-linux-gnueabihf'), 'linux armv7: protoc needed';
-ok !EVEtcdPlatform::vendored_protoc('freebsd', 'amd64-freebsd-thread-multi'), 'freebsd: protoc needed';
-ok !EVEtcdPlatform::vendored_protoc('openbsd', 'OpenBSD.amd64-openbsd'), 'openbsd: protoc needed';
+# ---- the Rust toolchain -----------------------------------------------------
+# Stand-in programs that print a version, in directories of their own.
+sub fake_tool {
+    my ($dir, $name, $version) = @_;
+    mkpath($dir);
+    my $path = "$dir/$name";
+    open my $fh, '>', $path or die "$path: $!";
+    print {$fh} "#!/bin/sh\necho '$name $version (0000000 2023-01-01)'\n";
+    close $fh;
+    chmod 0755, $path or die "$path: $!";
+    return $path;
+}
+{
+    my $dir = tempdir(CLEANUP => 1);
+    my $new_cargo = fake_tool("$dir/new", 'cargo', '1.90.0');
+    my $new_rustc = fake_tool("$dir/new", 'rustc', '1.90.0');
+    my $old_rustc = fake_tool("$dir/old", 'rustc', '1.65.0');
+    my $old_cargo = fake_tool("$dir/old", 'cargo', '1.65.0');
+    fake_tool("$dir/home/.cargo/bin", 'cargo', '1.91.0');
+    fake_tool("$dir/lone", 'cargo', '1.90.0');
+
+    is EVEtcdPlatform::which('rustc', "$dir/nothing:$dir/old:$dir/new"), $old_rustc,
+        'which: the first on the PATH';
+    is EVEtcdPlatform::which('rustc', "$dir/nothing"), undef, '... undef when none is';
+    is EVEtcdPlatform::find_cargo(PATH => "$dir/new", HOME => "$dir/home"), $new_cargo,
+        'cargo: from the PATH';
+    is EVEtcdPlatform::find_cargo(PATH => "$dir/nothing", HOME => "$dir/home"),
+        "$dir/home/.cargo/bin/cargo", '... else from ~/.cargo/bin';
+    is EVEtcdPlatform::find_cargo(PATH => "$dir/new", HOME => "$dir/home", CARGO => $old_cargo),
+        $old_cargo, '... CARGO first';
+    is EVEtcdPlatform::find_cargo(PATH => "$dir/nothing", HOME => "$dir/nohome"), undef,
+        '... undef when there is none';
+    is EVEtcdPlatform::find_rustc($new_cargo, PATH => "$dir/old"), $new_rustc,
+        'rustc: the one beside cargo before the PATH\'s';
+    is EVEtcdPlatform::find_rustc("$dir/lone/cargo", PATH => "$dir/old"), $old_rustc,
+        '... else the PATH\'s';
+    is EVEtcdPlatform::find_rustc($new_cargo, PATH => "$dir/new", RUSTC => $old_rustc),
+        $old_rustc, '... RUSTC first';
+    is EVEtcdPlatform::tool_version($old_rustc), '1.65.0', 'the version a rustc prints';
+
+    ok EVEtcdPlatform::older('1.65.0', '1.88'), '1.65.0 is older than 1.88';
+    ok EVEtcdPlatform::older('1.87.9', '1.88'), '1.87.9 is older than 1.88';
+    ok !EVEtcdPlatform::older('1.88.0', '1.88'), '1.88.0 is not';
+    ok !EVEtcdPlatform::older('1.100.0', '1.88'), '1.100.0 is not (numbers, not strings)';
+    ok !EVEtcdPlatform::older('2.0.0', '1.88'), '2.0.0 is not';
+
+    my $need = EVEtcdPlatform::rust_version_needed('Cargo.toml');
+    like $need, qr/^1\.\d+$/, "Cargo.toml declares a rust-version ($need)";
+    for my $doc (qw(README.md lib/EV/Etcd.pm)) {
+        my @named = (slurp($doc) // '') =~ /\bRust (\d+\.\d+) or newer/g;
+        ok @named, "$doc names the Rust it needs";
+        is_deeply [ grep { $_ ne $need } @named ], [], "... which is Cargo.toml's $need";
+    }
+    is EVEtcdPlatform::toolchain_refusal($new_cargo, $new_rustc, '1.88'), undef,
+        'a new enough toolchain is taken';
+    like EVEtcdPlatform::toolchain_refusal($new_cargo, $old_rustc, '1.88'),
+        qr/needs Rust 1\.88 or newer.*\Q$old_rustc\E is rustc 1\.65\.0.*rustup/s,
+        'an old rustc is refused, saying which and what to install';
+    like EVEtcdPlatform::toolchain_refusal($old_cargo, $new_rustc, '1.88'),
+        qr/\Q$old_cargo\E is cargo 1\.65\.0/, '... and so is an old cargo';
+    like EVEtcdPlatform::toolchain_refusal(undef, undef, '1.88'), qr/no cargo was\nfound.*rustup/s,
+        'no cargo: refused, saying how to get one';
+    like EVEtcdPlatform::toolchain_refusal($new_cargo, undef, '1.88'), qr/no rustc was found/,
+        'no rustc: refused';
+}
 
 # ---- the make step, with a stand-in cargo -------------------------------------
 {
@@ -108,7 +173,8 @@ ok !EVEtcdPlatform::vendored_protoc('openbsd', 'OpenBSD.amd64-openbsd'), 'openbs
     print {$fh} <<"FAKE";
 #!$^X
 open my \$log, '>', "$dir/args" or die;
-print {\$log} join("\\n", \@ARGV, 'PROTOC=' . (\$ENV{PROTOC} // '')), "\\n";
+print {\$log} join("\\n", \@ARGV, 'RUSTC=' . (\$ENV{RUSTC} // ''),
+    'DEBUG=' . (\$ENV{CARGO_PROFILE_RELEASE_DEBUG} // '')), "\\n";
 print STDERR "   Compiling ev-etcd\\n";
 print STDERR "note: native-static-libs: \$ENV{FAKE_LIBS}\\n" if length \$ENV{FAKE_LIBS};
 exit(\$ENV{FAKE_EXIT} // 0);
@@ -117,26 +183,34 @@ FAKE
     chmod 0755, $cargo or die "$cargo: $!";
     my $libs = "$dir/native-static-libs.txt";
     my $build = sub {
-        my ($protoc, $hooks) = @_;
+        my ($rustc, $hooks, $debug) = @_;
         $hooks //= 0;
-        my $out = `$^X -Iinc -MEVEtcdPlatform -e 'EVEtcdPlatform::cargo_build(\@ARGV)' -- '$cargo' '$dir/target' '$libs' '$protoc' '$hooks' 2>&1`;
+        $debug //= 0;
+        my $out = `$^X -Iinc -MEVEtcdPlatform -e 'EVEtcdPlatform::cargo_build(\@ARGV)' -- '$cargo' '$rustc' '$dir/target' '$libs' '$hooks' '$debug' 2>&1`;
         return ($? >> 8, $out);
     };
 
     local $ENV{FAKE_LIBS} = '-lfoo -lbar';
-    my ($rc, $out) = $build->('/opt/protoc');
+    mkpath("$dir/target/release");
+    my $lib = "$dir/target/release/libev_etcd.a";
+    open my $a, '>', $lib or die "$lib: $!";
+    close $a;
+    utime 1000, 1000, $lib or die "$lib: $!";
+    my ($rc, $out) = $build->('/opt/rust/bin/rustc');
     is $rc, 0, 'make step: succeeds when cargo does';
     like $out, qr/Compiling ev-etcd/, "... and shows cargo's output";
     is slurp($libs), "-lfoo -lbar\n", '... and keeps the note\'s libraries';
     is_deeply [ split /\n/, slurp("$dir/args") ],
         [ qw(rustc --release --locked --lib --manifest-path Cargo.toml --target-dir), "$dir/target",
-          qw(-- --print native-static-libs), 'PROTOC=/opt/protoc' ],
-        '... having run cargo rustc for the note, with PROTOC when given';
-    ($rc, $out) = $build->('', 1);
+          qw(-- --print native-static-libs), 'RUSTC=/opt/rust/bin/rustc', 'DEBUG=' ],
+        '... having run cargo rustc for the note, with the rustc Makefile.PL found';
+    cmp_ok +(stat $lib)[9], '>', 1000, '... and touched the library, newer than its inputs';
+    ($rc, $out) = $build->('', 1, 1);
     is_deeply [ split /\n/, slurp("$dir/args") ],
         [ qw(rustc --release --locked --lib --manifest-path Cargo.toml --target-dir), "$dir/target",
-          qw(--features test-hooks -- --print native-static-libs), 'PROTOC=' ],
-        'with the test hooks: cargo builds the test-hooks feature';
+          qw(--features test-hooks -- --print native-static-libs), 'RUSTC=',
+          'DEBUG=line-tables-only' ],
+        'with the test hooks and debug info: the test-hooks feature, and line tables';
 
     local $ENV{FAKE_LIBS} = '';
     ($rc, $out) = $build->('');
@@ -159,7 +233,7 @@ FAKE
 SKIP: {
     my ($cargo) = grep { -x } ($ENV{CARGO} // ()),
         (map { "$_/cargo" } split /:/, $ENV{PATH} // ''), ($ENV{HOME} // '') . "/.cargo/bin/cargo";
-    skip 'Makefile.PL needs cargo', 22 unless $cargo;
+    skip 'Makefile.PL needs cargo', 36 unless $cargo;
     my @files = do {
         open my $mf, '<', 'MANIFEST' or die "MANIFEST: $!";
         map { (split ' ')[0] } grep { /\S/ } <$mf>;
@@ -175,8 +249,9 @@ SKIP: {
             copy($f, "$dir/$f") or die "$f: $!";
         }
         local $ENV{CARGO} = $cargo;
-        local @ENV{ keys %env } = values %env;
         delete local $ENV{CARGO_TARGET_DIR};
+        delete local $ENV{EV_ETCD_DEBUG_INFO};
+        local @ENV{ keys %env } = values %env;
         my $code = 'BEGIN { $^O = shift } do "./Makefile.PL"; die $@ if $@';
         my $pid = open(my $from, '-|') // die "fork: $!";
         if (!$pid) {
@@ -199,9 +274,19 @@ SKIP: {
     my $mk = slurp("$dir/Makefile") // '';
     like $out, qr/^EV::Etcd: building the shipped way, without test hooks/m,
         '... the shipped build, saying so';
-    like $mk, qr/cargo_build\(\@ARGV\)' -- .* '0'$/m, '... cargo without the test hooks';
+    like $mk, qr/cargo_build\(\@ARGV\)' -- '\Q$cargo\E' '\/[^']*rustc' '.*' '0' '0'$/m,
+        '... the cargo found, as an absolute path, and its rustc; no test hooks, no debug info';
+    like $out, qr/^EV::Etcd: Etcd\.so without debug info/m, '... saying so';
+    my ($rule) = $mk =~ m{^(target/release/libev_etcd\.a:(?:[^\n]*\\\n)*[^\n]*)$}m;
+    ok $rule, '... a rule for the Rust library' or diag $mk;
+    my %inputs = map { $_ => 1 } grep { $_ ne '\\' } split ' ', ($rule // '') =~ s/^[^:]*://r;
+    ok $inputs{$_}, "... whose inputs include $_"
+        for qw(Cargo.toml Cargo.lock build.rs src/lib.rs src/ffi.rs proto/etcdserverpb/rpc.proto
+               xs-glue/build-options.stamp);
+    ok !$inputs{FORCE}, '... and not FORCE: make install runs no cargo';
+    like $mk, qr/^\s*\$\(DISTVNAME\) target\s*$/m, '... realclean removes its own target/';
     unlike $mk, qr/^DEFINE = .*EVETCD_TEST_HOOKS/m, '... nor the XS';
-    like $mk, qr/^OTHERLDFLAGS = -Wl,-exported_symbols_list,xs-glue\/exports\.list -Wl,-dead_strip\s*$/m,
+    like $mk, qr/^OTHERLDFLAGS = -Wl,-exported_symbols_list,xs-glue\/exports\.list -Wl,-dead_strip -Wl,-S -Wl,-x\s*$/m,
         '... links with the exported-symbols list';
     unlike $mk, qr/version-script|gc-sections/, '... and no GNU ld flags';
     is slurp("$dir/xs-glue/exports.list"), (EVEtcdPlatform::exports_file('darwin'))[1],
@@ -211,24 +296,34 @@ SKIP: {
     like $mk, qr/\$\(OTHERLDFLAGS\) -o \$\@ \$\(MYEXTLIB\)[^\n]*\\?\n[^\n]*\$\(LDLOADLIBS\)/,
         '... after the Rust library on the link line';
 
-    ($rc, $out, $dir) = $configure->('freebsd', PROTOC => $^X, EV_ETCD_TEST_HOOKS => 1);
-    is $rc, 0, 'Makefile.PL as freebsd, PROTOC given, with the test hooks' or diag $out;
+    my $shared = tempdir(CLEANUP => 1);
+    ($rc, $out, $dir) = $configure->('freebsd', EV_ETCD_TEST_HOOKS => 1, EV_ETCD_DEBUG_INFO => 1,
+        CARGO_TARGET_DIR => $shared);
+    is $rc, 0, 'Makefile.PL as freebsd, with the test hooks and debug info' or diag $out;
     $mk = slurp("$dir/Makefile") // '';
     like $mk, qr/^OTHERLDFLAGS = -Wl,--version-script=xs-glue\/exports\.map -Wl,--gc-sections\s*$/m,
-        '... links with the version script';
-    like $mk, qr/cargo_build\(\@ARGV\)' -- .* '\Q$^X\E' '1'$/m,
-        '... and hands PROTOC and the test hooks to the cargo step';
+        '... links with the version script, keeping debug info';
+    like $mk, qr/cargo_build\(\@ARGV\)' -- .* '\Q$shared\E' .* '1' '1'$/m,
+        '... and hands the target dir, the test hooks and debug info to the cargo step';
+    like $out, qr/^EV::Etcd: keeping debug info/m, '... saying it keeps debug info';
+    unlike $mk, qr/^\s*\$\(DISTVNAME\) .*\Q$shared\E/m,
+        "... and realclean leaves CARGO_TARGET_DIR's directory alone";
     like $out, qr/^EV::Etcd: building WITH test hooks/m, '... saying it builds the hooks';
     like $mk, qr/^DEFINE = -DEVETCD_TEST_HOOKS\s*$/m, '... which the XS gets too';
-    is slurp("$dir/xs-glue/test-hooks.stamp"), "EV_ETCD_TEST_HOOKS=1\n", '... noted in the stamp';
-    like $mk, qr{^xs-glue/Etcd\$\(OBJ_EXT\) : xs-glue/test-hooks\.stamp\s*$}m,
+    is slurp("$dir/xs-glue/build-options.stamp"), "EV_ETCD_TEST_HOOKS=1\nEV_ETCD_DEBUG_INFO=1\n",
+        '... noted in the stamp';
+    like $mk, qr{^xs-glue/Etcd\$\(OBJ_EXT\) : xs-glue/build-options\.stamp\s*$}m,
         '... that the XS object depends on';
-    like $mk, qr{^\$\(INST_DYNAMIC\): .*xs-glue/test-hooks\.stamp\s*$}m, '... and Etcd.so too';
+    like $mk, qr{^\$\(INST_DYNAMIC\): .*xs-glue/build-options\.stamp\s*$}m, '... and Etcd.so too';
 
-    my $bin = tempdir(CLEANUP => 1);
-    ($rc, $out, $dir) = $configure->('freebsd', PROTOC => '', PATH => $bin);
-    like $out, qr/Install protoc/, 'as freebsd without protoc: says what to install';
-    ok !-e "$dir/Makefile", '... and writes no Makefile';
+    # Debian 12's own Rust (1.65), alone on the PATH.
+    my $old = tempdir(CLEANUP => 1);
+    fake_tool($old, $_, '1.65.0') for qw(cargo rustc);
+    ($rc, $out, $dir) = $configure->('linux', CARGO => '', PATH => "$old:/usr/bin:/bin",
+        HOME => "$old/nohome");
+    is $rc, 0, 'with cargo and rustc 1.65 on the PATH: Makefile.PL exits 0';
+    like $out, qr/needs Rust 1\.\d+ or newer .*\n.*rustc 1\.65\.0/, '... saying what is needed';
+    ok !-e "$dir/Makefile", '... and writes no Makefile (NA)';
 }
 
 # ---- this system's build ------------------------------------------------------

@@ -2885,12 +2885,13 @@ other systems the default C<io_mode> is C<background>: unary calls and
 watches run on the client's background thread, like lease keepalives.
 Both modes are tested on Linux (the whole suite runs in each).
 
-The build compiles etcd's protocol definitions with C<protoc>. On macOS,
-and on Linux for x86, 64-bit ARM, POWER (little-endian) and s390x, it
-brings its own; elsewhere (the BSDs, Linux on other processors) it takes
-the one on the PATH or the one the C<PROTOC> environment variable names
-(the C<protobuf> package has it), and F<Makefile.PL> says so when there
-is none.
+Building needs a C compiler, make and Rust 1.88 or newer (cargo and
+rustc); nothing else, on any of these systems: etcd's protocol
+definitions are compiled by a protobuf compiler written in Rust, not by
+C<protoc>. With no Rust, or too old a one, F<Makefile.PL> says what is
+needed and stops without writing a Makefile, which CPAN testers report as
+"not applicable". The F<README.md> in the distribution describes the
+build's switches and a packager's offline build.
 
 Windows is not supported, Cygwin and MSYS included: F<Makefile.PL> says
 so and stops without writing a Makefile.
