@@ -76,8 +76,13 @@ sub namespace { undef }
 # Paging through a range at one revision (lib/EV/Etcd/RangeIterator.pm).
 sub range_iterator { require EV::Etcd::RangeIterator; EV::Etcd::RangeIterator->new(@_) }
 
-# Handles of the three streams; cancel is the same for all of them.
+# Handles of the three streams; cancel is the same for all of them. Each
+# package states its version as a literal, which PAUSE and metacpan read
+# without running the code (xt/version.t checks they agree). Past these
+# packages, a bare $VERSION would name the last one's: write
+# $EV::Etcd::VERSION in EV::Etcd's code below.
 package EV::Etcd::Stream;
+our $VERSION = '0.01';
 
 sub cancel {
     my ($self, $cb) = @_;
@@ -99,6 +104,7 @@ sub cancel {
 }
 
 package EV::Etcd::Watch;
+our $VERSION = '0.01';
 our @ISA = ('EV::Etcd::Stream');
 
 sub progress {
@@ -112,13 +118,16 @@ sub progress {
 }
 
 package EV::Etcd::Keepalive;
+our $VERSION = '0.01';
 our @ISA = ('EV::Etcd::Stream');
 
 package EV::Etcd::Observe;
+our $VERSION = '0.01';
 our @ISA = ('EV::Etcd::Stream');
 
 # The stream behind snapshot; cancelled only by snapshot itself.
 package EV::Etcd::Snapshot;
+our $VERSION = '0.01';
 our @ISA = ('EV::Etcd::Stream');
 
 package EV::Etcd;
@@ -337,8 +346,8 @@ twice is repeated:
 
 =item * reads, always: L</get>, L</lease_time_to_live>, L</lease_leases>,
 L</status>, L</member_list>, L</alarm> with C<GET>, L</hash_kv>,
-C<user_get>, C<user_list>, C<role_get>, C<role_list>, L</auth_status> and
-L</election_leader>;
+L</user_get>, L</user_list>, L</role_get>, L</role_list>,
+L</auth_status> and L</election_leader>;
 
 =item * writes (everything else: put, delete, txn, lease_grant,
 lease_revoke, compact, lock, unlock, changes of auth or membership, ...)
@@ -628,7 +637,7 @@ hold characters above 0xFF (encode such text first, see L</ENCODING>); any
 of these croaks. A string that merely carries the UTF-8 flag but has no
 such characters is taken as the bytes it holds. C<undef> means no
 namespace. A client with a namespace belongs to the class
-EV::Etcd::Namespace, a subclass of EV::Etcd; a client without one is a
+L<EV::Etcd::Namespace>, a subclass of EV::Etcd; a client without one is a
 plain EV::Etcd and pays nothing for the feature.
 
 =back
@@ -1131,12 +1140,26 @@ The iterator keeps its client alive, as a stream handle does. Dropping
 the iterator with a page in flight is harmless: that page is still
 delivered to its callback.
 
-=head3 Other methods
+=head3 EV::Etcd::RangeIterator->revision
 
-C<< $it->revision >> is the revision every page is read at: undef until
-the first page has arrived (unless the C<revision> option gave it).
-C<< $it->done >> is true once the last page has been delivered.
-C<< $it->page_size >> is the page size in use.
+  my $rev = $it->revision;
+
+The revision every page is read at: undef until the first page has
+arrived, unless the C<revision> option gave it.
+
+=head3 EV::Etcd::RangeIterator->done
+
+  if ($it->done) { ... }
+
+True once the last page has been delivered; from then on C<next> calls
+back with empty pages and sends nothing (see
+L</EV::Etcd::RangeIterator-E<gt>next>).
+
+=head3 EV::Etcd::RangeIterator->page_size
+
+  my $n = $it->page_size;
+
+The page size in use: the C<page_size> option, or 1000.
 
 =head3 Bad arguments
 
@@ -1979,16 +2002,28 @@ C<PERMISSION_DENIED>), or, with the reason added, if the login fails; the
 other watches carry on. An election observe that etcd ends for want of a
 good token is reopened after one new login the same way.
 
-=head2 auth_enable, auth_disable
+=head2 auth_enable
 
   $etcd->auth_enable($cb);
+
+Switches authentication on for the whole cluster: from then on etcd
+wants a token with every request (see L</authenticate>). Response:
+C<header>. etcd agrees only once a user named C<root> exists and holds
+the C<root> role; until then the callback gets C<FAILED_PRECONDITION>,
+with C<etcdserver: root user does not exist> or C<etcdserver: root user
+does not have root role>. L</Setting up authentication> goes through the
+steps in order.
+
+=head2 auth_disable
+
   $etcd->auth_disable($cb);
 
-Turn authentication on or off for the whole cluster. Response: C<header>.
-etcd refuses to enable authentication until a user named C<root> with the
-C<root> role exists; disabling requires root's rights. After a successful
-C<auth_disable> the client forgets its token and credentials, since etcd
-without authentication refuses requests that still carry a token.
+Switches authentication off for the whole cluster. Response: C<header>.
+Only a user with the C<root> role may do this; anyone else gets
+C<PERMISSION_DENIED> (C<etcdserver: permission denied>). Once it has
+succeeded, the client drops its token and the user name and password it
+remembered: etcd without authentication turns away requests that still
+carry a token.
 
 =head2 auth_status
 
@@ -1999,47 +2034,199 @@ does not have this request: there it fails with status C<UNIMPLEMENTED>.
 
 =head2 Users
 
+The seven calls below manage etcd's users. What they have in common:
+
+=over 4
+
+=item *
+
+User names, passwords and role names are byte strings. C<undef> or a
+reference in their place croaks, naming the method and the argument
+(C<user_add: username must be defined>, C<user_grant_role: role name must
+be defined>), and nothing is sent.
+
+=item *
+
+None of them takes an options hash; the client's C<timeout> (L</new>) is
+their deadline. For L</retry>, C<user_get> and C<user_list> are reads and
+the others writes.
+
+=item *
+
+While authentication is enabled, they need the token of a user that
+holds the C<root> role. Anyone else gets C<PERMISSION_DENIED>
+(C<etcdserver: permission denied>); the one exception is L</user_get> of
+one's own name.
+
+=item *
+
+A user name that etcd does not know gives C<FAILED_PRECONDITION> with the
+message C<etcdserver: user name not found>.
+
+=back
+
+Changes to users and roles make the tokens etcd handed out before them
+stale; a client that has credentials logs in again by itself when etcd
+rejects its token (see L</authenticate>).
+
+=head3 user_add
+
   $etcd->user_add($user, $password, $cb);
+
+Creates a user with this password and no roles. Response: C<header>. A
+name that is taken gives C<FAILED_PRECONDITION> (C<etcdserver: user name
+already exists>), an empty one C<INVALID_ARGUMENT> (C<etcdserver: user
+name is empty>).
+
+=head3 user_delete
+
   $etcd->user_delete($user, $cb);
+
+Removes a user. Response: C<header>. While authentication is enabled,
+etcd refuses to remove C<root>, with C<INVALID_ARGUMENT> (C<etcdserver:
+invalid auth management>).
+
+=head3 user_change_password
+
   $etcd->user_change_password($user, $password, $cb);
+
+Gives a user a new password. Response: C<header>. Changing one's own
+password is an administrative request like the others: a user without
+the C<root> role cannot do it.
+
+=head3 user_grant_role
+
   $etcd->user_grant_role($user, $role, $cb);
+
+Gives a user a role, and with it the role's permissions (see L</Roles>).
+Response: C<header>. Granting a role the user already has is not an
+error. A role that does not exist gives C<FAILED_PRECONDITION>
+(C<etcdserver: role name not found>). C<root> is a role of its own that
+need not be created: granting it to the user C<root> is what
+L</auth_enable> waits for.
+
+=head3 user_revoke_role
+
   $etcd->user_revoke_role($user, $role, $cb);
+
+Takes a role away from a user. Response: C<header>. A role the user does
+not have gives C<FAILED_PRECONDITION> (C<etcdserver: role is not granted
+to the user>). While authentication is enabled, etcd refuses to take the
+C<root> role from the user C<root> (C<INVALID_ARGUMENT>, C<etcdserver:
+invalid auth management>).
+
+=head3 user_get
+
   $etcd->user_get($user, $cb);
+
+Response: C<header> and C<roles>, an array with the names of the user's
+roles (empty when it has none). A user may ask about itself without the
+C<root> role.
+
+=head3 user_list
+
   $etcd->user_list($cb);
 
-C<user_add>, C<user_delete>, C<user_change_password>, C<user_grant_role>
-and C<user_revoke_role> answer with C<header> alone. C<user_get> answers
-with C<header> and C<roles>, the names of the user's roles; C<user_list>
-with C<header> and C<users>, the names of all users.
+Response: C<header> and C<users>, an array with the names of all users
+(empty when there are none).
 
 =head2 Roles
 
-  $etcd->role_add($role, $cb);
-  $etcd->role_delete($role, $cb);
-  $etcd->role_get($role, $cb);
-  $etcd->role_list($cb);
-  $etcd->role_grant_permission($role, $perm_type, $key, $range_end, $cb);
-  $etcd->role_revoke_permission($role, $key, $range_end, $cb);
+A role is a named set of permissions on keys; users get permissions only
+through the roles granted to them (L</user_grant_role>). The six calls
+below follow the rules listed under L</Users>: names are byte strings
+(C<undef> or a reference croaks), there is no options hash, and once
+authentication is enabled they need the C<root> role, except that a user
+may read a role it holds with L</role_get>. For L</retry>, C<role_get>
+and C<role_list> are reads and the others writes. A role that etcd does not
+know gives C<FAILED_PRECONDITION> with C<etcdserver: role name not
+found>.
 
-C<role_add> and C<role_delete> answer with C<header>. C<role_list>
-answers with C<header> and C<roles>, the names of all roles. C<role_get>
-answers with C<header> and C<perm>, the role's permissions:
+The keys of a permission are always whole keys as etcd stores them, also
+when the client has a L</namespace>.
+
+=head3 role_add
+
+  $etcd->role_add($role, $cb);
+
+Creates a role without permissions. Response: C<header>. A name that is
+taken gives C<FAILED_PRECONDITION> (C<etcdserver: role name already
+exists>), an empty one C<INVALID_ARGUMENT> (C<etcdserver: role name is
+empty>).
+
+=head3 role_delete
+
+  $etcd->role_delete($role, $cb);
+
+Removes a role; the users that had it lose it. Response: C<header>.
+While authentication is enabled, etcd refuses to remove the C<root>
+role (C<INVALID_ARGUMENT>, C<etcdserver: invalid auth management>).
+
+=head3 role_get
+
+  $etcd->role_get($role, $cb);
+
+Response: C<header> and C<perm>, an array with one hash per permission
+of the role (empty when it has none):
 
   perm => [
       { perm_type => 'READWRITE', key => '/app/', range_end => '/app0' },
       { perm_type => 'READ',      key => '/motd', range_end => ''      },
   ]
 
-C<role_grant_permission> gives a role access of type C<READ>, C<WRITE> or
-C<READWRITE> (any case) to C<$key> alone when C<$range_end> is C<undef>,
-or to the range from C<$key> up to C<$range_end>. To cover every key with
-a given prefix, pass as C<$range_end> the prefix with its last byte
-increased by one (C</app0> for C</app/>). C<role_revoke_permission>
-removes a permission given with the same C<$key> and C<$range_end>. Both
-answer with C<header>.
+C<perm_type> is C<READ>, C<WRITE> or C<READWRITE>; C<range_end> is
+always present, C<''> for a permission on the single key C<key>.
 
-Setting up a user that may only touch keys under C</app/>, then enabling
-authentication (run once, against a cluster without authentication):
+=head3 role_list
+
+  $etcd->role_list($cb);
+
+Response: C<header> and C<roles>, an array with the names of all roles
+(empty when there are none).
+
+=head3 role_grant_permission
+
+  $etcd->role_grant_permission($role, $perm_type, $key, $range_end, $cb);
+
+Lets the role read (C<READ>), write (C<WRITE>) or do both (C<READWRITE>)
+on some keys. C<$perm_type> may be in any case; anything else croaks
+(C<role_grant_permission: unknown perm_type 'x' (expected READ, WRITE or
+READWRITE)>). C<$range_end> chooses the keys, as C<range_end> does for
+L</get>:
+
+=over 4
+
+=item * C<undef> (or C<''>): the key C<$key> alone;
+
+=item * another string: every key from C<$key> up to, not including,
+C<$range_end>. For every key that starts with a prefix, give the prefix
+with its last byte raised by one (C</app0> for C</app/>);
+
+=item * C<"\0">: every key from C<$key> on.
+
+=back
+
+Response: C<header>. Granting again for the same C<$key> and
+C<$range_end> replaces the permission's type.
+
+=head3 role_revoke_permission
+
+  $etcd->role_revoke_permission($role, $key, $range_end, $cb);
+
+Withdraws the permission that was granted with this very C<$key> and
+C<$range_end> (C<undef> and C<''> alike mean a single key), whatever its
+type. Response: C<header>. A permission the role does not have, for
+instance one asked for with another range, gives
+C<FAILED_PRECONDITION> (C<etcdserver: permission is not granted to the
+role>).
+
+=head2 Setting up authentication
+
+The order matters: the user C<root> with the C<root> role comes first,
+as L</auth_enable> refuses without it, and everything else is easier
+done before authentication is on. This program sets up a user that may
+only touch keys under C</app/>, then enables authentication (run it
+once, against a cluster without authentication):
 
 =for ev-etcd example client own-etcd prints ^stored$
 
@@ -2384,6 +2571,9 @@ place, as in this picture, for a client with the namespace C</app/>:
   put('cfg/port')        /app/cfg/port     key => 'cfg/port'
   lock('job')            /app/job/694d...  key => 'job/694d...'
 
+Such a client is an L<EV::Etcd::Namespace>; that page sums up, method by
+method, what this section describes, and shows how to make one by name.
+
 =head2 What is translated
 
 =over 4
@@ -2458,9 +2648,9 @@ in all namespaces, and L</compact> discards the history of all of them;
 =item * leases: L</lease_revoke> deletes the lease's keys in every
 namespace, and L</lease_leases> lists every lease of the cluster;
 
-=item * authentication: the keys given to C<role_grant_permission> and
-C<role_revoke_permission> (see L</Roles>) are full keys; to confine a user
-to the namespace C</app/>, grant it the range from C</app/> to C</app0>;
+=item * authentication: the keys given to L</role_grant_permission> and
+L</role_revoke_permission> are full keys; to confine a user to the
+namespace C</app/>, grant it the range from C</app/> to C</app0>;
 
 =item * the maintenance and cluster requests, L</set_endpoints> and
 L</endpoints>, L</close>, and the C<watch_id> of a watch.
@@ -3030,8 +3220,10 @@ The etcd documentation at L<https://etcd.io/docs/>, in particular the
 description of the v3 API (revisions, leases, watches and their
 guarantees).
 
-L<EV::Etcd::Session> (leases kept alive for keys, locks and elections)
-and L<EV::Etcd::RangeIterator> (paging, see L</range_iterator>).
+L<EV::Etcd::Session> (leases kept alive for keys, locks and elections),
+L<EV::Etcd::RangeIterator> (paging, see L</range_iterator>) and
+L<EV::Etcd::Namespace> (clients confined to a key prefix, see
+L</NAMESPACES>).
 
 The programs in the F<eg/> directory of the distribution, each run by
 the test suite: F<demo.pl> (key-value, transactions, watch),

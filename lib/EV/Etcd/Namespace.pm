@@ -6,7 +6,7 @@ package EV::Etcd::Namespace;
 # comes back. Methods that name no key are inherited unchanged, and so are
 # DESTROY, close, fork handling and the stream handles. A plain client never
 # comes through here. Documented in EV::Etcd, under "namespace" and
-# NAMESPACES.
+# NAMESPACES, and on this module's own page (the POD after __END__).
 
 use strict;
 use warnings;
@@ -16,7 +16,7 @@ use Hash::Util::FieldHash ();
 use EV::Etcd ();
 use EV::Etcd::Util ();
 
-our $VERSION = $EV::Etcd::VERSION;
+our $VERSION = '0.01';
 our @ISA = ('EV::Etcd');
 
 # client => [ namespace, end of the namespace ]. A field hash forgets an
@@ -262,3 +262,272 @@ sub txn {
 }
 
 1;
+
+__END__
+
+=encoding utf8
+
+=head1 NAME
+
+EV::Etcd::Namespace - an EV::Etcd client that sees only the keys under one prefix
+
+=head1 SYNOPSIS
+
+=for ev-etcd example prints ^inside: settings/theme = dark\nin etcd: /tenant-a/settings/theme$
+
+  use strict;
+  use warnings;
+  use EV;
+  use EV::Etcd;
+
+  # A client of class EV::Etcd::Namespace: every key it names is
+  # under /tenant-a/ in etcd.
+  my $etcd = EV::Etcd->new(endpoints => ['127.0.0.1:2379'], namespace => '/tenant-a/');
+
+  # A client without a namespace sees keys as etcd stores them.
+  my $plain = EV::Etcd->new(endpoints => ['127.0.0.1:2379']);
+
+  $etcd->put('settings/theme', 'dark', sub {
+      my (undef, $err) = @_;
+      die "put failed: $err->{message}\n" if $err;
+
+      # '' with prefix: the whole namespace, and nothing outside it.
+      $etcd->get('', { prefix => 1 }, sub {
+          my ($resp, $err) = @_;
+          die "get failed: $err->{message}\n" if $err;
+          print "inside: $_->{key} = $_->{value}\n" for @{ $resp->{kvs} };
+
+          $plain->get('/tenant-a/settings/theme', { keys_only => 1 }, sub {
+              my ($resp, $err) = @_;
+              die "get failed: $err->{message}\n" if $err;
+              print "in etcd: $resp->{kvs}[0]{key}\n";
+          });
+      });
+  });
+  EV::run;
+
+=head1 DESCRIPTION
+
+A client of this class behaves as if a part of etcd's keyspace, the keys
+that start with its namespace, were all there is. Each key it sends gets
+the namespace put in front of it, each key that comes back has it taken
+off, and ranges are kept within the namespace, so code written for a
+whole keyspace (a service registry, a lock, a set of configuration keys)
+runs unchanged below a prefix, next to other programs under other
+prefixes.
+
+The class is a subclass of L<EV::Etcd>. It replaces the methods that
+name keys with wrappers that rewrite the arguments, call the method of
+EV::Etcd, and rewrite the answer before your callback sees it. Every
+other method is EV::Etcd's own, and so are the handles that watches and
+the other streams return. The rewriting happens in the client: etcd stores
+and reports the full keys and knows nothing about namespaces. A
+namespace is therefore a convention between programs, not a barrier:
+any client without one, or with a shorter one, reads and writes the same
+keys under their full names. To keep a user out of other keys, give it a
+role that only covers its prefix (see L<EV::Etcd/role_grant_permission>).
+
+A plain EV::Etcd client (one made without a namespace) never goes
+through this class and pays nothing for it.
+
+=head1 CONSTRUCTION
+
+=head2 new
+
+  # the usual way: EV::Etcd->new loads this class when it sees namespace
+  my $etcd = EV::Etcd->new(%options, namespace => '/app/');
+
+  # or by name
+  use EV::Etcd::Namespace;
+  my $etcd = EV::Etcd::Namespace->new(%options, namespace => '/app/');
+
+Both take the options of L<EV::Etcd/new> (endpoints, timeouts, TLS,
+credentials, ...) plus C<namespace>, and both give an
+EV::Etcd::Namespace. C<EV::Etcd-E<gt>new> loads this module only when it
+sees a C<namespace> option, so calling C<EV::Etcd::Namespace-E<gt>new>
+directly needs a C<use EV::Etcd::Namespace> first. The difference
+between the two is what happens without a namespace (leaving the option
+out, or passing C<undef>): C<EV::Etcd-E<gt>new> then makes a plain
+EV::Etcd, while C<EV::Etcd::Namespace-E<gt>new> croaks
+(C<EV::Etcd-E<gt>new: EV::Etcd::Namespace needs a namespace>).
+
+The namespace is a string of bytes, compared and prefixed byte by byte.
+It must not be empty, nor a reference, nor contain characters above
+0xFF: each of these croaks, as does C<namespace> given to a subclass of
+EV::Etcd that does not inherit from this class. Text with wider
+characters must be encoded first (see L<EV::Etcd/ENCODING>). A subclass
+of EV::Etcd::Namespace is constructed the same way.
+
+A namespace is best ended with a separator such as C</>: the namespace
+C</app> also covers the keys of C</apple/>, while C</app/> does not.
+Namespaces may nest: a client of C</app/> sees the keys of a client of
+C</app/billing/> as C<billing/...>.
+
+A client made by name, taking a lock inside its namespace (the lock's
+key in etcd starts with C</app/nightly/>; the client sees it without
+C</app/>, and L</unlock> takes it back that way):
+
+=for ev-etcd example prints ^holding nightly/[0-9a-f]+$
+
+  use strict;
+  use warnings;
+  use EV;
+  use EV::Etcd::Namespace;
+
+  my $etcd = EV::Etcd::Namespace->new(endpoints => ['127.0.0.1:2379'], namespace => '/app/');
+
+  $etcd->lease_grant(10, sub {
+      my ($lease, $err) = @_;
+      die "lease_grant failed: $err->{message}\n" if $err;
+      $etcd->lock('nightly', $lease->{id}, sub {
+          my ($held, $err) = @_;
+          die "lock failed: $err->{message}\n" if $err;
+          print "holding $held->{key}\n";
+          $etcd->unlock($held->{key}, sub {
+              my (undef, $err) = @_;
+              die "unlock failed: $err->{message}\n" if $err;
+              $etcd->lease_revoke($lease->{id}, sub { });
+          });
+      });
+  });
+  EV::run;
+
+=head1 METHODS
+
+=head2 namespace
+
+  my $prefix = $etcd->namespace;    # '/app/'
+
+The client's namespace, as the byte string it prefixes. On a plain
+EV::Etcd client the same method returns C<undef>, so it also tells the
+two apart.
+
+=head2 Methods that translate keys
+
+These take the arguments and give the answers described in L<EV::Etcd>;
+what differs is only that the keys in them are relative to the
+namespace. Options hashes, and the lists and hashes of a transaction,
+are copied before a key in them is changed, so what you pass is left as
+it was. Bad arguments croak exactly as on a plain client.
+
+=over 4
+
+=item put
+
+The key is prefixed; the C<prev_kv> of the answer comes back without the
+namespace.
+
+=item get
+
+The key is prefixed, and so is C<range_end>, with two exceptions: C<''>
+still means the single key, and C<"\0"> (to the end) means up to the end
+of the namespace, not of the keyspace. With C<prefix>, the range is
+worked out from the prefixed key, so C<< get('', { prefix => 1 }) >>
+reads exactly the namespace. A range therefore never reaches outside
+it. The keys in C<kvs> are stripped; the key equal to the namespace
+itself comes back as C<''>.
+
+=item delete
+
+The key and the range as for C<get>; the records in C<prev_kvs> are
+stripped.
+
+=item watch
+
+The key and the range as for C<get>. The C<kv> and C<prev_kv> of each event are
+stripped, and so are the records a watch delivers when it starts over
+after a compaction (C<< on_compacted => 'resync' >>).
+
+=item txn
+
+In both calling forms, named and positional: the C<key> and
+C<range_end> of each compare, and the key, C<range_end> and C<prefix> of
+each operation (C<put>, C<range>, C<delete> and their C<request_*>
+spellings) are handled as for the matching plain calls, and the records
+in C<responses> are stripped.
+
+=item lock
+
+The lock's name is prefixed; the ownership C<key> of the answer is
+stripped.
+
+=item unlock
+
+Takes that stripped key, as L</lock> returned it, and prefixes it.
+
+=item election_campaign
+
+The election's name is prefixed; the C<name> and C<key> of the C<leader>
+hash in the answer are stripped.
+
+=item election_proclaim
+
+=item election_resign
+
+Take the C<leader> hash as C<election_campaign> returned it; its C<name>
+and C<key> are prefixed on the way out (on a copy).
+
+=item election_leader
+
+The name is prefixed; the C<kv> of the answer is stripped.
+
+=item election_observe
+
+The name is prefixed; the C<kv> of each message is stripped.
+
+=item lease_time_to_live
+
+With C<< keys => 1 >>, C<keys> lists only those of the lease's keys that
+lie in the namespace, stripped; when none do, there is no C<keys> entry.
+A lease belongs to the whole cluster and may hold keys of several
+namespaces.
+
+=back
+
+L<EV::Etcd::RangeIterator> reads its pages with C<get>, and
+L<EV::Etcd::Session> handles its keys, locks and campaigns with C<put>,
+C<delete>, C<lock> and C<election_campaign>, so an iterator or a session made on a
+namespaced client stays inside its namespace too.
+
+=head1 WHAT IS NOT NAMESPACED
+
+What names no key acts on the whole cluster, as on a plain client:
+
+=over 4
+
+=item *
+
+revisions: they count the writes of every namespace, and C<compact>
+drops the history of all of them;
+
+=item *
+
+leases: C<lease_revoke> deletes the lease's keys wherever they are, and
+C<lease_leases> lists the leases of the whole cluster;
+
+=item *
+
+users and roles: the keys of C<role_grant_permission> and
+C<role_revoke_permission> are full keys, prefix included;
+
+=item *
+
+maintenance and cluster calls, the endpoint methods, C<close>, and the
+C<watch_id> of a watch.
+
+=back
+
+=head1 SEE ALSO
+
+L<EV::Etcd/NAMESPACES>, the full account of what is translated and what
+is not; the C<namespace> option of L<EV::Etcd/new>; L<EV::Etcd> for every
+method named here.
+
+=head1 LICENSE
+
+EV::Etcd::Namespace is part of EV::Etcd and is free software. You may
+distribute it and/or modify it under the same terms as Perl 5 itself,
+that is under either the GNU General Public License or the Artistic
+License.
+
+=cut

@@ -2,7 +2,8 @@ package EV::Etcd::RangeIterator;
 
 # Reads a range of keys one page at a time, every page at the revision of
 # the first, so the whole walk sees one snapshot. Made by
-# EV::Etcd::range_iterator; the POD is in lib/EV/Etcd.pm (RANGE ITERATOR).
+# EV::Etcd::range_iterator. The full reference is in lib/EV/Etcd.pm (under
+# range_iterator); the POD below is this class's own page.
 
 use strict;
 use warnings;
@@ -196,9 +197,80 @@ EV::Etcd::RangeIterator - page through a range of etcd keys at one revision
 
 =head1 DESCRIPTION
 
-Objects of this class are made by C<range_iterator> of L<EV::Etcd>; there
-is no public constructor. Their methods (C<next>, C<revision>, C<done>,
-C<page_size>), the options and the errors are described in
-L<EV::Etcd/range_iterator>.
+An iterator walks a range of keys in pages: each page is one C<get> with
+a C<limit>, and every page after the first is read at the revision the
+first one was read at. Together the pages show the range as it was at
+that one revision, however long the walk takes and whatever other
+clients write meanwhile, and the client holds only one page in memory
+at a time.
+
+Iterators are made by the C<range_iterator> method of an L<EV::Etcd>
+client (or of a namespaced client, whose namespace they then respect);
+this class has no constructor of its own for you to call:
+
+  my $it = $etcd->range_iterator($key, \%opt);
+
+C<$key> and the options pick the range as for C<get> (C<prefix>,
+C<range_end>), plus C<page_size> (default 1000) and C<revision>, which
+fixes the snapshot in advance. Creating the iterator sends nothing. The
+options, what each one means for the walk, and the croaks are listed
+under L<EV::Etcd/range_iterator>.
+
+=head1 METHODS
+
+=head2 next
+
+  $it->next(sub {
+      my ($page, $err) = @_;
+      ...
+  });
+
+Reads the next page and passes it to the callback, always from the loop,
+never inside C<next>. A page is a hash with C<kvs> (the records, as
+C<get> returns them, in ascending key order), C<header> (that of the
+request that read this page) and C<more>, which is 0 on the last page.
+After the last page, C<next> keeps answering with an empty page without
+asking etcd.
+
+Call C<next> once at a time: a second call before the first one's
+callback has run croaks. On an error the callback gets C<(undef, $err)>
+with the error hash of the failed C<get>, and the iterator does not
+move, so calling C<next> again retries the same page; an
+C<OUT_OF_RANGE> error means the snapshot revision has been compacted,
+and only a new iterator helps. See
+L<EV::Etcd/EV::Etcd::RangeIterator-E<gt>next> for the details.
+
+=head2 revision
+
+  my $rev = $it->revision;
+
+The revision all pages are read at: undef until the first page has
+arrived, unless the C<revision> option set it.
+
+=head2 done
+
+  my $finished = $it->done;
+
+True once the last page, the one with C<< more => 0 >>, has arrived
+(already inside that page's callback).
+
+=head2 page_size
+
+  my $n = $it->page_size;
+
+How many records a page holds at most.
+
+=head1 SEE ALSO
+
+L<EV::Etcd/range_iterator> for the options, the errors and what a walk
+costs etcd; L<EV::Etcd/get>, which each page is made of; and
+F<bench/range_walk.pl> in the distribution.
+
+=head1 LICENSE
+
+EV::Etcd::RangeIterator is part of EV::Etcd and is free software. You
+may distribute it and/or modify it under the same terms as Perl 5
+itself, that is under either the GNU General Public License or the
+Artistic License.
 
 =cut

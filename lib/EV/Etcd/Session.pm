@@ -709,33 +709,43 @@ L</LIFETIME>).
 
 =head2 Accessors
 
-=over 4
+They send nothing and take no arguments; called on anything but a
+session, each croaks (C<session state: called on something that is not
+an EV::Etcd::Session>).
 
-=item lease_id
+=head3 lease_id
+
+  my $id = $session->lease_id;
 
 The id of the live lease, or undef when there is none (before the first
 grant, during a rebuild, after a loss or a close).
 
-=item ttl
+=head3 ttl
+
+  my $seconds = $session->ttl;
 
 The time to live etcd granted to the latest lease; undef before the first
 grant.
 
-=item state
+=head3 state
+
+  my $state = $session->state;
 
 One of C<granting> (waiting for the first lease), C<live>, C<rebuilding>
 (a lost lease is being replaced), C<lost> (over after a loss), C<failed>
 (over: the first lease could not be had) and C<closed>.
 
-=item registered_keys
+=head3 registered_keys
 
-The keys a rebuild would put back, sorted.
+  my @keys = $session->registered_keys;
 
-=item client
+The keys a rebuild would put back, sorted, as a list.
+
+=head3 client
+
+  my $etcd = $session->client;
 
 The client given to L</new>.
-
-=back
 
 =head1 CALLS MADE WITHOUT A LEASE
 
@@ -908,6 +918,15 @@ from the session's method, at the same line.
 
 =head1 SEE ALSO
 
-L<EV::Etcd>, in particular its LEASE, LOCK and ELECTION sections.
+L<EV::Etcd>, in particular its L<LEASE|EV::Etcd/LEASE>,
+L<LOCK|EV::Etcd/LOCK> and L<ELECTION|EV::Etcd/ELECTION> sections, and
+its L<SESSIONS|EV::Etcd/SESSIONS> section for a short introduction.
+
+=head1 LICENSE
+
+EV::Etcd::Session is part of EV::Etcd and is free software. You may
+distribute it and/or modify it under the same terms as Perl 5 itself,
+that is under either the GNU General Public License or the Artistic
+License.
 
 =cut

@@ -123,3 +123,32 @@ sub prefix_end {
 }
 
 1;
+
+__END__
+
+=encoding utf8
+
+=head1 NAME
+
+EV::Etcd::Util - internal helpers of the EV::Etcd distribution
+
+=head1 DESCRIPTION
+
+This module holds what the Perl parts of L<EV::Etcd> share: the checks
+they make on arguments before the XS code sees them, and the code that
+makes their croaks point at the line that called the public method. It
+is loaded by EV::Etcd itself and is not meant to be used from outside
+the distribution: it has no public interface, and its functions may
+change or disappear in any release without notice.
+
+Use L<EV::Etcd>, L<EV::Etcd::Session>, L<EV::Etcd::RangeIterator> and
+L<EV::Etcd::Namespace> instead.
+
+=head1 LICENSE
+
+EV::Etcd::Util is part of EV::Etcd and is free software. You may
+distribute it and/or modify it under the same terms as Perl 5 itself,
+that is under either the GNU General Public License or the Artistic
+License.
+
+=cut
