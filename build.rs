@@ -16,7 +16,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // What tests/pb_fields.rs turns into xs-glue/pb_fields.h, the field
     // numbers and enum values the XS side encodes requests with.
     let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
-    std::fs::write(out_dir.join("etcd_descriptors.bin"), descriptors.encode_to_vec())?;
+    std::fs::write(
+        out_dir.join("etcd_descriptors.bin"),
+        descriptors.encode_to_vec(),
+    )?;
     tonic_prost_build::configure()
         // Keys and values are decoded as slices of the reply buffer rather
         // than copied into a Vec each: ranges carry thousands of them.

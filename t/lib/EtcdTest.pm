@@ -90,8 +90,22 @@ sub need_etcd {
         Test::More::diag("FATAL: $why; " . _strict_why() . ', so this is a failure, not a skip');
         die "EtcdTest: $why (" . _strict_why() . ": refusing to skip)\n";
     }
-    Test::More::plan(skip_all => $why);
-    return undef;    # not reached: skip_all exits
+    _skip_rest($why);
+}
+
+# Skips the rest of the file: all of it (skip_all) when no test has run
+# yet, else one skip saying why after the checks that needed no server,
+# which keeps their results (skip_all after them would be a bad plan).
+sub _skip_rest {
+    my ($why) = @_;
+    require Test::More;
+    my $tb = Test::More->builder;
+    if ($tb->current_test == 0) {
+        Test::More::plan(skip_all => $why);
+    }
+    $tb->skip($why);
+    Test::More::done_testing();
+    exit 0;
 }
 
 # The test hooks are in Etcd.so only when it was configured with
