@@ -263,6 +263,13 @@ sub _is_zombie {
     $out = `"$^X" "-I$harness_lib" -e '$code' 2>&1`;
     is $? >> 8, 0, 'need_etcd skips under plain CI=true';
     like $out, qr/^1\.\.0 # SKIP .*ETCD_BIN/m, '... with a skip_all plan that says why';
+
+    # After checks that needed no server: they stand, and one skip says why.
+    my $after = 'use EtcdTest; use Test::More; ok 1, "no server needed"; need_etcd(); ok 0';
+    $out = `"$^X" "-I$harness_lib" -e '$after' 2>&1`;
+    is $? >> 8, 0, 'need_etcd after some tests: passes';
+    like $out, qr/^ok 1 - no server needed\nok 2 # skip .*ETCD_BIN.*\n1\.\.2$/m,
+        '... keeping them, then one skip that says why, and a plan that fits';
 }
 
 # --- three-member cluster, plus a learner ---------------------------------------
