@@ -22,8 +22,8 @@
 # From a fresh clone it installs what is missing (scripts/install-deps.sh),
 # builds the module (perl Makefile.PL && make) and the Rust clients (cargo,
 # -j2, target dir bench/native/target). etcd-client needs protoc: PROTOC, or
-# else the binary of the protoc-bin-vendored crate the main crate already
-# builds with. Other options go to bench/compare.pl (see its header).
+# else the binary of the protoc-bin-vendored crate in bench/native's
+# dependencies. Other options go to bench/compare.pl (see its header).
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -74,8 +74,8 @@ target="$native_dir/target"
 if [ "$scale" -eq 0 ]; then
     echo "== compare: building the Rust clients (bench/native)"
     if [ -z "${PROTOC:-}" ]; then
-        # The protoc that protoc-bin-vendored ships for this machine; it is in
-        # the dependency graph already (the main crate's build-dependency).
+        # The protoc that protoc-bin-vendored ships for this machine (a
+        # dependency of bench/native for that reason alone).
         case "$(uname -m)" in
             x86_64) parch=x86_64 ;;
             aarch64 | arm64) parch=aarch_64 ;;
