@@ -290,6 +290,44 @@ subtest 'cas-counter.pl' => sub {
     is get_prefix($counter)->{$counter}, $n * $times, "the counter ends at exactly $n x $times";
 };
 
+# --- stm-transfer.pl -------------------------------------------------------
+subtest 'stm-transfer.pl' => sub {
+    my ($n, $times, $accounts) = (3, 15, 4);
+    my $prefix = "/stm-bank-$RUN/";
+    my @p = map {
+        spawn("stm-$_", 'stm-transfer.pl', '--prefix', $prefix, '--accounts', $accounts,
+              '--transfers', $times, '--id', "t$_")
+    } 1 .. $n;
+    wait_exit(30, @p);
+    exited_ok($_) for @p;
+
+    my @balance = (100) x $accounts;
+    my ($conflicts, $attempts) = (0, 0);
+    for my $p (@p) {
+        my ($moved, $skipped) = (0, 0);
+        for (lines_of($p)) {
+            if (/^transfer \S+ (\d+)->(\d+) (\d+) revision=\d+ attempts=\d+$/) {
+                $balance[$1] -= $3;
+                $balance[$2] += $3;
+                $moved++;
+            }
+            $skipped++ if /^skip /;
+        }
+        is $moved + $skipped, $times, "$p->{label}: $times transfers made or skipped";
+        my ($t, $s, $a, $c, $u) = (find_line($p, qr/^done: /) // '')
+            =~ /^done: \S+ transfers=(\d+) skipped=(\d+) attempts=(\d+) conflicts=(\d+) unknown=(\d+)$/;
+        is_deeply [ $t, $s, $u ], [ $moved, $skipped, 0 ], '... as its summary says, none of unknown outcome';
+        $conflicts += $c // 0;
+        $attempts  += $a // 0;
+    }
+    my $got = get_prefix($prefix);
+    is_deeply [ map { $got->{"$prefix$_"} } 0 .. $accounts - 1 ], \@balance,
+        'the balances are the opening ones plus the transfers printed';
+    my $sum = 0;
+    $sum += $_ for values %$got;
+    is $sum, 100 * $accounts, "no money made or lost ($conflicts conflicts in $attempts attempts)";
+};
+
 # --- config-watch.pl --------------------------------------------------------
 subtest 'config-watch.pl' => sub {
     my $prefix = "/cfg-$RUN/";
@@ -407,7 +445,7 @@ subtest 'watch-restart.pl' => sub {
 # --- every example is covered -------------------------------------------------
 {
     my %tested = map { $_ => 1 } qw(demo.pl request-metrics.pl service-discovery.pl leader-election.pl
-        distributed-lock.pl cas-counter.pl config-watch.pl watch-restart.pl);
+        distributed-lock.pl cas-counter.pl config-watch.pl watch-restart.pl stm-transfer.pl);
     opendir my $dh, 'eg' or die "eg: $!";
     my @untested = grep { /\.pl$/ && !$tested{$_} } sort readdir $dh;
     is_deeply \@untested, [], 'every program in eg/ is exercised here';

@@ -3,8 +3,9 @@
 # =item) of its own, so that metacpan's contents list shows it. Run with
 # prove -b: EV::Etcd's XS methods are only there once it is built.
 #
-# - EV::Etcd, EV::Etcd::Session, EV::Etcd::RangeIterator and
-#   EV::Etcd::Namespace: against their own pages.
+# - EV::Etcd, EV::Etcd::Session, EV::Etcd::RangeIterator,
+#   EV::Etcd::Namespace and EV::Etcd::STM (with its EV::Etcd::STM::Tx):
+#   against their own pages.
 # - The stream handle classes (EV::Etcd::Stream's cancel, EV::Etcd::Watch's
 #   progress) live in lib/EV/Etcd.pm and are documented there.
 # - EV::Etcd::Namespace and EV::Etcd::RangeIterator are also described in
@@ -21,6 +22,12 @@ pod_coverage_ok('EV::Etcd::Session', 'EV::Etcd::Session: every public method is 
 # new: iterators are made by EV::Etcd's range_iterator, which documents it
 pod_coverage_ok('EV::Etcd::RangeIterator', { trustme => [qr/^new$/] },
                 'EV::Etcd::RangeIterator: every public method is documented on its page');
+pod_coverage_ok('EV::Etcd::STM', 'EV::Etcd::STM: every public method is documented on its page');
+# the transaction object's class shares lib/EV/Etcd/STM.pm and its page
+require EV::Etcd::STM;
+$INC{'EV/Etcd/STM/Tx.pm'} = $INC{'EV/Etcd/STM.pm'};
+pod_coverage_ok('EV::Etcd::STM::Tx', { pod_from => 'blib/lib/EV/Etcd/STM.pm' },
+                'EV::Etcd::STM::Tx: its methods are documented in EV::Etcd::STM');
 pod_coverage_ok('EV::Etcd::Namespace',
                 'EV::Etcd::Namespace: every public method is documented on its page');
 require EV::Etcd;

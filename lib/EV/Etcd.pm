@@ -76,6 +76,9 @@ sub namespace { undef }
 # Paging through a range at one revision (lib/EV/Etcd/RangeIterator.pm).
 sub range_iterator { require EV::Etcd::RangeIterator; EV::Etcd::RangeIterator->new(@_) }
 
+# Transactions that run again after a conflict (lib/EV/Etcd/STM.pm).
+sub stm { require EV::Etcd::STM; EV::Etcd::STM::_run(@_) }
+
 # Handles of the three streams; cancel is the same for all of them. Each
 # package states its version as a literal, which PAUSE and metacpan read
 # without running the code (xt/version.t checks they agree). Past these
@@ -1365,6 +1368,43 @@ still not exist: its create revision is 0):
               }
           },
       );
+  });
+
+=head1 TRANSACTIONS THAT RETRY
+
+=head2 stm
+
+  $etcd->stm(sub {
+      my ($tx) = @_;
+      my $n = $tx->get('/counter') // 0;     # undef: no such key
+      $tx->put('/counter', $n + 1);
+  }, { max_attempts => 10 }, sub {
+      my ($resp, $err) = @_;
+      ...   # $resp->{revision}, $resp->{attempts}; $err->{outcome}
+  });
+
+Software transactional memory: runs a function of the keys it reads,
+through the transaction object C<$tx> (C<get>, C<put>, C<delete>), all
+its reads at one revision, and commits its writes in one L</txn> that
+compares every key it read. When another client changed one of them
+first, the whole function runs again on fresh values after a short random
+pause, up to C<max_attempts> (default 10). The function may choose what to
+read from what it has read, runs several times per call and must have no
+side effects. A commit that failed in transit is not repeated: its error
+says C<< outcome => 'unknown' >>. The reference (options, response,
+errors, the rules for the function) is L<EV::Etcd::STM>.
+
+=for ev-etcd example client prints ^counter is now \d+ \(1 attempts?\)$
+
+  $etcd->stm(sub {
+      my ($tx) = @_;
+      my $n = $tx->get('/counter') // 0;
+      $tx->put('/counter', $n + 1);
+      return $n + 1;
+  }, sub {
+      my ($resp, $err) = @_;
+      die "stm: $err->{message}\n" if $err;
+      print "counter is now $resp->{result} ($resp->{attempts} attempt)\n";
   });
 
 =head1 WATCH
