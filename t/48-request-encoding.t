@@ -588,9 +588,10 @@ echoes('member id and peer urls', member_update => [1, \@urls],
 # ---- coverage ------------------------------------------------------------------
 # Every public method was called, and every option name the XS sources
 # accept appeared in a call: a new method or option fails here until it
-# is covered above. range_iterator encodes nothing itself: it pages with get.
+# is covered above. range_iterator and mirror encode nothing themselves:
+# they page with get (and mirror watches with watch).
 
-my %not_requests = map { $_ => 1 } qw(new DESTROY close endpoints set_endpoints io_mode namespace bootstrap range_iterator);
+my %not_requests = map { $_ => 1 } qw(new DESTROY close endpoints set_endpoints io_mode namespace bootstrap range_iterator mirror);
 my @methods = sort grep { defined &{"EV::Etcd::$_"} && !/^_/ && !$not_requests{$_} } keys %EV::Etcd::;
 cmp_ok(scalar @methods, '>=', 45, 'found the public methods');
 is_deeply([ grep { !$methods_called{$_} } @methods ], [], 'every public method was checked');

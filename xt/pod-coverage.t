@@ -3,8 +3,8 @@
 # =item) of its own, so that metacpan's contents list shows it. Run with
 # prove -b: EV::Etcd's XS methods are only there once it is built.
 #
-# - EV::Etcd, EV::Etcd::Session, EV::Etcd::RangeIterator and
-#   EV::Etcd::Namespace: against their own pages.
+# - EV::Etcd, EV::Etcd::Session, EV::Etcd::RangeIterator, EV::Etcd::Mirror
+#   and EV::Etcd::Namespace: against their own pages.
 # - The stream handle classes (EV::Etcd::Stream's cancel, EV::Etcd::Watch's
 #   progress) live in lib/EV/Etcd.pm and are documented there.
 # - EV::Etcd::Namespace and EV::Etcd::RangeIterator are also described in
@@ -21,6 +21,9 @@ pod_coverage_ok('EV::Etcd::Session', 'EV::Etcd::Session: every public method is 
 # new: iterators are made by EV::Etcd's range_iterator, which documents it
 pod_coverage_ok('EV::Etcd::RangeIterator', { trustme => [qr/^new$/] },
                 'EV::Etcd::RangeIterator: every public method is documented on its page');
+# new: mirrors are made by EV::Etcd's mirror
+pod_coverage_ok('EV::Etcd::Mirror', { trustme => [qr/^new$/] },
+                'EV::Etcd::Mirror: every public method is documented on its page');
 pod_coverage_ok('EV::Etcd::Namespace',
                 'EV::Etcd::Namespace: every public method is documented on its page');
 require EV::Etcd;
