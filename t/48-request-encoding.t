@@ -588,10 +588,10 @@ echoes('member id and peer urls', member_update => [1, \@urls],
 # ---- coverage ------------------------------------------------------------------
 # Every public method was called, and every option name the XS sources
 # accept appeared in a call: a new method or option fails here until it
-# is covered above. range_iterator and stm encode nothing themselves: they
-# are made of get and txn calls.
+# is covered above. range_iterator, mirror and stm encode nothing
+# themselves: they are made of get, watch and txn calls.
 
-my %not_requests = map { $_ => 1 } qw(new DESTROY close endpoints set_endpoints io_mode namespace bootstrap range_iterator stm);
+my %not_requests = map { $_ => 1 } qw(new DESTROY close endpoints set_endpoints io_mode namespace bootstrap range_iterator mirror stm);
 my @methods = sort grep { defined &{"EV::Etcd::$_"} && !/^_/ && !$not_requests{$_} } keys %EV::Etcd::;
 cmp_ok(scalar @methods, '>=', 45, 'found the public methods');
 is_deeply([ grep { !$methods_called{$_} } @methods ], [], 'every public method was checked');

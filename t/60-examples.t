@@ -442,10 +442,58 @@ subtest 'watch-restart.pl' => sub {
     ok find_line($p, qr/^done: $total events, last revision \d+, none out of order or repeated$/), 'its summary';
 };
 
+# --- mirror.pl --------------------------------------------------------------
+subtest 'mirror.pl' => sub {
+    my $prefix = "/mirror-$RUN/";
+    my %state;
+    my %expect;    # revision => the view at that revision
+    my $write = sub {
+        my ($op, %kv) = @_;
+        my $r;
+        if ($op eq 'put') {
+            my ($k, $v) = %kv;
+            $r = ok_call($client, 'put', "$prefix$k", $v);
+            $state{$k} = $v;
+        } elsif ($op eq 'delete') {
+            my ($k) = keys %kv;
+            $r = ok_call($client, 'delete', "$prefix$k");
+            delete $state{$k};
+        } else {
+            $r = ok_call($client, 'txn', compare => [],
+                success => [ map { { put => { key => "$prefix$_", value => $kv{$_} } } } sort keys %kv ]);
+            @state{ keys %kv } = values %kv;
+        }
+        $expect{ $r->{header}{revision} } = { %state };
+    };
+    $write->(put => "k$_" => "v$_") for 1 .. 7;
+    ok_call($client, 'put', "/mirror-$RUN-sibling", 'not ours');
+    my $p = spawn('mirror', 'mirror.pl', '--prefix', $prefix, '--page-size', 3, '--sentinel', 'STOP', '--run', 20);
+    ok wait_line($p, qr/^ready: 7 keys at revision \d+$/), 'it reads the 7 keys (in pages of 3)';
+    $write->(put => k2 => 'two');
+    $write->(delete => k3 => 1);
+    $write->(txn => k1 => 'x y', new => '');
+    $write->(put => STOP => 1);
+    wait_exit(20, $p);
+    exited_ok($p);
+    ok find_line($p, qr/^sentinel put at revision \d+: stopping$/), 'it stops on the sentinel';
+    ok find_line($p, qr/^change: PUT k2=two \(was v2\) at revision \d+$/), 'a change with its previous value';
+    ok find_line($p, qr/^change: DELETE k3 at revision \d+$/), 'a delete';
+    my @views;
+    for (lines_of($p)) {
+        my ($rev, $rest) = /^view \(revision (\d+)\):(.*)$/ or next;
+        push @views, [ $rev, { map { my ($k, $v) = split /=/, $_, 2; (unesc($k) => unesc($v)) } split ' ', $rest } ];
+    }
+    is scalar @views, 5, 'a view after the read and after each of the 4 revisions';
+    my @revs = sort { $a <=> $b } keys %expect;
+    is_deeply $views[0][1], $expect{ $revs[-5] }, 'the first view is the store after the 7 puts';
+    is_deeply [ @views[ 1 .. $#views ] ], [ map { [ $_, $expect{$_} ] } @revs[ -4 .. -1 ] ],
+        'each later view is what the store held at its revision';
+};
+
 # --- every example is covered -------------------------------------------------
 {
     my %tested = map { $_ => 1 } qw(demo.pl request-metrics.pl service-discovery.pl leader-election.pl
-        distributed-lock.pl cas-counter.pl config-watch.pl watch-restart.pl stm-transfer.pl);
+        distributed-lock.pl cas-counter.pl config-watch.pl watch-restart.pl stm-transfer.pl mirror.pl);
     opendir my $dh, 'eg' or die "eg: $!";
     my @untested = grep { /\.pl$/ && !$tested{$_} } sort readdir $dh;
     is_deeply \@untested, [], 'every program in eg/ is exercised here';

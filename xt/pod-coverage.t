@@ -3,7 +3,7 @@
 # =item) of its own, so that metacpan's contents list shows it. Run with
 # prove -b: EV::Etcd's XS methods are only there once it is built.
 #
-# - EV::Etcd, EV::Etcd::Session, EV::Etcd::RangeIterator,
+# - EV::Etcd, EV::Etcd::Session, EV::Etcd::RangeIterator, EV::Etcd::Mirror,
 #   EV::Etcd::Namespace and EV::Etcd::STM (with its EV::Etcd::STM::Tx):
 #   against their own pages.
 # - The stream handle classes (EV::Etcd::Stream's cancel, EV::Etcd::Watch's
@@ -22,6 +22,9 @@ pod_coverage_ok('EV::Etcd::Session', 'EV::Etcd::Session: every public method is 
 # new: iterators are made by EV::Etcd's range_iterator, which documents it
 pod_coverage_ok('EV::Etcd::RangeIterator', { trustme => [qr/^new$/] },
                 'EV::Etcd::RangeIterator: every public method is documented on its page');
+# new: mirrors are made by EV::Etcd's mirror
+pod_coverage_ok('EV::Etcd::Mirror', { trustme => [qr/^new$/] },
+                'EV::Etcd::Mirror: every public method is documented on its page');
 pod_coverage_ok('EV::Etcd::STM', 'EV::Etcd::STM: every public method is documented on its page');
 # the transaction object's class shares lib/EV/Etcd/STM.pm and its page
 require EV::Etcd::STM;

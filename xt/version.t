@@ -18,7 +18,7 @@ like $version // '', qr/^\d+\.\d\d$/, "lib/EV/Etcd.pm has a version (" . ($versi
 my $provides = Module::Metadata->provides(dir => 'lib', version => 2);
 my @packages = sort keys %$provides;
 my @expected = qw(
-    EV::Etcd EV::Etcd::Keepalive EV::Etcd::Namespace EV::Etcd::Observe
+    EV::Etcd EV::Etcd::Keepalive EV::Etcd::Mirror EV::Etcd::Namespace EV::Etcd::Observe
     EV::Etcd::RangeIterator EV::Etcd::STM EV::Etcd::STM::NeedRead EV::Etcd::STM::Tx
     EV::Etcd::Session EV::Etcd::Snapshot
     EV::Etcd::Stream EV::Etcd::Util EV::Etcd::Watch

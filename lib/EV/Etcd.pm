@@ -76,6 +76,9 @@ sub namespace { undef }
 # Paging through a range at one revision (lib/EV/Etcd/RangeIterator.pm).
 sub range_iterator { require EV::Etcd::RangeIterator; EV::Etcd::RangeIterator->new(@_) }
 
+# A live local copy of a prefix (lib/EV/Etcd/Mirror.pm).
+sub mirror { require EV::Etcd::Mirror; EV::Etcd::Mirror->new(@_) }
+
 # Transactions that run again after a conflict (lib/EV/Etcd/STM.pm).
 sub stm { require EV::Etcd::STM; EV::Etcd::STM::_run(@_) }
 
@@ -2001,6 +2004,27 @@ session's keys back under the new one:
 
 See L<EV::Etcd::Session> for the methods, the error it gives once the
 lease is gone, and how a rebuild works.
+
+=head1 MIRRORS
+
+=head2 mirror
+
+  my $m = $etcd->mirror($prefix, \%opt, $cb);
+
+Returns an L<EV::Etcd::Mirror>, which keeps a copy of every key under a prefix in memory
+and keeps it equal to the store: it reads the prefix in pages at one
+revision (as L</range_iterator> does; option C<page_size>), then
+watches from the next revision on. The callback gets C<< { ready => 1,
+revision => $rev, count => $n } >> once the read is complete, and then
+one message per revision, C<< { revision => $rev, changes => [ { type,
+key, value, prev_value, revision }, ... ] } >>. The view answers
+C<< $m->get($key) >>, C<< $m->keys >>, C<< $m->all >> and
+C<< $m->revision >>, the revision it shows exactly; C<< $m->cancel($cb) >>
+stops it as a watch's C<cancel> does. Across reconnects and restarts the
+watch resumes where it was; after a compaction that cut its history the
+mirror reads the prefix again and delivers the difference as one
+message marked C<< resync => 1 >>. See L<EV::Etcd::Mirror> for the
+options, the messages, the errors and what it costs in memory.
 
 =head1 AUTHENTICATION
 
