@@ -16,8 +16,11 @@
 #   bash bench/compare.sh --scale          # instead: 10,000 calls in flight and
 #                                          # 10,000 / 100,000 watches, perl client only
 #   bash bench/compare.sh --rounds 1 --workloads seq_get,big_range --clients perl,core
-#   bash bench/compare.sh --build-only     # build everything, run nothing (the test suite
-#                                          # does this, so a broken bench client fails it)
+#   bash bench/compare.sh --build-only     # build everything, run nothing
+#   bash bench/compare.sh --clients-only   # build only the Rust clients, leaving the
+#                                          # module's build alone (the test suite does
+#                                          # this beside its runs, so a broken bench
+#                                          # client fails it)
 #
 # From a fresh clone it installs what is missing (scripts/install-deps.sh),
 # builds the module (perl Makefile.PL && make) and the Rust clients (cargo,
@@ -35,9 +38,11 @@ start=$(date +%s)
 
 scale=0
 build_only=0
+clients_only=0
 for a in "$@"; do
     [ "$a" = "--scale" ] && scale=1
     [ "$a" = "--build-only" ] && build_only=1
+    [ "$a" = "--clients-only" ] && build_only=1 && clients_only=1
 done
 
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
@@ -47,8 +52,10 @@ export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
 # then tests.
 [ "$build_only" -eq 1 ] || unset EV_ETCD_TEST_HOOKS
 
+if [ "$clients_only" -eq 0 ]; then
 echo "== compare: dependencies"
 bash scripts/install-deps.sh
+fi
 
 # What the core is built from: Etcd.so and the core client must be built from
 # the same source (someone editing src/ during the build would break that).
@@ -57,17 +64,21 @@ core_source() {
 }
 source_before="$(core_source)"
 
-echo "== compare: building EV::Etcd (perl Makefile.PL && make)"
-build_log="$(mktemp "${TMPDIR:-/tmp}/ev-etcd-compare-build.XXXXXX")"
-if ! ev_etcd_build >"$build_log" 2>&1; then
-    tail -n 40 "$build_log" >&2
-    ev_etcd_die "building EV::Etcd failed (full log: $build_log)"
-fi
-rm -f "$build_log"
-[ -f blib/arch/auto/EV/Etcd/Etcd.so ] || ev_etcd_die "make finished but blib/arch/auto/EV/Etcd/Etcd.so is missing"
+# (--clients-only: the module is being tested from blib/ meanwhile, and a
+# rebuild would relink the Etcd.so under the running tests.)
+if [ "$clients_only" -eq 0 ]; then
+    echo "== compare: building EV::Etcd (perl Makefile.PL && make)"
+    build_log="$(mktemp "${TMPDIR:-/tmp}/ev-etcd-compare-build.XXXXXX")"
+    if ! ev_etcd_build >"$build_log" 2>&1; then
+        tail -n 40 "$build_log" >&2
+        ev_etcd_die "building EV::Etcd failed (full log: $build_log)"
+    fi
+    rm -f "$build_log"
+    [ -f blib/arch/auto/EV/Etcd/Etcd.so ] || ev_etcd_die "make finished but blib/arch/auto/EV/Etcd/Etcd.so is missing"
 
-ETCD_BIN="$(bash scripts/etcd-bin.sh 3.5)" || ev_etcd_die "no etcd 3.5"
-export ETCD_BIN
+    ETCD_BIN="$(bash scripts/etcd-bin.sh 3.5)" || ev_etcd_die "no etcd 3.5"
+    export ETCD_BIN
+fi
 
 native_dir="$root/bench/native"
 target="$native_dir/target"
