@@ -146,12 +146,16 @@ sub older {
 }
 
 # Why this toolchain cannot build EV::Etcd, or undef when it can. Given
-# the cargo and rustc found (undef for none) and the version needed.
+# the cargo and rustc found (undef for none), the version needed, and the
+# CARGO the environment named, if any.
 sub toolchain_refusal {
-    my ($cargo, $rustc, $need) = @_;
+    my ($cargo, $rustc, $need, $named) = @_;
     my $get = "Install Rust $need or newer (https://rustup.rs, or 'rustup update') and run\n"
             . "Makefile.PL again; CARGO=/path/to/cargo and RUSTC=/path/to/rustc name\n"
             . "a particular toolchain.\n";
+    return "EV::Etcd is built with cargo, and CARGO names '$named', which is not\n"
+         . "an executable file.\n$get"
+        if !defined $cargo && defined $named && length $named;
     return "EV::Etcd is built with cargo, from a Rust toolchain, and no cargo was\n"
          . "found (not on the PATH, nor in ~/.cargo/bin).\n$get"
         unless defined $cargo;

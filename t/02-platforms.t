@@ -163,6 +163,9 @@ sub fake_tool {
         'no cargo: refused, saying how to get one';
     like EVEtcdPlatform::toolchain_refusal($new_cargo, undef, '1.88'), qr/no rustc was found/,
         'no rustc: refused';
+    like EVEtcdPlatform::toolchain_refusal(undef, undef, '1.88', "$dir/nothing/cargo"),
+        qr/CARGO names '\Q$dir\E\/nothing\/cargo', which is not\nan executable file/,
+        'CARGO naming no program: refused, saying so';
 }
 
 # ---- the make step, with a stand-in cargo -------------------------------------

@@ -260,7 +260,7 @@ SUDO
 }
 SKIP: {
     my $cpanm = EVEtcdPlatform::which('cpanm', $ENV{PATH});
-    ok $cpanm, "cpanm is there ($cpanm)" or skip 'no cpanm (apt-get install cpanminus)', 17;
+    ok $cpanm, "cpanm is there ($cpanm)" or skip 'no cpanm (apt-get install cpanminus)', 20;
     local @ENV{ keys %clean_env } = values %clean_env;
     delete @ENV{ grep { !defined $clean_env{$_} } keys %clean_env };
     local @ENV{ keys %offline } = values %offline;
@@ -298,7 +298,7 @@ SKIP: {
     # Where INSTALL_BASE puts a file: lib/perl5, or its arch directory.
     my $installed = sub { (grep { -f } "$local/lib/perl5/$_[0]", glob("$local/lib/perl5/*/$_[0]"))[0] };
     ok $installed->($_), "$_ is installed" for qw(EV/Etcd.pm EV/Etcd/Namespace.pm EV/Etcd/Session.pm
-        auto/EV/Etcd/Etcd.so);
+        EV/Etcd/Mirror.pm EV/Etcd/STM.pm EV/Etcd/RangeIterator.pm auto/EV/Etcd/Etcd.so);
 
     # realclean in cpanm's build directory: the target dir it was given stays.
     ($rc, $out) = sh("cd '$build' && make realclean");
