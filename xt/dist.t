@@ -301,7 +301,8 @@ SKIP: {
         EV/Etcd/Mirror.pm EV/Etcd/STM.pm EV/Etcd/RangeIterator.pm auto/EV/Etcd/Etcd.so);
 
     # realclean in cpanm's build directory: the target dir it was given stays.
-    ($rc, $out) = sh("cd '$build' && make realclean");
+    # (never without the directory: an empty cd would clean this checkout)
+    ($rc, $out) = $build ? sh("cd '$build' && make realclean") : (1, 'no build directory');
     is $rc, 0, 'make realclean there' or diag $out;
     ok -e "$dir/target/release/libev_etcd.a", "... leaves CARGO_TARGET_DIR's directory alone";
 }

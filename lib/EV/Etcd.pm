@@ -1406,7 +1406,7 @@ errors, the rules for the function) is L<EV::Etcd::STM>.
       return $n + 1;
   }, sub {
       my ($resp, $err) = @_;
-      die "stm: $err->{message}\n" if $err;
+      die "$err->{message}\n" if $err;    # it starts with "stm: "
       print "counter is now $resp->{result} ($resp->{attempts} attempt)\n";
   });
 

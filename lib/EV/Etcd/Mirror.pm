@@ -33,23 +33,9 @@ sub _value { defined $_[0] ? (unpack 'w a*', $_[0])[1] : undef }
 
 # --- helpers ---------------------------------------------------------------
 
-# Runs the user's callback: an exception goes to $EV::DIED, as for any
-# callback the loop runs, and does not stop the mirror's own work (the
-# rest of a watch message still has to be applied).
-sub _call_user {
-    my ($cb, @args) = @_;
-    local $@;
-    return if eval { $cb->(@args); 1 };
-    if (ref $EV::DIED eq 'CODE') { $EV::DIED->() }
-    else                         { warn "EV: error in callback (ignoring): $@" }
-    return;
-}
-
-sub _later {
-    my ($cb, @args) = @_;
-    EV::once(undef, 0, 0, sub { $cb->(@args) });
-    return;
-}
+# User callbacks run through EV::Etcd::Util::call_user: an exception goes
+# to $EV::DIED and does not stop the mirror's own work (the rest of a
+# watch message still has to be applied).
 
 # An error of the mirror, shaped like the client's: the status and the
 # retryable flag of the failure behind it, the message saying what failed.
@@ -115,7 +101,7 @@ sub new {
     # The first page goes out from the loop, so that a croak of the client
     # in it becomes an error callback like any later failure.
     my $gen = $self->{gen};
-    _later(sub { $self->_start_read if $self->{gen} == $gen });
+    EV::Etcd::Util::later(sub { $self->_start_read if $self->{gen} == $gen });
     return $self;
 }
 
@@ -195,7 +181,7 @@ sub _loaded {
     $self->{ready} = 1;
     $self->{state} = 'live';
     $self->_watch or return;
-    _call_user($self->{cb}, { ready => 1, revision => $rev, count => scalar CORE::keys %{ $self->{view} } }, undef);
+    EV::Etcd::Util::call_user($self->{cb}, { ready => 1, revision => $rev, count => scalar CORE::keys %{ $self->{view} } }, undef);
     return;
 }
 
@@ -219,7 +205,7 @@ sub _resynced {
     $self->{revision} = $rev;
     $self->{state} = 'live';
     $self->_watch or return;
-    _call_user($self->{cb}, { changes => \@changes, revision => $rev, resync => 1 }, undef);
+    EV::Etcd::Util::call_user($self->{cb}, { changes => \@changes, revision => $rev, resync => 1 }, undef);
     return;
 }
 
@@ -271,7 +257,7 @@ sub _watched {
             }
         }
         $self->{revision} = $rev;
-        _call_user($self->{cb}, { changes => \@changes, revision => $rev }, undef);
+        EV::Etcd::Util::call_user($self->{cb}, { changes => \@changes, revision => $rev }, undef);
         return unless $self->{gen} == $gen;    # cancelled from the callback
     }
     return;
@@ -297,7 +283,7 @@ sub _fail {
     $self->{state} = 'failed';
     # Called from inside a method of ours, a failure is reported from the
     # loop like every other callback.
-    _later(sub { _call_user($cb, undef, $err) }) if $cb;
+    EV::Etcd::Util::later(sub { EV::Etcd::Util::call_user($cb, undef, $err) }) if $cb;
     return;
 }
 
@@ -315,7 +301,7 @@ sub cancel {
     $self->{view}     = {};
     $self->{revision} = undef;
     $self->{ready}    = 0;
-    _later($cb, {}, undef);
+    EV::Etcd::Util::later($cb, {}, undef);
     return;
 }
 

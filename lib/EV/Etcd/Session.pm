@@ -42,25 +42,7 @@ sub _silent {
                       . 'was granted: the lease must be assumed lost' };
 }
 
-# Runs a user's callback from inside the session's own machinery: an
-# exception goes to $EV::DIED, as it would for a callback EV calls, and
-# does not stop the session's work.
-sub _call_user {
-    my ($cb, @args) = @_;
-    return unless $cb;
-    local $@;
-    return if eval { $cb->(@args); 1 };
-    if (ref $EV::DIED eq 'CODE') { $EV::DIED->() }
-    else                         { warn "EV: error in callback (ignoring): $@" }
-    return;
-}
 
-# Calls back on the next turn of the loop, never inside the method call.
-sub _later {
-    my ($cb, @args) = @_;
-    EV::once(undef, 0, 0, sub { $cb->(@args) });
-    return;
-}
 
 sub _nothing { }
 
@@ -193,7 +175,7 @@ sub _granted {
     if ($self->{state} eq 'closed') {
         # closed while the grant was under way: give the lease straight back
         my @cbs = splice @{ $self->{closing} };
-        my $done = sub { _call_user($_, @_) for @cbs };
+        my $done = sub { EV::Etcd::Util::call_user($_, @_) for @cbs };
         return $done->({}, undef) if $err;
         return $self->_revoke($resp->{id}, $done);
     }
@@ -246,7 +228,7 @@ sub _put_again {
         my $s = $weak or return;
         return unless $s->{gen} == $gen && $s->{state} eq 'rebuilding';
         $s->_live;
-        _call_user($s->{on_rebuild}, $id, $first_err);
+        EV::Etcd::Util::call_user($s->{on_rebuild}, $id, $first_err);
     };
     return $finish->() unless $left;
     for my $key (@keys) {
@@ -271,11 +253,11 @@ sub _live {
     for my $op (splice @{ $self->{queue} }) {
         # a ready callback run just before may have closed the session
         if ($self->{state} ne 'live') {
-            _call_user($op->[1], $self->{over});
+            EV::Etcd::Util::call_user($op->[1], $self->{over});
             next;
         }
         next if eval { $op->[0]->($self->{lease_id}); 1 };
-        _call_user($op->[1], _error(_where_not($@)));
+        EV::Etcd::Util::call_user($op->[1], _error(_where_not($@)));
     }
     return;
 }
@@ -287,13 +269,13 @@ sub _give_up {
     $self->{state} = $was eq 'granting' ? 'failed' : 'lost';
     $self->{over}  = $err;
     $self->_fail_queue($err);
-    _call_user($self->{on_rebuild}, undef, $err) if $was eq 'rebuilding';
+    EV::Etcd::Util::call_user($self->{on_rebuild}, undef, $err) if $was eq 'rebuilding';
     return;
 }
 
 sub _fail_queue {
     my ($self, $err) = @_;
-    _call_user($_->[1], $err) for splice @{ $self->{queue} };
+    EV::Etcd::Util::call_user($_->[1], $err) for splice @{ $self->{queue} };
     return;
 }
 
@@ -319,7 +301,7 @@ sub _lost {
         $self->{over}  = _error('lease lost');
         $self->_fail_queue($self->{over});
     }
-    _call_user($self->{on_lost}, $old, $err);
+    EV::Etcd::Util::call_user($self->{on_lost}, $old, $err);
     return;
 }
 
@@ -334,7 +316,7 @@ sub _revoke {
     my ($self, $id, $cb) = @_;
     return if eval { $self->{client}->lease_revoke($id, $cb); 1 };
     my $err = _error('lease_revoke: ' . _where_not($@));
-    _later($cb, undef, $err);
+    EV::Etcd::Util::later($cb, undef, $err);
     return;
 }
 
@@ -368,7 +350,7 @@ sub _submit {
     } elsif ($state eq 'granting' || $state eq 'rebuilding') {
         push @{ $self->{queue} }, [ $run, $fail ];
     } else {
-        _later($fail, $self->{over});
+        EV::Etcd::Util::later($fail, $self->{over});
     }
     return;
 }
@@ -450,13 +432,13 @@ sub ready {
     EV::Etcd::Util::need_cb($cb, 'session ready');
     my $state = $self->{state};
     if ($state eq 'live') {
-        _later($cb, $self->{lease_id}, undef);
+        EV::Etcd::Util::later($cb, $self->{lease_id}, undef);
     } elsif ($state eq 'granting' || $state eq 'rebuilding') {
-        # through _call_user: a callback that dies is not called a second
+        # through call_user: a callback that dies is not called a second
         # time with an error
-        push @{ $self->{queue} }, [ sub { _call_user($cb, $_[0], undef) }, sub { $cb->(undef, @_) } ];
+        push @{ $self->{queue} }, [ sub { EV::Etcd::Util::call_user($cb, $_[0], undef) }, sub { $cb->(undef, @_) } ];
     } else {
-        _later($cb, undef, $self->{over});
+        EV::Etcd::Util::later($cb, undef, $self->{over});
     }
     return;
 }
@@ -465,7 +447,7 @@ sub close {
     my ($self, $cb) = @_;
     _check_self($self, 'close');
     $cb = defined $cb ? EV::Etcd::Util::need_cb($cb, 'session close') : \&_nothing;
-    return _later($cb, {}, undef) if $self->{state} eq 'closed';
+    return EV::Etcd::Util::later($cb, {}, undef) if $self->{state} eq 'closed';
 
     $self->{state} = 'closed';
     $self->{over}  = _error('closed');
@@ -481,7 +463,7 @@ sub close {
     } elsif ($self->{granting}) {
         push @{ $self->{closing} }, $cb;     # answered by _granted
     } else {
-        _later($cb, {}, undef);
+        EV::Etcd::Util::later($cb, {}, undef);
     }
     $self->_revoke_stale;
     return;

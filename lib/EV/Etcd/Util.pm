@@ -7,6 +7,7 @@ package EV::Etcd::Util;
 use strict;
 use warnings;
 use Carp ();
+use EV ();
 use Scalar::Util ();
 use overload ();
 
@@ -54,6 +55,26 @@ sub call {
 # ---- argument checks ---------------------------------------------------------
 
 # A value shown in a message.
+# Runs a user's callback from inside a recipe's own machinery (a session,
+# a mirror): an exception goes to $EV::DIED, as it would for a callback EV
+# calls, and does not stop the recipe's work.
+sub call_user {
+    my ($cb, @args) = @_;
+    return unless $cb;
+    local $@;
+    return if eval { $cb->(@args); 1 };
+    if (ref $EV::DIED eq 'CODE') { $EV::DIED->() }
+    else                         { warn "EV: error in callback (ignoring): $@" }
+    return;
+}
+
+# Calls back on the next turn of the loop, never inside the method call.
+sub later {
+    my ($cb, @args) = @_;
+    EV::once(undef, 0, 0, sub { $cb->(@args) });
+    return;
+}
+
 sub show {
     my ($v) = @_;
     return 'undef' unless defined $v;
