@@ -1381,7 +1381,7 @@ still not exist: its create revision is 0):
       my ($tx) = @_;
       my $n = $tx->get('/counter') // 0;     # undef: no such key
       $tx->put('/counter', $n + 1);
-  }, { max_attempts => 10 }, sub {
+  }, { max_attempts => 30 }, sub {
       my ($resp, $err) = @_;
       ...   # $resp->{revision}, $resp->{attempts}; $err->{outcome}
   });
@@ -1391,7 +1391,7 @@ through the transaction object C<$tx> (C<get>, C<put>, C<delete>), all
 its reads at one revision, and commits its writes in one L</txn> that
 compares every key it read. When another client changed one of them
 first, the whole function runs again on fresh values after a short random
-pause, up to C<max_attempts> (default 10). The function may choose what to
+pause, up to C<max_attempts> (default 30). The function may choose what to
 read from what it has read, runs several times per call and must have no
 side effects. A commit that failed in transit is not repeated: its error
 says C<< outcome => 'unknown' >>. The reference (options, response,
