@@ -20,8 +20,7 @@ use warnings;
 
 use EV;
 use EV::Etcd;
-use EtcdTest qw(start_etcd);
-use File::Basename qw(dirname);
+use EtcdTest qw(start_etcd default_etcd_bin);
 use Getopt::Long qw(GetOptions);
 use Time::HiRes qw(time);
 
@@ -30,12 +29,7 @@ GetOptions(\%opt, 'keys=i', 'value-size=i', 'page-size=i', 'changes=i', 'window=
 $| = 1;
 $EV::DIED = sub { print STDERR "callback died: $@"; exit 1 };
 
-unless ($ENV{ETCD_BIN}) {
-    my $script = dirname(__FILE__) . '/../scripts/etcd-bin.sh';
-    chomp(my $bin = `bash $script 3.5`);
-    die "no etcd 3.5 (set ETCD_BIN)\n" unless $bin && -x $bin;
-    $ENV{ETCD_BIN} = $bin;
-}
+default_etcd_bin('3.5');
 
 my $PAGE = 4096;
 sub rss_bytes {

@@ -24,8 +24,7 @@ use warnings;
 
 use EV;
 use EV::Etcd;
-use EtcdTest qw(start_etcd);
-use File::Basename qw(dirname);
+use EtcdTest qw(start_etcd default_etcd_bin);
 use Getopt::Long qw(GetOptions);
 use Time::HiRes qw(time);
 
@@ -36,12 +35,7 @@ GetOptions(\%opt, 'keys=i', 'page-size=i', 'value-size=i', 'batch=i', 'window=i'
 $| = 1;
 $EV::DIED = sub { print STDERR "callback died: $@"; exit 1 };
 
-unless ($ENV{ETCD_BIN}) {
-    my $script = dirname(__FILE__) . '/../scripts/etcd-bin.sh';
-    chomp(my $bin = `bash $script 3.5`);
-    die "no etcd 3.5 (set ETCD_BIN)\n" unless $bin && -x $bin;
-    $ENV{ETCD_BIN} = $bin;
-}
+default_etcd_bin('3.5');
 
 sub rss_kb {
     open my $fh, '<', '/proc/self/status' or return 0;

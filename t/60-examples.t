@@ -328,6 +328,32 @@ subtest 'stm-transfer.pl' => sub {
     is $sum, 100 * $accounts, "no money made or lost ($conflicts conflicts in $attempts attempts)";
 };
 
+# A writer of keys under $prefix for the programs that follow a prefix:
+# $write->(put => k => v), (delete => k => 1) or (txn => k => v, ...) (several
+# puts in one revision) keeps %$state as the prefix's contents and records
+# them in %$expect under the revision each write made.
+sub prefix_writer {
+    my ($prefix, $state, $expect) = @_;
+    return sub {
+        my ($op, %kv) = @_;
+        my $r;
+        if ($op eq 'put') {
+            my ($k, $v) = %kv;
+            $r = ok_call($client, 'put', "$prefix$k", $v);
+            $state->{$k} = $v;
+        } elsif ($op eq 'delete') {
+            my ($k) = keys %kv;
+            $r = ok_call($client, 'delete', "$prefix$k");
+            delete $state->{$k};
+        } else {
+            $r = ok_call($client, 'txn', compare => [],
+                success => [ map { { put => { key => "$prefix$_", value => $kv{$_} } } } sort keys %kv ]);
+            @$state{ keys %kv } = values %kv;
+        }
+        $expect->{ $r->{header}{revision} } = { %$state };
+    };
+}
+
 # --- config-watch.pl --------------------------------------------------------
 subtest 'config-watch.pl' => sub {
     my $prefix = "/cfg-$RUN/";
@@ -338,24 +364,7 @@ subtest 'config-watch.pl' => sub {
 
     # The expected configuration after each revision the test writes.
     my %expect;
-    my $write = sub {
-        my ($op, %kv) = @_;
-        my $r;
-        if ($op eq 'put') {
-            my ($k, $v) = %kv;
-            $r = ok_call($client, 'put', "$prefix$k", $v);
-            $state{$k} = $v;
-        } elsif ($op eq 'delete') {
-            my ($k) = keys %kv;
-            $r = ok_call($client, 'delete', "$prefix$k");
-            delete $state{$k};
-        } else {    # txn: several puts in one revision
-            $r = ok_call($client, 'txn', compare => [],
-                success => [ map { { put => { key => "$prefix$_", value => $kv{$_} } } } sort keys %kv ]);
-            @state{ keys %kv } = values %kv;
-        }
-        $expect{ $r->{header}{revision} } = { %state };
-    };
+    my $write = prefix_writer($prefix, \%state, \%expect);
     my $p = spawn('cfg', 'config-watch.pl', '--prefix', $prefix, '--sentinel', 'STOP', '--run', 20);
 
     # Some writes race with the program's first read ...
@@ -447,24 +456,7 @@ subtest 'mirror.pl' => sub {
     my $prefix = "/mirror-$RUN/";
     my %state;
     my %expect;    # revision => the view at that revision
-    my $write = sub {
-        my ($op, %kv) = @_;
-        my $r;
-        if ($op eq 'put') {
-            my ($k, $v) = %kv;
-            $r = ok_call($client, 'put', "$prefix$k", $v);
-            $state{$k} = $v;
-        } elsif ($op eq 'delete') {
-            my ($k) = keys %kv;
-            $r = ok_call($client, 'delete', "$prefix$k");
-            delete $state{$k};
-        } else {
-            $r = ok_call($client, 'txn', compare => [],
-                success => [ map { { put => { key => "$prefix$_", value => $kv{$_} } } } sort keys %kv ]);
-            @state{ keys %kv } = values %kv;
-        }
-        $expect{ $r->{header}{revision} } = { %state };
-    };
+    my $write = prefix_writer($prefix, \%state, \%expect);
     $write->(put => "k$_" => "v$_") for 1 .. 7;
     ok_call($client, 'put', "/mirror-$RUN-sibling", 'not ours');
     my $p = spawn('mirror', 'mirror.pl', '--prefix', $prefix, '--page-size', 3, '--sentinel', 'STOP', '--run', 20);

@@ -26,7 +26,7 @@ our @EXPORT = qw(
 our @EXPORT_OK = qw(
     etcd_version etcd_version_ge ci_mode http_request http_get
     wait_all_healthy wait_for call ok_call cancel_sync
-    test_hooks_missing need_test_hooks
+    test_hooks_missing need_test_hooks default_etcd_bin
 );
 our %EXPORT_TAGS = (all => [@EXPORT, @EXPORT_OK]);
 
@@ -50,6 +50,19 @@ sub _find_in_path {
         return $p if -f $p && -x _;
     }
     return undef;
+}
+
+# For the benchmarks: unless ETCD_BIN is set, sets it to the etcd of
+# version $version that scripts/etcd-bin.sh finds (or installs); dies
+# without one.
+sub default_etcd_bin {
+    my ($version) = @_;
+    return $ENV{ETCD_BIN} if $ENV{ETCD_BIN};
+    require File::Basename;
+    my $script = File::Basename::dirname(__FILE__) . '/../../scripts/etcd-bin.sh';
+    chomp(my $bin = `bash $script $version`);
+    die "no etcd $version (set ETCD_BIN)\n" unless $bin && -x $bin;
+    return $ENV{ETCD_BIN} = $bin;
 }
 
 sub etcd_bin {
@@ -962,6 +975,12 @@ C<need_test_hooks> skips the file unless Etcd.so has the test hooks
 C<EV_ETCD_TEST_HOOKS=1 perl Makefile.PL>); C<test_hooks_missing> returns the
 reason, or undef when they are there. With C<EV_ETCD_TEST_HOOKS> set in the
 environment both die instead: missing hooks are then a failure.
+
+=item default_etcd_bin($version)
+
+For the benchmarks: returns C<$ENV{ETCD_BIN}>, or sets it first to the etcd
+of that version that F<scripts/etcd-bin.sh> provides; dies when there is
+none. Exported on request.
 
 =item etcd_version($bin), etcd_version_ge($version, $bin), ci_mode()
 

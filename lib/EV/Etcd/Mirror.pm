@@ -69,9 +69,7 @@ sub new {
     Carp::croak('mirror: takes a prefix, an optional options hash and a callback')
         if @rest > 2;
     my $cb = EV::Etcd::Util::need_cb($rest[-1], 'mirror');
-    Carp::croak('mirror: prefix must be defined') unless defined $prefix;
-    Carp::croak('mirror: prefix must be a string, not ' . EV::Etcd::Util::show($prefix))
-        unless EV::Etcd::Util::is_string($prefix);
+    EV::Etcd::Util::string_arg($prefix, 'mirror: prefix');
     my %opt = %{ EV::Etcd::Util::opts(@rest == 2 ? $rest[0] : undef, 'mirror') };
     for my $name (sort CORE::keys %opt) {
         Carp::croak("mirror: unknown option '$name'") unless $OPTION{$name};
@@ -310,19 +308,13 @@ sub cancel {
 sub get {
     my ($self, $key) = @_;
     _check_self($self, 'get');
-    Carp::croak('get: key must be defined') unless defined $key;
-    Carp::croak('get: key must be a string, not ' . EV::Etcd::Util::show($key))
-        unless EV::Etcd::Util::is_string($key);
-    return _value($self->{view}{ EV::Etcd::Util::bytes($key) });
+    return _value($self->{view}{ EV::Etcd::Util::string_arg($key, 'get: key') });
 }
 
 sub mod_revision {
     my ($self, $key) = @_;
     _check_self($self, 'mod_revision');
-    Carp::croak('mod_revision: key must be defined') unless defined $key;
-    Carp::croak('mod_revision: key must be a string, not ' . EV::Etcd::Util::show($key))
-        unless EV::Etcd::Util::is_string($key);
-    my $s = $self->{view}{ EV::Etcd::Util::bytes($key) };
+    my $s = $self->{view}{ EV::Etcd::Util::string_arg($key, 'mod_revision: key') };
     return defined $s ? scalar unpack('w', $s) : undef;
 }
 

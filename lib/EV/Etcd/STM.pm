@@ -41,10 +41,7 @@ sub _number_ok {
 
 sub _key {
     my ($key, $what) = @_;
-    Carp::croak("stm: $what must be defined") unless defined $key;
-    Carp::croak("stm: $what must be a string, not " . EV::Etcd::Util::show($key))
-        unless EV::Etcd::Util::is_string($key);
-    return EV::Etcd::Util::bytes($key);
+    return EV::Etcd::Util::string_arg($key, "stm: $what");
 }
 
 # $client->stm($fn, [\%opt], $cb)

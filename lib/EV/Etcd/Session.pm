@@ -42,8 +42,6 @@ sub _silent {
                       . 'was granted: the lease must be assumed lost' };
 }
 
-
-
 sub _nothing { }
 
 sub _check_self {
@@ -77,10 +75,7 @@ sub _opts_and_cb {
 
 sub _need_string {
     my ($method, $what, $v) = @_;
-    Carp::croak("session $method: $what must be defined") unless defined $v;
-    Carp::croak("session $method: $what must be a string, not " . EV::Etcd::Util::show($v))
-        unless EV::Etcd::Util::is_string($v);
-    return EV::Etcd::Util::bytes($v);
+    return EV::Etcd::Util::string_arg($v, "session $method: $what");
 }
 
 # --- construction ----------------------------------------------------------

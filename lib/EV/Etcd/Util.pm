@@ -54,7 +54,6 @@ sub call {
 
 # ---- argument checks ---------------------------------------------------------
 
-# A value shown in a message.
 # Runs a user's callback from inside a recipe's own machinery (a session,
 # a mirror): an exception goes to $EV::DIED, as it would for a callback EV
 # calls, and does not stop the recipe's work.
@@ -75,6 +74,7 @@ sub later {
     return;
 }
 
+# A value shown in a message.
 sub show {
     my ($v) = @_;
     return 'undef' unless defined $v;
@@ -130,6 +130,15 @@ sub opts {
     my ($opt, $method) = @_;
     Carp::croak("$method: options must be a hash reference") if defined $opt && ref $opt ne 'HASH';
     return { %{ $opt // {} } };
+}
+
+# A string argument as the XS side sends it (is_string, bytes); anything
+# else croaks "$what must be defined" or "$what must be a string, not ...".
+sub string_arg {
+    my ($v, $what) = @_;
+    Carp::croak("$what must be defined") unless defined $v;
+    Carp::croak("$what must be a string, not " . show($v)) unless is_string($v);
+    return bytes($v);
 }
 
 # The first key after every key that starts with $prefix: its last byte
